@@ -1,0 +1,84 @@
+#pragma once
+// The client role: resolves and joins one server over ENet, runs the hello
+// handshake, ticks at its own rate and calls the script's client.* handlers.
+// Several ClientRoles may share one loop. Owns its endpoint, tick, script
+// state and timers.
+#include <memory>
+#include <string>
+
+#include "runtime/enet_endpoint.hpp"
+#include "runtime/host_api.hpp"
+#include "runtime/role_runner.hpp"
+#include "runtime/script_host.hpp"
+#include "runtime/tick_driver.hpp"
+#include "runtime/url.hpp"
+#include "runtime/wire.hpp"
+
+namespace nshost {
+
+class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoint::Listener {
+ public:
+  // No welcome within this time after starting to connect: "connect_failed".
+  static constexpr uint64_t kConnectTimeoutMs = 5000;
+  // A leave waits at most this long for the server's acknowledgement.
+  static constexpr uint64_t kLeaveGraceMs = 1000;
+
+  ClientRole(uv_loop_t* loop, Options options, std::string log_tag = "client");
+  ~ClientRole() override;
+
+  bool start(std::string& error) override;
+  void begin_shutdown() override;
+  bool finished() const override { return finished_; }
+  int exit_code() const override { return exit_code_; }
+  ScriptHost* script() const { return script_.get(); }
+  bool joined() const { return phase_ == Phase::joined; }
+
+  // HostApi
+  Role role() const override { return Role::client; }
+  uv_loop_t* loop() const override { return loop_; }
+  bool headless() const override { return options_.headless; }
+  uint32_t tick_rate_hz() const override { return tick_.rate_hz(); }
+  void set_tick_rate_hz(uint32_t hz) override { tick_.set_rate(hz); }
+  uint32_t max_clients() const override { return server_max_clients_; }
+  uint32_t max_message_bytes() const override { return options_.max_message_bytes; }
+  void request_stop(int exit_code) override;
+  void on_script_error() override;
+
+  // ClientApi
+  bool send(std::string_view data, Channel channel, std::string& error) override;
+
+  // Loop callbacks (not for scripts).
+  void on_resolved(int status, const struct addrinfo* result);
+  void on_timer();
+
+ private:
+  enum class Phase { idle, resolving, connecting, handshaking, joined, leaving, closed };
+
+  void on_enet_event(ENetEvent& event) override;
+  void connect_to(const ENetAddress& address);
+  void end_connection(std::string reason);
+  void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
+  void defer(uint64_t ms);
+  void finish();
+
+  uv_loop_t* loop_;
+  Options options_;
+  std::string log_tag_;
+  ShardUrl url_;
+  std::unique_ptr<EnetEndpoint> endpoint_;
+  std::unique_ptr<ScriptHost> script_;
+  TickDriver tick_;
+  UvHandle<uv_timer_t> timer_;  // connect timeout, leave grace, deferred stop
+  uv_getaddrinfo_t* resolving_ = nullptr;  // owned by libuv until its callback
+  ENetPeer* peer_ = nullptr;
+  Phase phase_ = Phase::idle;
+  std::string pending_reason_;  // from a reject or kick notice
+  std::string handoff_;         // what this join carries to server.connect
+  uint32_t server_max_clients_ = 0;
+  int64_t last_tick_ns_ = 0;
+  bool stop_requested_ = false;
+  bool finished_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace nshost

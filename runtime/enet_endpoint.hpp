@@ -1,0 +1,80 @@
+#pragma once
+// An ENet host serviced from a libuv loop, with no extra thread and no busy
+// polling: the UDP socket is watched with uv_poll and serviced when readable;
+// a housekeeping timer services it for ENet's own timers (retransmits, pings,
+// timeouts); sends made during a loop iteration are flushed once, in the
+// check phase at the end of that iteration.
+#include <enet/enet.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "runtime/uv_handle.hpp"
+
+namespace nshost {
+
+// Process-wide enet_initialize / enet_deinitialize.
+class EnetLibrary {
+ public:
+  EnetLibrary();
+  ~EnetLibrary();
+  bool ok() const { return ok_; }
+
+ private:
+  bool ok_;
+};
+
+class EnetEndpoint {
+ public:
+  // Receives every ENet event. The endpoint owns and destroys event.packet
+  // after the call returns; the listener copies what it keeps. The listener
+  // must not destroy the endpoint from inside the call.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    virtual void on_enet_event(ENetEvent& event) = 0;
+  };
+
+  static constexpr uint64_t kHousekeepingIntervalMs = 10;
+
+  struct Config {
+    const ENetAddress* bind = nullptr;  // nullptr: a client host on any port
+    size_t peer_count = 1;
+    size_t channel_count = 3;
+    size_t max_message_bytes = 1u << 20;  // ENet's maximumPacketSize
+  };
+
+  // Creates the host and starts watching it. nullptr with `error` set on failure.
+  static std::unique_ptr<EnetEndpoint> create(uv_loop_t* loop, const Config& config, Listener& listener,
+                                              std::string& error);
+  ~EnetEndpoint();
+  EnetEndpoint(const EnetEndpoint&) = delete;
+  EnetEndpoint& operator=(const EnetEndpoint&) = delete;
+
+  ENetHost* host() const { return host_; }
+  // The UDP port the socket is bound to.
+  uint16_t local_port() const;
+
+  // Dispatches every pending event to the listener. Reentrant calls are ignored.
+  void service();
+  // Asks for a flush at the end of this loop iteration.
+  void mark_dirty() { dirty_ = true; }
+  void flush();
+
+ private:
+  EnetEndpoint(ENetHost* host, Listener& listener) : host_(host), listener_(listener) {}
+
+  ENetHost* host_;
+  Listener& listener_;
+  UvHandle<uv_poll_t> poll_;
+  UvHandle<uv_timer_t> housekeeping_;
+  UvHandle<uv_check_t> flush_check_;
+  bool dirty_ = false;
+  bool servicing_ = false;
+};
+
+// "a.b.c.d:port" for logs.
+std::string format_address(const ENetAddress& address);
+
+}  // namespace nshost

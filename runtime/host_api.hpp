@@ -1,0 +1,60 @@
+#pragma once
+// What the Lua bindings may ask of the role that runs the script. The server
+// and client roles implement these; bindings reach them through ScriptHost.
+// Implementations never throw into Lua: failures come back as return values.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <uv.h>
+
+#include "runtime/options.hpp"
+#include "runtime/slot_table.hpp"
+
+namespace nshost {
+
+enum class Channel { reliable, unreliable };
+const char* channel_name(Channel channel);
+
+class HostApi {
+ public:
+  virtual ~HostApi() = default;
+  virtual Role role() const = 0;
+  // The loop the role runs on; bindings with I/O of their own (net.*) use it.
+  virtual uv_loop_t* loop() const = 0;
+  virtual bool headless() const = 0;
+  virtual uint32_t tick_rate_hz() const = 0;
+  // hz is already checked to be in [kMinTickRateHz, kMaxTickRateHz].
+  virtual void set_tick_rate_hz(uint32_t hz) = 0;
+  // Server: its slot count. Client: the joined server's, 0 before joining.
+  virtual uint32_t max_clients() const = 0;
+  virtual uint32_t max_message_bytes() const = 0;
+  // Stops the role cleanly after the current handler returns.
+  virtual void request_stop(int exit_code) = 0;
+  // Told after a handler error was logged (--strict stops the host).
+  virtual void on_script_error() = 0;
+};
+
+class ServerApi : public HostApi {
+ public:
+  // live: connected. departing: inside its server.disconnect handler, or
+  // kicked and not yet gone (slot() works, nothing more is sent). stale: any
+  // other id, including an earlier occupant of a reused slot.
+  enum class Liveness { live, departing, stale };
+  virtual Liveness liveness(ClientId id) const = 0;
+  // Queues data for a live client; false (nothing sent) if departing.
+  virtual bool send(ClientId id, std::string_view data, Channel channel) = 0;
+  // Sends one shared packet to every live client; returns how many.
+  virtual size_t broadcast(std::string_view data, Channel channel) = 0;
+  // Tells a live client why and disconnects it; false if already departing.
+  virtual bool kick(ClientId id, std::string_view reason) = 0;
+};
+
+class ClientApi : public HostApi {
+ public:
+  // Queues data for the server; false with `error` ("ENOTCONN: ...") when
+  // not joined.
+  virtual bool send(std::string_view data, Channel channel, std::string& error) = 0;
+};
+
+}  // namespace nshost

@@ -1,0 +1,127 @@
+#include "runtime/options.hpp"
+
+#include <charconv>
+#include <optional>
+
+namespace nshost {
+
+const char* role_name(Role role) { return role == Role::server ? "server" : "client"; }
+
+namespace {
+
+std::optional<uint64_t> parse_uint(std::string_view text) {
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+bool parse_role(std::string_view text, Role& out) {
+  if (text == "server") out = Role::server;
+  else if (text == "client") out = Role::client;
+  else return false;
+  return true;
+}
+
+}  // namespace
+
+std::string usage_text() {
+  return
+      "usage: nshost --role=server|client [options] SCRIPT\n"
+      "\n"
+      "Runs a Lua game script as an ENet game server or client.\n"
+      "\n"
+      "  --role=server|client     role (or $NSHOST_ROLE)\n"
+      "  --port=N                 server UDP port (default 7777; 0 picks a free one)\n"
+      "  --bind=ADDR              server IPv4 address (default 127.0.0.1)\n"
+      "  --connect=URL            client: server to join (default nshost://127.0.0.1:7777)\n"
+      "  --max-clients=N          server slots, 1..4095 (default 64)\n"
+      "  --tick-rate=HZ           tick rate, 1..1000 Hz (default 30)\n"
+      "  --max-message-size=BYTES largest message sent or received (default 1048576)\n"
+      "  --headless               no window or input (sys.is_headless() is true)\n"
+      "  --log-level=LEVEL        debug|info|warn|error (default info)\n"
+      "  --strict                 exit 1 on the first script error\n"
+      "  --version                print the version and exit\n"
+      "  --help                   print this text and exit\n"
+      "\n"
+      "Exit codes: 0 clean stop, 1 script error, 2 usage error.\n";
+}
+
+ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role) {
+  ParsedArgs out;
+  Options& o = out.options;
+  bool have_role = false;
+  auto fail = [&](std::string message) {
+    out.action = ParsedArgs::Action::error;
+    out.error = std::move(message);
+    return out;
+  };
+  if (env_role && *env_role) {
+    if (!parse_role(env_role, o.role))
+      return fail(std::string("NSHOST_ROLE='") + env_role + "' is not server or client");
+    have_role = true;
+  }
+  bool options_done = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (options_done || arg.size() < 2 || arg.compare(0, 2, "--") != 0) {
+      if (arg.size() > 1 && arg[0] == '-' && !options_done)
+        return fail("unknown option '" + arg + "' (see --help)");
+      if (!o.script.empty()) return fail("more than one script given: '" + o.script + "' and '" + arg + "'");
+      o.script = arg;
+      continue;
+    }
+    if (arg == "--") { options_done = true; continue; }
+    std::string_view body(arg);
+    body.remove_prefix(2);
+    std::string_view name = body, value;
+    bool has_value = false;
+    if (auto eq = body.find('='); eq != std::string_view::npos) {
+      name = body.substr(0, eq);
+      value = body.substr(eq + 1);
+      has_value = true;
+    }
+    auto need_value = [&]() -> bool { return has_value; };
+    auto flag_error = [&](const std::string& why) { return fail("--" + std::string(name) + ": " + why); };
+    auto uint_in = [&](uint64_t lo, uint64_t hi, auto& field) -> bool {
+      auto v = parse_uint(value);
+      if (!v || *v < lo || *v > hi) return false;
+      field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
+      return true;
+    };
+    if (name == "help" && !has_value) { out.action = ParsedArgs::Action::help; return out; }
+    if (name == "version" && !has_value) { out.action = ParsedArgs::Action::version; return out; }
+    if (name == "headless" && !has_value) { o.headless = true; continue; }
+    if (name == "strict" && !has_value) { o.strict = true; continue; }
+    if (name == "role") {
+      if (!need_value() || !parse_role(value, o.role)) return flag_error("expected server or client");
+      have_role = true;
+    } else if (name == "port") {
+      if (!need_value() || !uint_in(0, 65535, o.port)) return flag_error("expected a port number 0..65535");
+    } else if (name == "bind") {
+      if (!need_value() || value.empty()) return flag_error("expected an IPv4 address");
+      o.bind = value;
+    } else if (name == "connect") {
+      if (!need_value() || value.empty()) return flag_error("expected a URL like nshost://127.0.0.1:7777");
+      o.connect_url = value;
+    } else if (name == "max-clients") {
+      if (!need_value() || !uint_in(1, kMaxClientsLimit, o.max_clients)) return flag_error("expected 1..4095");
+    } else if (name == "tick-rate") {
+      if (!need_value() || !uint_in(kMinTickRateHz, kMaxTickRateHz, o.tick_rate_hz))
+        return flag_error("expected 1..1000 (Hz)");
+    } else if (name == "max-message-size") {
+      if (!need_value() || !uint_in(64, 64u << 20, o.max_message_bytes))
+        return flag_error("expected 64..67108864 (bytes)");
+    } else if (name == "log-level") {
+      if (!need_value() || !parse_log_level(value, o.log_level))
+        return flag_error("expected debug, info, warn or error");
+    } else {
+      return fail("unknown option '" + arg + "' (see --help)");
+    }
+  }
+  if (!have_role) return fail("no role given: pass --role=server or --role=client (or set NSHOST_ROLE)");
+  if (o.script.empty()) return fail("no script given (see --help)");
+  return out;
+}
+
+}  // namespace nshost

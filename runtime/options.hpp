@@ -1,0 +1,46 @@
+#pragma once
+// Command-line options of the nshost executable.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/log.hpp"
+
+namespace nshost {
+
+enum class Role { server, client };
+const char* role_name(Role role);
+
+struct Options {
+  Role role = Role::server;
+  std::string script;                       // path of the entry script
+  uint16_t port = 7777;                     // server: UDP port to bind (0: any free port)
+  std::string bind = "127.0.0.1";           // server: IPv4 address to bind
+  std::string connect_url = "nshost://127.0.0.1:7777";  // client: server to join
+  uint32_t max_clients = 64;                // server: slots, 1..4095
+  uint32_t tick_rate_hz = 30;               // both: tick rate, 1..1000 Hz
+  bool headless = false;
+  LogLevel log_level = LogLevel::info;
+  bool strict = false;                      // exit 1 on the first script error
+  uint32_t max_message_bytes = 1u << 20;    // largest send/receive, bytes
+};
+
+constexpr uint32_t kMaxClientsLimit = 4095;  // ENet's peer id is 12 bits
+constexpr uint32_t kMinTickRateHz = 1;
+constexpr uint32_t kMaxTickRateHz = 1000;
+
+// What the command line asks for.
+struct ParsedArgs {
+  enum class Action { run, help, version, error } action = Action::run;
+  Options options;
+  std::string error;  // one readable line when action == error
+};
+
+// Parses argv (argv[0] is skipped). `env_role` is $NSHOST_ROLE or nullptr; a
+// --role flag wins over it. Never throws.
+ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role);
+
+// The --help text.
+std::string usage_text();
+
+}  // namespace nshost

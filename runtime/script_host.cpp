@@ -1,0 +1,208 @@
+#include "runtime/script_host.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "bindings/bindings.hpp"
+#include "runtime/log.hpp"
+
+namespace nshost {
+namespace {
+
+// Message handler for every handler call: the error plus a Lua traceback.
+int traceback_handler(lua_State* L) {
+  const char* message = lua_tostring(L, 1);
+  if (!message) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    message = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, message, 1);
+  return 1;
+}
+
+bool readable(const std::string& path) {
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    std::fclose(f);
+    return true;
+  }
+  return false;
+}
+
+// package.searchers entry: modules come from the script's tree and scripts/
+// only, as Lua text (mode "t": precompiled chunks are refused).
+int search_module_roots(lua_State* L) {
+  const char* name = luaL_checkstring(L, 1);
+  std::string relative(name);
+  if (relative.find_first_of("/\\") != std::string::npos)
+    return luaL_error(L, "module name '%s' may not contain a path separator", name);
+  for (char& c : relative)
+    if (c == '.') c = '/';
+  std::string tried;
+  for (const std::string& root : ScriptHost::from(L).module_roots()) {
+    for (const char* suffix : {".lua", "/init.lua"}) {
+      std::string path = root + "/" + relative + suffix;
+      if (!readable(path)) {
+        tried += "\n\tno file '" + path + "'";
+        continue;
+      }
+      if (luaL_loadfilex(L, path.c_str(), "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path.c_str(),
+                          lua_tostring(L, -1));
+      lua_pushstring(L, path.c_str());
+      return 2;  // [loader, path]
+    }
+  }
+  lua_pushstring(L, tried.c_str());
+  return 1;
+}
+
+std::string directory_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+std::string shipped_scripts_dir() {
+  if (const char* env = std::getenv("NSHOST_SCRIPTS_DIR"); env && *env) return env;
+  return NSHOST_SCRIPTS_DIR;
+}
+
+void* ScriptHost::allocate(void* ud, void* ptr, size_t old_size, size_t new_size) {
+  auto* budget = static_cast<MemoryBudget*>(ud);
+  if (!ptr) old_size = 0;  // then old_size encodes the object type, not a size
+  if (new_size == 0) {
+    std::free(ptr);
+    budget->used -= old_size;
+    return nullptr;
+  }
+  if (budget->limit != 0 && new_size > old_size && budget->used - old_size + new_size > budget->limit)
+    return nullptr;  // Lua raises LUA_ERRMEM in the running handler
+  void* grown = std::realloc(ptr, new_size);
+  if (grown) budget->used = budget->used - old_size + new_size;
+  return grown;
+}
+
+ScriptHost::ScriptHost(HostApi& host, std::string log_tag) : host_(host), log_tag_(std::move(log_tag)) {
+  state_ = lua_newstate(&ScriptHost::allocate, &memory_);
+  if (!state_) throw std::bad_alloc();
+  *static_cast<ScriptHost**>(lua_getextraspace(state_)) = this;
+  lua_atpanic(state_, [](lua_State* L) -> int {
+    log_write(LogLevel::error, ScriptHost::from(L).log_tag(),
+              std::string("unprotected Lua error: ") + (lua_tostring(L, -1) ? lua_tostring(L, -1) : "?"));
+    std::abort();
+  });
+  lua_State* L = state_;
+  luaL_openlibs(L);
+  install_require();
+  lua_newtable(L);
+  lua_setglobal(L, "server");
+  lua_newtable(L);
+  lua_setglobal(L, "client");
+  open_log(L);
+  open_sys(L);
+  open_tick(L);
+  open_client_handle(L);
+  if (host_.role() == Role::server) open_server(L);
+  else open_client(L);
+}
+
+ScriptHost::~ScriptHost() {
+  if (state_) lua_close(state_);
+}
+
+ScriptHost& ScriptHost::from(lua_State* L) { return **static_cast<ScriptHost**>(lua_getextraspace(L)); }
+
+void ScriptHost::install_require() {
+  lua_State* L = state_;
+  lua_getglobal(L, "package");  // [package]
+  lua_pushliteral(L, "");
+  lua_setfield(L, -2, "path");
+  lua_pushliteral(L, "");
+  lua_setfield(L, -2, "cpath");
+  lua_getfield(L, -1, "searchers");  // [package, searchers]
+  lua_createtable(L, 2, 0);          // [package, searchers, new]
+  lua_rawgeti(L, -2, 1);             // the preload searcher stays first
+  lua_rawseti(L, -2, 1);
+  lua_pushcfunction(L, search_module_roots);
+  lua_rawseti(L, -2, 2);
+  lua_setfield(L, -3, "searchers");  // [package, searchers]
+  lua_pop(L, 2);
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "_CLIBS");  // no C modules
+}
+
+bool ScriptHost::load(const std::string& path, std::string& error) {
+  module_roots_ = {directory_of(path), shipped_scripts_dir()};
+  lua_State* L = state_;
+  if (luaL_loadfilex(L, path.c_str(), "t") != LUA_OK) {
+    error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot load script";
+    lua_pop(L, 1);
+    return false;
+  }
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
+    lua_pop(L, 1);
+    return false;
+  }
+  return true;
+}
+
+bool ScriptHost::push_handler(const char* name) {
+  lua_State* L = state_;
+  if (lua_getglobal(L, role_name(host_.role())) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return false;
+  }
+  int type = lua_getfield(L, -1, name);  // [role_table, handler]
+  lua_remove(L, -2);                     // [handler]
+  if (type == LUA_TFUNCTION) return true;
+  if (type == LUA_TNIL) {
+    lua_pop(L, 1);
+    return false;
+  }
+  if (luaL_getmetafield(L, -1, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);  // a callable object is a handler too
+    return true;
+  }
+  log_write(LogLevel::error, log_tag_,
+            std::string(role_name(host_.role())) + "." + name + " is a " + luaL_typename(L, -1) +
+                ", not a function; ignored");
+  ++error_count_;
+  lua_pop(L, 1);
+  return false;
+}
+
+bool ScriptHost::has_handler(const char* name) {
+  if (!push_handler(name)) return false;
+  lua_pop(state_, 1);
+  return true;
+}
+
+bool ScriptHost::call_pushed(const char* name, int nargs) {
+  lua_State* L = state_;
+  int handler_index = lua_gettop(L) - nargs;  // [..., handler, args...]
+  lua_pushcfunction(L, traceback_handler);
+  lua_insert(L, handler_index);  // [..., traceback, handler, args...]
+  ++handler_depth_;
+  int status = lua_pcall(L, nargs, 0, handler_index);
+  --handler_depth_;
+  if (status == LUA_OK) {
+    lua_pop(L, 1);
+    return true;
+  }
+  std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
+  lua_pop(L, 2);
+  ++error_count_;
+  log_write(LogLevel::error, log_tag_,
+            std::string("error in ") + role_name(host_.role()) + "." + name + ": " + message);
+  host_.on_script_error();
+  return false;
+}
+
+}  // namespace nshost

@@ -1,0 +1,84 @@
+#pragma once
+// One Lua state and everything that calls into it. Lifecycle: construct
+// (creates the state, opens the allowed libraries and the bindings for the
+// role), load() the entry script, invoke() handlers, destroy (lua_close).
+// Every call into Lua goes through one pcall with a traceback handler; an
+// error aborts only that handler, is logged once, and is reported to the host.
+#include <lua.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/host_api.hpp"
+
+namespace nshost {
+
+class ScriptHost {
+ public:
+  // `host` must outlive this object. `log_tag` prefixes this state's log lines.
+  ScriptHost(HostApi& host, std::string log_tag);
+  ~ScriptHost();
+  ScriptHost(const ScriptHost&) = delete;
+  ScriptHost& operator=(const ScriptHost&) = delete;
+
+  // Runs the entry script's chunk. Its directory and the shipped scripts/ tree
+  // become the only places `require` looks. On failure returns false and sets
+  // `error` to one line such as "game.lua:12: unexpected symbol near 'x'".
+  bool load(const std::string& path, std::string& error);
+
+  // Calls <role table>.<name>(args...) if the script defined it. `push_args`
+  // is called with the state and returns how many values it pushed. Returns
+  // false if the handler raised (already logged with a traceback).
+  template <class PushArgs>
+  bool invoke(const char* name, PushArgs&& push_args) {
+    if (!push_handler(name)) return true;
+    int nargs = push_args(state_);
+    return call_pushed(name, nargs);
+  }
+  bool invoke(const char* name) {
+    return invoke(name, [](lua_State*) { return 0; });
+  }
+  bool has_handler(const char* name);
+
+  lua_State* state() const { return state_; }
+  HostApi& host() const { return host_; }
+  const std::string& log_tag() const { return log_tag_; }
+  // True while a handler (not the top-level chunk) is running.
+  bool in_handler() const { return handler_depth_ > 0; }
+  uint64_t error_count() const { return error_count_; }
+  // Directories `require` searches, in order.
+  const std::vector<std::string>& module_roots() const { return module_roots_; }
+
+  // The ScriptHost that owns `L` (stored in the state's extra space).
+  static ScriptHost& from(lua_State* L);
+
+  // Bytes the state currently has allocated.
+  size_t memory_used() const { return memory_.used; }
+
+ private:
+  struct MemoryBudget {
+    size_t used = 0;
+    size_t limit = 0;  // 0: unlimited
+  };
+  static void* allocate(void* ud, void* ptr, size_t old_size, size_t new_size);
+
+  bool push_handler(const char* name);  // [] -> [fn] when it returns true
+  bool call_pushed(const char* name, int nargs);
+  void install_require();
+
+  HostApi& host_;
+  std::string log_tag_;
+  MemoryBudget memory_;
+  lua_State* state_ = nullptr;
+  int handler_depth_ = 0;
+  uint64_t error_count_ = 0;
+  std::vector<std::string> module_roots_;
+};
+
+// The shipped scripts/ directory: $NSHOST_SCRIPTS_DIR if set, else the
+// source tree's scripts/ recorded at build time.
+std::string shipped_scripts_dir();
+
+}  // namespace nshost

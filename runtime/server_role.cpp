@@ -1,0 +1,399 @@
+#include "runtime/server_role.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+#include "bindings/bindings.hpp"
+#include "runtime/log.hpp"
+
+namespace nshost {
+namespace {
+
+void on_grace_timer(uv_timer_t* t) {
+  if (t->data) static_cast<ServerRole*>(t->data)->finish_now();
+}
+
+}  // namespace
+
+ServerRole::ServerRole(uv_loop_t* loop, Options options)
+    : loop_(loop),
+      options_(std::move(options)),
+      slots_(options_.max_clients),
+      slot_entries_(options_.max_clients),
+      tick_(loop, options_.tick_rate_hz,
+            [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }) {}
+
+ServerRole::~ServerRole() {
+  tick_.stop();
+  stop_timer_.close();
+  grace_timer_.close();
+  endpoint_.reset();
+  script_.reset();
+}
+
+bool ServerRole::start(std::string& error) {
+  exit_code_ = 1;
+  ENetAddress address{};
+  in_addr parsed{};
+  if (inet_pton(AF_INET, options_.bind.c_str(), &parsed) != 1) {
+    error = "nshost: --bind: '" + options_.bind + "' is not an IPv4 address";
+    exit_code_ = 2;
+    return false;
+  }
+  address.host = parsed.s_addr;
+  address.port = options_.port;
+  EnetEndpoint::Config config;
+  config.bind = &address;
+  config.peer_count = std::min<size_t>(options_.max_clients + kSparePeers, ENET_PROTOCOL_MAXIMUM_PEER_ID);
+  config.channel_count = wire::kChannelCount;
+  config.max_message_bytes = options_.max_message_bytes;
+  endpoint_ = EnetEndpoint::create(loop_, config, *this, error);
+  if (!endpoint_) {
+    error = "nshost: " + error;
+    return false;
+  }
+  peers_.assign(endpoint_->host()->peerCount, PeerState{});
+  try {
+    script_ = std::make_unique<ScriptHost>(*this, "server");
+  } catch (const std::exception& e) {
+    error = std::string("nshost: cannot create the Lua state: ") + e.what();
+    return false;
+  }
+  if (!script_->load(options_.script, error)) return false;
+  if (int rc = stop_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
+    error = std::string("nshost: libuv: ") + uv_strerror(rc);
+    return false;
+  }
+  stop_timer_.get()->data = this;
+  if (int rc = tick_.start(); rc != 0) {
+    error = std::string("nshost: libuv: ") + uv_strerror(rc);
+    return false;
+  }
+  exit_code_ = 0;
+  log_write(LogLevel::info, "server",
+            "listening on " + options_.bind + ":" + std::to_string(port()) + " (max_clients=" +
+                std::to_string(options_.max_clients) + ", tick_rate=" + std::to_string(options_.tick_rate_hz) +
+                " Hz, script=" + options_.script + ")");
+  return true;
+}
+
+ServerRole::PeerState& ServerRole::state_of(ENetPeer* peer) {
+  return peers_[static_cast<size_t>(peer - endpoint_->host()->peers)];
+}
+
+void ServerRole::on_enet_event(ENetEvent& event) {
+  switch (event.type) {
+    case ENET_EVENT_TYPE_CONNECT: {
+      PeerState& st = state_of(event.peer);
+      st = PeerState{};
+      if (stopping_) {
+        enet_peer_disconnect_now(event.peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
+        return;
+      }
+      st.phase = Phase::handshake;
+      st.since_ns = monotonic_ns();
+      log_write(LogLevel::debug, "server", "peer " + format_address(event.peer->address) + " connected, awaiting hello");
+      break;
+    }
+    case ENET_EVENT_TYPE_RECEIVE: {
+      std::string_view bytes(reinterpret_cast<const char*>(event.packet->data), event.packet->dataLength);
+      if (event.channelID == wire::kChannelControl) on_control(event.peer, bytes);
+      else on_data(event.peer, event.channelID, bytes);
+      break;
+    }
+    case ENET_EVENT_TYPE_DISCONNECT:
+      on_peer_gone(event.peer, event.data);
+      break;
+    case ENET_EVENT_TYPE_NONE:
+      break;
+  }
+}
+
+void ServerRole::on_control(ENetPeer* peer, std::string_view bytes) {
+  PeerState& st = state_of(peer);
+  auto type = wire::peek_type(bytes);
+  if (type == wire::ControlType::hello && st.phase == Phase::handshake) {
+    on_hello(peer, bytes);
+    return;
+  }
+  ++dropped_messages_;
+  log_write(LogLevel::debug, "server",
+            "ignored unexpected control message from " + format_address(peer->address) + " (" +
+                std::to_string(bytes.size()) + " bytes)");
+}
+
+void ServerRole::refuse(ENetPeer* peer, std::string_view reason) {
+  wire::Notice notice{wire::ControlType::reject, std::string(reason)};
+  std::string bytes = wire::encode_notice(notice);
+  enet_peer_send(peer, wire::kChannelControl,
+                 enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
+  enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::rejected));
+  PeerState& st = state_of(peer);
+  st.phase = Phase::rejected;
+  st.since_ns = monotonic_ns();
+  endpoint_->mark_dirty();
+}
+
+void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
+  wire::Hello hello;
+  std::string error;
+  const std::string who = format_address(peer->address);
+  if (!wire::decode_hello(bytes, hello, error)) {
+    std::string reason = error == "handoff_too_large" ? error : "malformed_hello";
+    log_write(LogLevel::warn, "server", "rejected " + who + ": " + reason + " (" + error + ")");
+    refuse(peer, reason);
+    return;
+  }
+  if (hello.protocol_version != wire::kProtocolVersion) {
+    log_write(LogLevel::warn, "server",
+              "rejected " + who + ": protocol_version (client speaks " + std::to_string(hello.protocol_version) +
+                  ", server " + std::to_string(wire::kProtocolVersion) + ")");
+    refuse(peer, "protocol_version");
+    return;
+  }
+  auto id = slots_.acquire();
+  if (!id) {
+    log_write(LogLevel::info, "server", "rejected " + who + ": full (" + std::to_string(options_.max_clients) + " slots)");
+    refuse(peer, "full");
+    return;
+  }
+  PeerState& st = state_of(peer);
+  st.phase = Phase::live;
+  st.id = *id;
+  st.since_ns = monotonic_ns();
+  slot_entries_[id->slot].peer = peer;
+  lua_State* L = script_->state();
+  push_client_handle(L, *id);
+  slot_entries_[id->slot].handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  wire::Welcome welcome;
+  welcome.slot = static_cast<uint16_t>(id->slot);
+  welcome.max_clients = static_cast<uint16_t>(options_.max_clients);
+  welcome.tick_rate_hz = static_cast<uint16_t>(tick_.rate_hz());
+  std::string reply = wire::encode_welcome(welcome);
+  enet_peer_send(peer, wire::kChannelControl,
+                 enet_packet_create(reply.data(), reply.size(), ENET_PACKET_FLAG_RELIABLE));
+  endpoint_->mark_dirty();
+  log_write(LogLevel::info, "server", "client " + who + " joined in slot " + std::to_string(id->slot));
+
+  const std::string& handoff = hello.handoff;
+  script_->invoke("connect", [&](lua_State* S) {
+    push_handle(*id);
+    lua_pushlstring(S, handoff.data(), handoff.size());
+    return 2;
+  });
+}
+
+void ServerRole::on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes) {
+  PeerState& st = state_of(peer);
+  if (st.phase != Phase::live) {
+    ++dropped_messages_;
+    return;
+  }
+  const char* channel_text = channel == wire::kChannelReliable ? "reliable" : "unreliable";
+  ClientId id = st.id;
+  script_->invoke("receive", [&](lua_State* L) {
+    push_handle(id);
+    lua_pushlstring(L, bytes.data(), bytes.size());
+    lua_pushstring(L, channel_text);
+    return 3;
+  });
+}
+
+void ServerRole::on_peer_gone(ENetPeer* peer, uint32_t code) {
+  PeerState& st = state_of(peer);
+  if (st.phase == Phase::live || st.phase == Phase::departing) {
+    std::string reason = !st.depart_reason.empty() ? st.depart_reason
+                         : code == static_cast<uint32_t>(wire::DisconnectCode::leave) ? "left"
+                                                                                         : "timeout";
+    finish_departure(peer, reason);
+  } else {
+    st = PeerState{};
+  }
+  // Not finish() here: that destroys the endpoint, which is mid-service.
+  if (stopping_ && !finished_ && endpoint_->host()->connectedPeers == 0 && grace_timer_)
+    uv_timer_start(grace_timer_.get(), on_grace_timer, 0, 0);
+}
+
+void ServerRole::finish_departure(ENetPeer* peer, const std::string& reason) {
+  PeerState& st = state_of(peer);
+  ClientId id = st.id;
+  st.phase = Phase::departing;  // slot() still answers inside the handler
+  log_write(LogLevel::info, "server", "client in slot " + std::to_string(id.slot) + " left: " + reason);
+  if (!stopping_) {
+    script_->invoke("disconnect", [&](lua_State* L) {
+      push_handle(id);
+      lua_pushstring(L, reason.c_str());
+      return 2;
+    });
+  }
+  SlotEntry& entry = slot_entries_[id.slot];
+  luaL_unref(script_->state(), LUA_REGISTRYINDEX, entry.handle_ref);
+  entry = SlotEntry{};
+  slots_.release(id);
+  st = PeerState{};
+}
+
+void ServerRole::push_handle(ClientId id) {
+  lua_rawgeti(script_->state(), LUA_REGISTRYINDEX, slot_entries_[id.slot].handle_ref);
+}
+
+void ServerRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
+  if (beat.skipped > 0)
+    log_write(LogLevel::debug, "server",
+              "tick " + std::to_string(beat.tick_num) + " ran " + std::to_string(beat.lateness_ns / 1'000'000) +
+                  " ms late; skipped " + std::to_string(beat.skipped) + " beat(s)");
+  expire_stale_peers(now_ns);
+  script_->invoke("tick", [&](lua_State* L) {
+    lua_pushinteger(L, static_cast<lua_Integer>(beat.tick_num));
+    return 1;
+  });
+}
+
+void ServerRole::expire_stale_peers(int64_t now_ns) {
+  ENetHost* host = endpoint_->host();
+  for (size_t i = 0; i < host->peerCount; ++i) {
+    PeerState& st = peers_[i];
+    ENetPeer* peer = &host->peers[i];
+    if (st.phase == Phase::handshake && now_ns - st.since_ns > kHandshakeTimeoutNs) {
+      log_write(LogLevel::info, "server", "dropped " + format_address(peer->address) + ": no hello within 5 s");
+      enet_peer_reset(peer);
+      st = PeerState{};
+    } else if (st.phase == Phase::rejected && now_ns - st.since_ns > kDepartTimeoutNs) {
+      enet_peer_reset(peer);
+      st = PeerState{};
+    } else if (st.phase == Phase::departing && now_ns - st.since_ns > kDepartTimeoutNs) {
+      enet_peer_reset(peer);
+      finish_departure(peer, st.depart_reason.empty() ? "timeout" : st.depart_reason);
+    }
+  }
+}
+
+ServerApi::Liveness ServerRole::liveness(ClientId id) const {
+  if (!slots_.valid(id)) return Liveness::stale;
+  const ENetPeer* peer = slot_entries_[id.slot].peer;
+  if (!peer) return Liveness::stale;
+  const PeerState& st = peers_[static_cast<size_t>(peer - endpoint_->host()->peers)];
+  return st.phase == Phase::live ? Liveness::live : Liveness::departing;
+}
+
+ENetPacket* ServerRole::make_packet(std::string_view data, Channel channel) const {
+  uint32_t flags = channel == Channel::reliable ? ENET_PACKET_FLAG_RELIABLE : ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT;
+  return enet_packet_create(data.data(), data.size(), flags);
+}
+
+static uint8_t channel_id(Channel channel) {
+  return channel == Channel::reliable ? wire::kChannelReliable : wire::kChannelUnreliable;
+}
+
+bool ServerRole::send(ClientId id, std::string_view data, Channel channel) {
+  if (liveness(id) != Liveness::live) return false;
+  ENetPacket* packet = make_packet(data, channel);
+  if (!packet) return false;
+  if (enet_peer_send(slot_entries_[id.slot].peer, channel_id(channel), packet) != 0) {
+    enet_packet_destroy(packet);
+    return false;
+  }
+  endpoint_->mark_dirty();
+  return true;
+}
+
+size_t ServerRole::broadcast(std::string_view data, Channel channel) {
+  if (slots_.occupied_count() == 0) return 0;
+  // One packet shared by every peer: ENet reference-counts it.
+  ENetPacket* packet = make_packet(data, channel);
+  if (!packet) return 0;
+  size_t sent = 0;
+  for (uint32_t slot = 0; slot < options_.max_clients; ++slot) {
+    ENetPeer* peer = slot_entries_[slot].peer;
+    if (!peer || state_of(peer).phase != Phase::live) continue;
+    if (enet_peer_send(peer, channel_id(channel), packet) == 0) ++sent;
+  }
+  if (packet->referenceCount == 0) enet_packet_destroy(packet);
+  if (sent) endpoint_->mark_dirty();
+  return sent;
+}
+
+bool ServerRole::kick(ClientId id, std::string_view reason) {
+  if (liveness(id) != Liveness::live) return false;
+  ENetPeer* peer = slot_entries_[id.slot].peer;
+  std::string bytes = wire::encode_notice(wire::Notice{wire::ControlType::kick, std::string(reason)});
+  enet_peer_send(peer, wire::kChannelControl,
+                 enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
+  enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::kicked));
+  PeerState& st = state_of(peer);
+  st.phase = Phase::departing;
+  st.since_ns = monotonic_ns();
+  st.depart_reason = "kicked";
+  endpoint_->mark_dirty();
+  log_write(LogLevel::info, "server", "kicking slot " + std::to_string(id.slot) + ": " + std::string(reason));
+  return true;
+}
+
+void ServerRole::request_stop(int exit_code) { defer_stop(exit_code); }
+
+void ServerRole::on_script_error() {
+  if (options_.strict && !stopping_) {
+    log_write(LogLevel::error, "server", "--strict: stopping after a script error");
+    defer_stop(1);
+  }
+}
+
+void ServerRole::defer_stop(int exit_code) {
+  if (stopping_) return;
+  exit_code_ = std::max(exit_code_, exit_code);
+  uv_timer_start(
+      stop_timer_.get(),
+      [](uv_timer_t* t) {
+        if (t->data) static_cast<ServerRole*>(t->data)->begin_shutdown();
+      },
+      0, 0);
+}
+
+void ServerRole::begin_shutdown() {
+  if (finished_) return;
+  if (stopping_) {
+    finish();
+    return;
+  }
+  log_write(LogLevel::info, "server", "shutting down");
+  script_->invoke("shutdown");
+  stopping_ = true;
+  tick_.stop();
+  ENetHost* host = endpoint_->host();
+  for (size_t i = 0; i < host->peerCount; ++i) {
+    ENetPeer* peer = &host->peers[i];
+    if (peer->state == ENET_PEER_STATE_DISCONNECTED) continue;
+    if (peers_[i].phase == Phase::live || peers_[i].phase == Phase::departing)
+      enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
+    else
+      enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
+  }
+  endpoint_->flush();
+  if (host->connectedPeers == 0) {
+    finish();
+    return;
+  }
+  if (grace_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }) == 0) {
+    grace_timer_.get()->data = this;
+    uv_timer_start(grace_timer_.get(), on_grace_timer, kShutdownGraceMs, 0);
+  } else {
+    finish();
+  }
+}
+
+void ServerRole::finish_now() { finish(); }
+
+void ServerRole::finish() {
+  if (finished_) return;
+  finished_ = true;
+  tick_.stop();
+  stop_timer_.close();
+  grace_timer_.close();
+  endpoint_.reset();
+  log_write(LogLevel::info, "server", "stopped");
+  if (on_finished) on_finished();
+}
+
+}  // namespace nshost

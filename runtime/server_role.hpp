@@ -1,0 +1,109 @@
+#pragma once
+// The server role: binds an ENet host, admits peers through the hello
+// handshake into slots, calls the script's server.* handlers and fans its
+// sends out. Owns its endpoint, tick, script state and timers; destroying it
+// closes them (the loop must run once more to free the libuv handles).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/enet_endpoint.hpp"
+#include "runtime/host_api.hpp"
+#include "runtime/role_runner.hpp"
+#include "runtime/script_host.hpp"
+#include "runtime/slot_table.hpp"
+#include "runtime/tick_driver.hpp"
+#include "runtime/wire.hpp"
+
+namespace nshost {
+
+class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoint::Listener {
+ public:
+  // A peer that has not completed the hello in this time is dropped.
+  static constexpr int64_t kHandshakeTimeoutNs = 5'000'000'000;
+  // A kicked or rejected peer that does not acknowledge the disconnect in
+  // this time is reset.
+  static constexpr int64_t kDepartTimeoutNs = 2'000'000'000;
+  // SIGTERM waits at most this long for clients to acknowledge the shutdown.
+  static constexpr uint64_t kShutdownGraceMs = 1500;
+  // ENet peers beyond max_clients, so a joiner past capacity can be told
+  // "rejected: full" rather than silently ignored.
+  static constexpr uint32_t kSparePeers = 32;
+
+  ServerRole(uv_loop_t* loop, Options options);
+  ~ServerRole() override;
+
+  bool start(std::string& error) override;
+  void begin_shutdown() override;
+  bool finished() const override { return finished_; }
+  int exit_code() const override { return exit_code_; }
+  // The bound UDP port (useful with --port=0).
+  uint16_t port() const { return endpoint_ ? endpoint_->local_port() : 0; }
+  ScriptHost* script() const { return script_.get(); }
+  // Closes everything at once; only from a loop callback, never from an event.
+  void finish_now();
+
+  // HostApi
+  Role role() const override { return Role::server; }
+  uv_loop_t* loop() const override { return loop_; }
+  bool headless() const override { return options_.headless; }
+  uint32_t tick_rate_hz() const override { return tick_.rate_hz(); }
+  void set_tick_rate_hz(uint32_t hz) override { tick_.set_rate(hz); }
+  uint32_t max_clients() const override { return options_.max_clients; }
+  uint32_t max_message_bytes() const override { return options_.max_message_bytes; }
+  void request_stop(int exit_code) override;
+  void on_script_error() override;
+
+  // ServerApi
+  Liveness liveness(ClientId id) const override;
+  bool send(ClientId id, std::string_view data, Channel channel) override;
+  size_t broadcast(std::string_view data, Channel channel) override;
+  bool kick(ClientId id, std::string_view reason) override;
+
+ private:
+  enum class Phase { idle, handshake, rejected, live, departing };
+  // Indexed by ENet peer index; ENet reuses peers, so nothing here outlives
+  // the connection it was reset for.
+  struct PeerState {
+    Phase phase = Phase::idle;
+    ClientId id;
+    int64_t since_ns = 0;      // when the current phase began
+    std::string depart_reason;  // set when we kicked it
+  };
+  struct SlotEntry {
+    ENetPeer* peer = nullptr;
+    int handle_ref = LUA_NOREF;  // the client handle userdata in the registry
+  };
+
+  void on_enet_event(ENetEvent& event) override;
+  void on_control(ENetPeer* peer, std::string_view bytes);
+  void on_hello(ENetPeer* peer, std::string_view bytes);
+  void refuse(ENetPeer* peer, std::string_view reason);
+  void on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes);
+  void on_peer_gone(ENetPeer* peer, uint32_t code);
+  void finish_departure(ENetPeer* peer, const std::string& reason);
+  void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
+  void expire_stale_peers(int64_t now_ns);
+  void push_handle(ClientId id);
+  PeerState& state_of(ENetPeer* peer);
+  ENetPacket* make_packet(std::string_view data, Channel channel) const;
+  void defer_stop(int exit_code);
+  void finish();
+
+  uv_loop_t* loop_;
+  Options options_;
+  std::unique_ptr<EnetEndpoint> endpoint_;
+  std::unique_ptr<ScriptHost> script_;
+  SlotTable slots_;
+  std::vector<SlotEntry> slot_entries_;
+  std::vector<PeerState> peers_;
+  TickDriver tick_;
+  UvHandle<uv_timer_t> stop_timer_;  // runs the shutdown outside any handler
+  UvHandle<uv_timer_t> grace_timer_;
+  bool stopping_ = false;
+  bool finished_ = false;
+  int exit_code_ = 0;
+  uint64_t dropped_messages_ = 0;
+};
+
+}  // namespace nshost

@@ -1,0 +1,200 @@
+#include "runtime/wire.hpp"
+
+namespace nshost::wire {
+namespace {
+
+class Writer {
+ public:
+  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u16(uint16_t v) {
+    u8(static_cast<uint8_t>(v >> 8));
+    u8(static_cast<uint8_t>(v));
+  }
+  void u32(uint32_t v) {
+    u16(static_cast<uint16_t>(v >> 16));
+    u16(static_cast<uint16_t>(v));
+  }
+  void bytes(std::string_view b) { out_.append(b); }
+  void field(uint8_t tag, std::string_view value) {
+    u8(tag);
+    u32(static_cast<uint32_t>(value.size()));
+    bytes(value);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool u8(uint8_t& v) {
+    if (in_.size() - pos_ < 1) return false;
+    v = static_cast<uint8_t>(in_[pos_++]);
+    return true;
+  }
+  bool u16(uint16_t& v) {
+    uint8_t a, b;
+    if (!u8(a) || !u8(b)) return false;
+    v = static_cast<uint16_t>((a << 8) | b);
+    return true;
+  }
+  bool u32(uint32_t& v) {
+    uint16_t a, b;
+    if (!u16(a) || !u16(b)) return false;
+    v = (static_cast<uint32_t>(a) << 16) | b;
+    return true;
+  }
+  bool bytes(size_t n, std::string_view& v) {
+    if (in_.size() - pos_ < n) return false;
+    v = in_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+constexpr size_t kMaxFields = 32;
+
+// Walks TLV fields to the end of the message; `on_field` returns false to
+// reject the message (with `error` set).
+template <class OnField>
+bool read_fields(Reader& r, std::string& error, OnField&& on_field) {
+  size_t count = 0;
+  while (!r.done()) {
+    uint8_t tag;
+    uint32_t length;
+    std::string_view value;
+    if (!r.u8(tag) || !r.u32(length)) {
+      error = "truncated field header";
+      return false;
+    }
+    if (!r.bytes(length, value)) {
+      error = "field " + std::to_string(tag) + " claims " + std::to_string(length) + " bytes past the end";
+      return false;
+    }
+    if (++count > kMaxFields) {
+      error = "too many fields";
+      return false;
+    }
+    if (!on_field(tag, value)) return false;
+  }
+  return true;
+}
+
+bool expect_type(Reader& r, ControlType type, std::string& error) {
+  uint8_t t;
+  if (!r.u8(t)) {
+    error = "empty control message";
+    return false;
+  }
+  if (t != static_cast<uint8_t>(type)) {
+    error = "unexpected control message type " + std::to_string(t);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string encode_hello(const Hello& hello) {
+  Writer w;
+  w.u8(static_cast<uint8_t>(ControlType::hello));
+  w.u32(kHelloMagic);
+  w.u16(hello.protocol_version);
+  if (!hello.handoff.empty()) w.field(kFieldHandoff, hello.handoff);
+  return w.take();
+}
+
+std::string encode_welcome(const Welcome& welcome) {
+  Writer w;
+  w.u8(static_cast<uint8_t>(ControlType::welcome));
+  w.u16(welcome.protocol_version);
+  w.u16(welcome.slot);
+  w.u16(welcome.max_clients);
+  w.u16(welcome.tick_rate_hz);
+  return w.take();
+}
+
+std::string encode_notice(const Notice& notice) {
+  Writer w;
+  w.u8(static_cast<uint8_t>(notice.type));
+  std::string_view reason(notice.reason);
+  if (reason.size() > kMaxReasonBytes) reason = reason.substr(0, kMaxReasonBytes);
+  w.u8(static_cast<uint8_t>(reason.size()));
+  w.bytes(reason);
+  return w.take();
+}
+
+std::optional<ControlType> peek_type(std::string_view bytes) {
+  if (bytes.empty()) return std::nullopt;
+  auto t = static_cast<uint8_t>(bytes[0]);
+  if (t < static_cast<uint8_t>(ControlType::hello) || t > static_cast<uint8_t>(ControlType::kick)) return std::nullopt;
+  return static_cast<ControlType>(t);
+}
+
+bool decode_hello(std::string_view bytes, Hello& out, std::string& error) {
+  Reader r(bytes);
+  if (!expect_type(r, ControlType::hello, error)) return false;
+  uint32_t magic;
+  if (!r.u32(magic) || magic != kHelloMagic) {
+    error = "not an nshost hello (bad magic)";
+    return false;
+  }
+  if (!r.u16(out.protocol_version)) {
+    error = "truncated hello";
+    return false;
+  }
+  out.handoff.clear();
+  if (out.protocol_version != kProtocolVersion) return true;
+  bool seen_handoff = false;
+  return read_fields(r, error, [&](uint8_t tag, std::string_view value) {
+    if (tag != kFieldHandoff) return true;  // unknown fields are skipped
+    if (seen_handoff) {
+      error = "duplicate handoff field";
+      return false;
+    }
+    if (value.size() > kMaxHandoffBytes) {
+      error = "handoff_too_large";
+      return false;
+    }
+    seen_handoff = true;
+    out.handoff.assign(value);
+    return true;
+  });
+}
+
+bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error) {
+  Reader r(bytes);
+  if (!expect_type(r, ControlType::welcome, error)) return false;
+  if (!r.u16(out.protocol_version) || !r.u16(out.slot) || !r.u16(out.max_clients) || !r.u16(out.tick_rate_hz)) {
+    error = "truncated welcome";
+    return false;
+  }
+  return read_fields(r, error, [](uint8_t, std::string_view) { return true; });
+}
+
+bool decode_notice(std::string_view bytes, Notice& out, std::string& error) {
+  Reader r(bytes);
+  uint8_t t;
+  if (!r.u8(t) || (t != static_cast<uint8_t>(ControlType::reject) && t != static_cast<uint8_t>(ControlType::kick))) {
+    error = "not a reject or kick message";
+    return false;
+  }
+  out.type = static_cast<ControlType>(t);
+  uint8_t length;
+  std::string_view reason;
+  if (!r.u8(length) || !r.bytes(length, reason) || !r.done()) {
+    error = "malformed reason";
+    return false;
+  }
+  out.reason.assign(reason);
+  return true;
+}
+
+}  // namespace nshost::wire

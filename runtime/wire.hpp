@@ -1,0 +1,67 @@
+#pragma once
+// The nshost wire protocol on top of ENet: channel layout, control messages
+// and their byte-exact codec. docs/protocol.md is the normative description.
+// Decoders take untrusted bytes from the network: they never read out of
+// bounds, never allocate more than the input implies, and report one readable
+// error on anything malformed.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nshost::wire {
+
+constexpr uint16_t kProtocolVersion = 1;
+constexpr uint32_t kHelloMagic = 0x4E534854;  // "NSHT"
+
+// ENet channel ids. Data channels carry script bytes verbatim, no header.
+constexpr uint8_t kChannelControl = 0;     // reliable, host control messages
+constexpr uint8_t kChannelReliable = 1;    // reliable, ordered script data
+constexpr uint8_t kChannelUnreliable = 2;  // unreliable, sequenced script data
+constexpr uint8_t kChannelCount = 3;
+
+enum class ControlType : uint8_t { hello = 1, welcome = 2, reject = 3, kick = 4 };
+
+// The 32-bit `data` of an ENet disconnect: why the sender closed the link.
+enum class DisconnectCode : uint32_t { none = 0, leave = 1, shutdown = 2, rejected = 3, kicked = 4 };
+
+// Field tags inside hello and welcome (TLV: u8 tag, u32 length, bytes).
+constexpr uint8_t kFieldHandoff = 1;
+
+constexpr size_t kMaxHandoffBytes = 64 * 1024;
+constexpr size_t kMaxReasonBytes = 255;
+
+struct Hello {
+  uint16_t protocol_version = kProtocolVersion;
+  std::string handoff;  // opaque bytes for server.connect; "" on a fresh join
+};
+
+struct Welcome {
+  uint16_t protocol_version = kProtocolVersion;
+  uint16_t slot = 0;
+  uint16_t max_clients = 0;
+  uint16_t tick_rate_hz = 0;
+};
+
+// reject and kick carry only a reason.
+struct Notice {
+  ControlType type = ControlType::reject;
+  std::string reason;  // at most kMaxReasonBytes; longer reasons are cut
+};
+
+std::string encode_hello(const Hello& hello);
+std::string encode_welcome(const Welcome& welcome);
+std::string encode_notice(const Notice& notice);
+
+// The type byte of a control message, or nullopt for an empty or unknown one.
+std::optional<ControlType> peek_type(std::string_view bytes);
+
+// Decodes a hello. A hello from another protocol version decodes to `out`
+// with only protocol_version set (its fields may have another layout), so the
+// caller can refuse it by version. Returns false with `error` set when the
+// bytes are not a hello at all or are malformed.
+bool decode_hello(std::string_view bytes, Hello& out, std::string& error);
+bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error);
+bool decode_notice(std::string_view bytes, Notice& out, std::string& error);
+
+}  // namespace nshost::wire

@@ -204,7 +204,8 @@ void ServerRole::on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes
 void ServerRole::on_peer_gone(ENetPeer* peer, uint32_t code) {
   PeerState& st = state_of(peer);
   if (st.phase == Phase::live || st.phase == Phase::departing) {
-    std::string reason = !st.depart_reason.empty() ? st.depart_reason
+    std::string reason = stopping_                  ? "shutdown"
+                         : !st.depart_reason.empty() ? st.depart_reason
                          : code == static_cast<uint32_t>(wire::DisconnectCode::leave) ? "left"
                                                                                          : "timeout";
     finish_departure(peer, reason);
@@ -212,7 +213,7 @@ void ServerRole::on_peer_gone(ENetPeer* peer, uint32_t code) {
     st = PeerState{};
   }
   // Not finish() here: that destroys the endpoint, which is mid-service.
-  if (stopping_ && !finished_ && endpoint_->host()->connectedPeers == 0 && grace_timer_)
+  if (stopping_ && !finished_ && all_peers_closed() && grace_timer_)
     uv_timer_start(grace_timer_.get(), on_grace_timer, 0, 0);
 }
 
@@ -371,7 +372,7 @@ void ServerRole::begin_shutdown() {
       enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
   }
   endpoint_->flush();
-  if (host->connectedPeers == 0) {
+  if (all_peers_closed()) {
     finish();
     return;
   }
@@ -381,6 +382,15 @@ void ServerRole::begin_shutdown() {
   } else {
     finish();
   }
+}
+
+bool ServerRole::all_peers_closed() const {
+  // Not host->connectedPeers: ENet lowers it when a disconnect is sent, before
+  // the peer has acknowledged it.
+  const ENetHost* host = endpoint_->host();
+  for (size_t i = 0; i < host->peerCount; ++i)
+    if (host->peers[i].state != ENET_PEER_STATE_DISCONNECTED) return false;
+  return true;
 }
 
 void ServerRole::finish_now() { finish(); }

@@ -89,6 +89,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   ENetPacket* make_packet(std::string_view data, Channel channel) const;
   void defer_stop(int exit_code);
   void finish();
+  bool all_peers_closed() const;
 
   uv_loop_t* loop_;
   Options options_;

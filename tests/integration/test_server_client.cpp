@@ -12,7 +12,7 @@
 using namespace nshost;
 using namespace nshost::test;
 
-TEST_CASE("relay example: a server with three clients; every client sees all three players") {
+TEST_CASE("relay example: a server with three clients - every client sees all three players") {
   Server server = start_server(example_script("relay/game.lua"));
   REQUIRE(server.port > 0);
   std::vector<std::unique_ptr<ChildProcess>> clients;

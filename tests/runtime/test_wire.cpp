@@ -1,0 +1,97 @@
+#include <doctest/doctest.h>
+
+#include "runtime/wire.hpp"
+
+using namespace nshost::wire;
+
+TEST_CASE("wire: hello round-trips, with and without a handoff") {
+  for (std::string handoff : {std::string(), std::string("name=ann\0x", 10), std::string(kMaxHandoffBytes, 'h')}) {
+    Hello in;
+    in.handoff = handoff;
+    std::string bytes = encode_hello(in);
+    Hello out;
+    std::string error;
+    REQUIRE_MESSAGE(decode_hello(bytes, out, error), error);
+    CHECK(out.protocol_version == kProtocolVersion);
+    CHECK(out.handoff == handoff);
+  }
+}
+
+TEST_CASE("wire: hello layout is byte-exact as documented") {
+  Hello in;
+  in.handoff = "ab";
+  std::string bytes = encode_hello(in);
+  const unsigned char expected[] = {0x01, 'N', 'S', 'H', 'T', 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x02, 'a', 'b'};
+  CHECK(bytes == std::string(reinterpret_cast<const char*>(expected), sizeof expected));
+}
+
+TEST_CASE("wire: a hello of another version decodes only up to its version") {
+  std::string bytes = encode_hello(Hello{7, ""}) + "anything at all";
+  Hello out;
+  std::string error;
+  REQUIRE(decode_hello(bytes, out, error));
+  CHECK(out.protocol_version == 7);
+}
+
+TEST_CASE("wire: malformed hellos are refused with a reason") {
+  Hello out;
+  std::string error;
+  CHECK_FALSE(decode_hello("", out, error));
+  CHECK_FALSE(decode_hello(std::string("\x01NSHX\x00\x01", 7), out, error));
+  CHECK(error.find("magic") != std::string::npos);
+  CHECK_FALSE(decode_hello(std::string("\x01NSHT\x00", 6), out, error));
+  std::string good = encode_hello(Hello{kProtocolVersion, "abc"});
+  // Truncate inside the handoff field.
+  CHECK_FALSE(decode_hello(good.substr(0, good.size() - 1), out, error));
+  CHECK(error.find("past the end") != std::string::npos);
+  // A length field that claims 4 GiB.
+  std::string huge = encode_hello(Hello{}) + std::string("\x01\xff\xff\xff\xff", 5);
+  CHECK_FALSE(decode_hello(huge, out, error));
+  // Duplicate handoff.
+  std::string dup = good + std::string("\x01\x00\x00\x00\x00", 5);
+  CHECK_FALSE(decode_hello(dup, out, error));
+  CHECK(error == "duplicate handoff field");
+  // Over the handoff limit.
+  Hello big;
+  big.handoff.assign(kMaxHandoffBytes + 1, 'x');
+  CHECK_FALSE(decode_hello(encode_hello(big), out, error));
+  CHECK(error == "handoff_too_large");
+}
+
+TEST_CASE("wire: unknown hello fields are skipped") {
+  std::string bytes = encode_hello(Hello{kProtocolVersion, "h"}) + std::string("\x09\x00\x00\x00\x03xyz", 8);
+  Hello out;
+  std::string error;
+  REQUIRE(decode_hello(bytes, out, error));
+  CHECK(out.handoff == "h");
+}
+
+TEST_CASE("wire: welcome and notices round-trip - reasons are capped at 255 bytes") {
+  Welcome w;
+  w.slot = 4094;
+  w.max_clients = 4095;
+  w.tick_rate_hz = 1000;
+  Welcome wo;
+  std::string error;
+  REQUIRE(decode_welcome(encode_welcome(w), wo, error));
+  CHECK(wo.slot == 4094);
+  CHECK(wo.max_clients == 4095);
+  CHECK(wo.tick_rate_hz == 1000);
+  CHECK(encode_welcome(w).size() == 9);
+
+  Notice kick{ControlType::kick, std::string(300, 'r')};
+  Notice out;
+  REQUIRE(decode_notice(encode_notice(kick), out, error));
+  CHECK(out.type == ControlType::kick);
+  CHECK(out.reason.size() == kMaxReasonBytes);
+  CHECK_FALSE(decode_notice(std::string("\x03\x05" "ab", 4), out, error));
+  CHECK_FALSE(decode_notice(encode_welcome(w), out, error));
+}
+
+TEST_CASE("wire: peek_type knows only the defined control types") {
+  CHECK(peek_type(encode_hello(Hello{})) == ControlType::hello);
+  CHECK(peek_type(encode_notice(Notice{ControlType::reject, "x"})) == ControlType::reject);
+  CHECK_FALSE(peek_type(""));
+  CHECK_FALSE(peek_type("\x00"));
+  CHECK_FALSE(peek_type("\x63"));
+}

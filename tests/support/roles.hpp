@@ -1,0 +1,44 @@
+#pragma once
+// A fresh, real script context per test: a ServerRole (and optionally a
+// ClientRole joined to it) on a private libuv loop that the test steps by
+// hand. Scripts are written to a temporary folder.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "runtime/client_role.hpp"
+#include "runtime/enet_endpoint.hpp"
+#include "runtime/server_role.hpp"
+
+namespace nshost::test {
+
+class RoleFixture {
+ public:
+  RoleFixture();
+  ~RoleFixture();
+
+  // Writes `text` to <tmp>/<name> and returns the path.
+  std::string write_file(const std::string& name, const std::string& text);
+  // Starts a server on a free port running `script_text`; REQUIREs success.
+  ServerRole& start_server(const std::string& script_text, Options options = {});
+  // Starts a client of the fixture's server running `script_text`.
+  ClientRole& start_client(const std::string& script_text, Options options = {});
+  // Runs the loop until `done()` or `timeout_ms` passes; returns done().
+  bool step_until(const std::function<bool()>& done, int timeout_ms = 5000);
+
+  // Runs `code` as a chunk in L; returns "ok" plus the results joined with
+  // ", " ("ok: 1, x"), or "error: <message>".
+  static std::string eval(lua_State* L, const std::string& code);
+
+  uv_loop_t* loop() { return &loop_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  EnetLibrary enet_;
+  uv_loop_t loop_;
+  std::string dir_;
+  std::unique_ptr<ServerRole> server_;
+  std::unique_ptr<ClientRole> client_;
+};
+
+}  // namespace nshost::test

@@ -6,6 +6,7 @@ namespace nshost {
 namespace {
 
 int client_send(lua_State* L) {
+  StackGuard guard(L);
   require_handler(L, "send");
   std::string_view data = check_bytes(L, 1);
   Channel channel = check_channel(L, 2);
@@ -14,10 +15,10 @@ int client_send(lua_State* L) {
   if (!static_cast<ClientApi&>(ScriptHost::from(L).host()).send(data, channel, error)) {
     lua_pushnil(L);
     lua_pushstring(L, error.c_str());
-    return 2;
+    return guard.returns(2);
   }
   lua_pushboolean(L, 1);
-  return 1;
+  return guard.returns(1);
 }
 
 const luaL_Reg client_functions[] = {

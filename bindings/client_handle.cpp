@@ -13,13 +13,14 @@ struct ClientHandle {
 };
 
 int handle_tostring(lua_State* L) {
+  StackGuard guard(L);
   auto* h = static_cast<ClientHandle*>(luaL_checkudata(L, 1, kClientHandleType));
   auto& host = static_cast<ServerApi&>(ScriptHost::from(L).host());
   if (host.liveness(h->id) == ServerApi::Liveness::stale)
     lua_pushfstring(L, "client(slot=%d, stale)", static_cast<int>(h->id.slot));
   else
     lua_pushfstring(L, "client(slot=%d)", static_cast<int>(h->id.slot));
-  return 1;
+  return guard.returns(1);
 }
 
 const luaL_Reg handle_meta[] = {

@@ -8,6 +8,7 @@ namespace {
 
 template <LogLevel Level>
 int log_at(lua_State* L) {
+  StackGuard guard(L);
   if (!log_enabled(Level)) return 0;
   int n = lua_gettop(L);
   std::string line;
@@ -19,7 +20,7 @@ int log_at(lua_State* L) {
     lua_pop(L, 1);
   }
   log_write(Level, ScriptHost::from(L).log_tag(), line);
-  return 0;
+  return guard.returns(0);
 }
 
 const luaL_Reg log_functions[] = {

@@ -15,43 +15,48 @@ ClientId check_current(lua_State* L, int arg) {
 }
 
 int server_slot(lua_State* L) {
+  StackGuard guard(L);
   lua_pushinteger(L, check_current(L, 1).slot);
-  return 1;
+  return guard.returns(1);
 }
 
 int server_connected(lua_State* L) {
+  StackGuard guard(L);
   bool live = false;
   if (luaL_testudata(L, 1, "nshost.client"))
     live = server_of(L).liveness(check_client_handle(L, 1)) == ServerApi::Liveness::live;
   lua_pushboolean(L, live);
-  return 1;
+  return guard.returns(1);
 }
 
 int server_send(lua_State* L) {
+  StackGuard guard(L);
   require_handler(L, "send");
   ClientId id = check_current(L, 1);
   std::string_view data = check_bytes(L, 2);
   Channel channel = check_channel(L, 3);
   check_message_size(L, data);
   lua_pushboolean(L, server_of(L).send(id, data, channel));
-  return 1;
+  return guard.returns(1);
 }
 
 int server_broadcast(lua_State* L) {
+  StackGuard guard(L);
   require_handler(L, "broadcast");
   std::string_view data = check_bytes(L, 1);
   Channel channel = check_channel(L, 2);
   check_message_size(L, data);
   lua_pushinteger(L, static_cast<lua_Integer>(server_of(L).broadcast(data, channel)));
-  return 1;
+  return guard.returns(1);
 }
 
 int server_kick(lua_State* L) {
+  StackGuard guard(L);
   require_handler(L, "kick");
   ClientId id = check_current(L, 1);
   std::string_view reason = luaL_optstring(L, 2, "kicked by server");
   lua_pushboolean(L, server_of(L).kick(id, reason));
-  return 1;
+  return guard.returns(1);
 }
 
 const luaL_Reg server_functions[] = {

@@ -6,22 +6,25 @@ namespace nshost {
 namespace {
 
 int tick_rate(lua_State* L) {
+  StackGuard guard(L);
   lua_pushinteger(L, ScriptHost::from(L).host().tick_rate_hz());
-  return 1;
+  return guard.returns(1);
 }
 
 int set_tick_rate(lua_State* L) {
+  StackGuard guard(L);
   int is_integer = 0;
   lua_Integer hz = lua_tointegerx(L, 1, &is_integer);
   if (!is_integer || hz < lua_Integer{kMinTickRateHz} || hz > lua_Integer{kMaxTickRateHz})
     return luaL_error(L, "set_tick_rate: rate must be an integer in 1..1000 Hz (got %s)", luaL_tolstring(L, 1, nullptr));
   ScriptHost::from(L).host().set_tick_rate_hz(static_cast<uint32_t>(hz));
-  return 0;
+  return guard.returns(0);
 }
 
 int max_clients(lua_State* L) {
+  StackGuard guard(L);
   lua_pushinteger(L, ScriptHost::from(L).host().max_clients());
-  return 1;
+  return guard.returns(1);
 }
 
 const luaL_Reg tick_functions[] = {

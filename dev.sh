@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need.
-PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev doctest-dev)
+PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev libssl-dev doctest-dev)
 
 install_deps() {
   local missing=() p

@@ -118,6 +118,12 @@ std::string encode_welcome(const Welcome& welcome) {
   w.u16(welcome.slot);
   w.u16(welcome.max_clients);
   w.u16(welcome.tick_rate_hz);
+  if (!welcome.script_hash.empty()) {
+    w.field(kFieldScriptHash, welcome.script_hash);
+    Writer size;
+    size.u32(welcome.bundle_bytes);
+    w.field(kFieldBundleBytes, size.take());
+  }
   return w.take();
 }
 
@@ -133,9 +139,18 @@ std::string encode_notice(const Notice& notice) {
 
 std::optional<ControlType> peek_type(std::string_view bytes) {
   if (bytes.empty()) return std::nullopt;
-  auto t = static_cast<uint8_t>(bytes[0]);
-  if (t < static_cast<uint8_t>(ControlType::hello) || t > static_cast<uint8_t>(ControlType::kick)) return std::nullopt;
-  return static_cast<ControlType>(t);
+  auto t = static_cast<ControlType>(bytes[0]);
+  switch (t) {
+    case ControlType::hello:
+    case ControlType::welcome:
+    case ControlType::reject:
+    case ControlType::kick:
+    case ControlType::redirect:
+    case ControlType::bundle_request:
+    case ControlType::bundle_part:
+      return t;
+  }
+  return std::nullopt;
 }
 
 bool decode_hello(std::string_view bytes, Hello& out, std::string& error) {
@@ -176,7 +191,100 @@ bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error) {
     error = "truncated welcome";
     return false;
   }
+  out.script_hash.clear();
+  out.bundle_bytes = 0;
+  bool seen_size = false;
+  bool ok = read_fields(r, error, [&](uint8_t tag, std::string_view value) {
+    if (tag == kFieldScriptHash) {
+      if (value.size() != 32 || !out.script_hash.empty()) {
+        error = "bad script hash field";
+        return false;
+      }
+      out.script_hash.assign(value);
+    } else if (tag == kFieldBundleBytes) {
+      Reader size(value);
+      if (seen_size || !size.u32(out.bundle_bytes) || !size.done()) {
+        error = "bad bundle size field";
+        return false;
+      }
+      seen_size = true;
+    }
+    return true;
+  });
+  if (ok && out.script_hash.empty() != !seen_size) {
+    error = "script hash and bundle size come together";
+    return false;
+  }
+  return ok;
+}
+
+std::string encode_redirect(const Redirect& redirect) {
+  Writer w;
+  w.u8(static_cast<uint8_t>(ControlType::redirect));
+  w.field(kFieldUrl, redirect.url);
+  if (!redirect.handoff.empty()) w.field(kFieldHandoff, redirect.handoff);
+  return w.take();
+}
+
+std::string encode_bundle_request() {
+  Writer w;
+  w.u8(static_cast<uint8_t>(ControlType::bundle_request));
+  return w.take();
+}
+
+std::string encode_bundle_part(uint32_t offset, std::string_view bytes) {
+  Writer w;
+  w.u8(static_cast<uint8_t>(ControlType::bundle_part));
+  w.u32(offset);
+  w.bytes(bytes);
+  return w.take();
+}
+
+bool decode_redirect(std::string_view bytes, Redirect& out, std::string& error) {
+  Reader r(bytes);
+  if (!expect_type(r, ControlType::redirect, error)) return false;
+  out = Redirect{};
+  bool seen_url = false, seen_handoff = false;
+  bool ok = read_fields(r, error, [&](uint8_t tag, std::string_view value) {
+    if (tag == kFieldUrl) {
+      if (seen_url || value.size() > kMaxUrlBytes) {
+        error = seen_url ? "duplicate url field" : "url too long";
+        return false;
+      }
+      seen_url = true;
+      out.url.assign(value);
+    } else if (tag == kFieldHandoff) {
+      if (seen_handoff || value.size() > kMaxHandoffBytes) {
+        error = seen_handoff ? "duplicate handoff field" : "handoff_too_large";
+        return false;
+      }
+      seen_handoff = true;
+      out.handoff.assign(value);
+    }
+    return true;
+  });
+  if (ok && !seen_url) {
+    error = "redirect without a url";
+    return false;
+  }
+  return ok;
+}
+
+bool decode_bundle_request(std::string_view bytes, std::string& error) {
+  Reader r(bytes);
+  if (!expect_type(r, ControlType::bundle_request, error)) return false;
   return read_fields(r, error, [](uint8_t, std::string_view) { return true; });
+}
+
+bool decode_bundle_part(std::string_view bytes, BundlePart& out, std::string& error) {
+  Reader r(bytes);
+  if (!expect_type(r, ControlType::bundle_part, error)) return false;
+  if (!r.u32(out.offset)) {
+    error = "truncated bundle part";
+    return false;
+  }
+  out.bytes = bytes.substr(5);
+  return true;
 }
 
 bool decode_notice(std::string_view bytes, Notice& out, std::string& error) {

@@ -20,13 +20,37 @@ constexpr uint8_t kChannelReliable = 1;    // reliable, ordered script data
 constexpr uint8_t kChannelUnreliable = 2;  // unreliable, sequenced script data
 constexpr uint8_t kChannelCount = 3;
 
-enum class ControlType : uint8_t { hello = 1, welcome = 2, reject = 3, kick = 4 };
+// Shard messages (hop, redirect, bundle fetch) are numbered from 16.
+enum class ControlType : uint8_t {
+  hello = 1,
+  welcome = 2,
+  reject = 3,
+  kick = 4,
+  redirect = 16,        // server -> client: go to url with handoff, then disconnect
+  bundle_request = 17,  // client -> server: send me your script bundle
+  bundle_part = 18,     // server -> client: u32 offset, then bundle bytes
+};
 
 // The 32-bit `data` of an ENet disconnect: why the sender closed the link.
-enum class DisconnectCode : uint32_t { none = 0, leave = 1, shutdown = 2, rejected = 3, kicked = 4 };
+enum class DisconnectCode : uint32_t {
+  none = 0,
+  leave = 1,
+  shutdown = 2,
+  rejected = 3,
+  kicked = 4,
+  hop = 16,         // the client leaves for another shard
+  redirected = 17,  // the server sent the client to another shard
+};
 
 // Field tags inside hello and welcome (TLV: u8 tag, u32 length, bytes).
-constexpr uint8_t kFieldHandoff = 1;
+constexpr uint8_t kFieldHandoff = 1;       // hello, redirect
+constexpr uint8_t kFieldScriptHash = 16;   // welcome: SHA-256 of the served bundle, 32 bytes
+constexpr uint8_t kFieldBundleBytes = 17;  // welcome: size of that bundle, u32
+constexpr uint8_t kFieldUrl = 18;          // redirect: nshost:// URL of the destination
+
+// Largest bundle_part payload a server sends (bytes of bundle per message).
+constexpr size_t kBundlePartBytes = 32 * 1024;
+constexpr size_t kMaxUrlBytes = 1024;
 
 constexpr size_t kMaxHandoffBytes = 64 * 1024;
 constexpr size_t kMaxReasonBytes = 255;
@@ -41,6 +65,18 @@ struct Welcome {
   uint16_t slot = 0;
   uint16_t max_clients = 0;
   uint16_t tick_rate_hz = 0;
+  std::string script_hash;    // raw SHA-256 of the served bundle; "" if none
+  uint32_t bundle_bytes = 0;  // its encoded size
+};
+
+struct Redirect {
+  std::string url;      // at most kMaxUrlBytes
+  std::string handoff;  // at most kMaxHandoffBytes
+};
+
+struct BundlePart {
+  uint32_t offset = 0;     // where `bytes` start in the bundle
+  std::string_view bytes;  // views the decoded message
 };
 
 // reject and kick carry only a reason.
@@ -52,6 +88,9 @@ struct Notice {
 std::string encode_hello(const Hello& hello);
 std::string encode_welcome(const Welcome& welcome);
 std::string encode_notice(const Notice& notice);
+std::string encode_redirect(const Redirect& redirect);
+std::string encode_bundle_request();
+std::string encode_bundle_part(uint32_t offset, std::string_view bytes);
 
 // The type byte of a control message, or nullopt for an empty or unknown one.
 std::optional<ControlType> peek_type(std::string_view bytes);
@@ -63,5 +102,8 @@ std::optional<ControlType> peek_type(std::string_view bytes);
 bool decode_hello(std::string_view bytes, Hello& out, std::string& error);
 bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error);
 bool decode_notice(std::string_view bytes, Notice& out, std::string& error);
+bool decode_redirect(std::string_view bytes, Redirect& out, std::string& error);
+bool decode_bundle_request(std::string_view bytes, std::string& error);
+bool decode_bundle_part(std::string_view bytes, BundlePart& out, std::string& error);
 
 }  // namespace nshost::wire

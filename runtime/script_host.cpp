@@ -8,6 +8,7 @@
 
 #include "bindings/bindings.hpp"
 #include "runtime/log.hpp"
+#include "runtime/sandbox.hpp"
 
 namespace nshost {
 namespace {
@@ -41,6 +42,21 @@ int search_module_roots(lua_State* L) {
   for (char& c : relative)
     if (c == '.') c = '/';
   std::string tried;
+  if (const Bundle* bundle = ScriptHost::from(L).bundle()) {
+    for (const char* suffix : {".lua", "/init.lua"}) {
+      std::string path = relative + suffix;
+      const BundleFile* file = bundle->find(path);
+      if (!file) {
+        tried += "\n\tno file '" + path + "' in the bundle";
+        continue;
+      }
+      std::string chunkname = "@" + path;
+      if (luaL_loadbufferx(L, file->text.data(), file->text.size(), chunkname.c_str(), "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s' from the bundle:\n\t%s", name, lua_tostring(L, -1));
+      lua_pushstring(L, path.c_str());
+      return 2;  // [loader, path]
+    }
+  }
   for (const std::string& root : ScriptHost::from(L).module_roots()) {
     for (const char* suffix : {".lua", "/init.lua"}) {
       std::string path = root + "/" + relative + suffix;
@@ -81,14 +97,17 @@ void* ScriptHost::allocate(void* ud, void* ptr, size_t old_size, size_t new_size
     budget->used -= old_size;
     return nullptr;
   }
-  if (budget->limit != 0 && new_size > old_size && budget->used - old_size + new_size > budget->limit)
+  if (budget->limit != 0 && budget->enforcing && new_size > old_size && budget->used - old_size + new_size > budget->limit)
     return nullptr;  // Lua raises LUA_ERRMEM in the running handler
   void* grown = std::realloc(ptr, new_size);
   if (grown) budget->used = budget->used - old_size + new_size;
   return grown;
 }
 
-ScriptHost::ScriptHost(HostApi& host, std::string log_tag) : host_(host), log_tag_(std::move(log_tag)) {
+ScriptHost::ScriptHost(HostApi& host, std::string log_tag) : ScriptHost(host, std::move(log_tag), Sandbox{}) {}
+
+ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbox)
+    : host_(host), log_tag_(std::move(log_tag)), sandbox_(sandbox) {
   state_ = lua_newstate(&ScriptHost::allocate, &memory_);
   if (!state_) throw std::bad_alloc();
   *static_cast<ScriptHost**>(lua_getextraspace(state_)) = this;
@@ -98,7 +117,8 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag) : host_(host), log_ta
     std::abort();
   });
   lua_State* L = state_;
-  luaL_openlibs(L);
+  if (sandbox_.enabled) open_sandboxed_libs(L);
+  else luaL_openlibs(L);
   install_require();
   lua_newtable(L);
   lua_setglobal(L, "server");
@@ -110,6 +130,42 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag) : host_(host), log_ta
   open_client_handle(L);
   if (host_.role() == Role::server) open_server(L);
   else open_client(L);
+  open_shard(L);
+  if (sandbox_.enabled) {
+    memory_.limit = sandbox_.memory_limit_bytes;
+    if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
+  }
+}
+
+void ScriptHost::budget_hook(lua_State* L, lua_Debug*) {
+  ScriptHost& self = ScriptHost::from(L);
+  if (!self.budget_exhausted_) {
+    // A coroutine may still run at the step of an earlier exhaustion.
+    if (lua_gethookcount(L) != kBudgetStep) lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
+    self.instructions_used_ += kBudgetStep;
+    if (self.instructions_used_ <= self.sandbox_.instruction_budget) return;
+    self.budget_exhausted_ = true;
+  }
+  // From now on every instruction raises, so a pcall in the script that
+  // catches the error fails again at its next instruction, up to the host.
+  lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, 1);
+  luaL_error(L, "instruction budget exceeded (over %I instructions in one handler; --instruction-budget)",
+             static_cast<lua_Integer>(self.sandbox_.instruction_budget));
+}
+
+void ScriptHost::begin_budget() {
+  if (handler_depth_ > 0) return;
+  instructions_used_ = 0;
+  budget_exhausted_ = false;
+  memory_.enforcing = true;
+}
+
+void ScriptHost::end_budget() {
+  if (handler_depth_ > 0) return;
+  memory_.enforcing = false;
+  if (!sandbox_.enabled || sandbox_.instruction_budget == 0) return;
+  budget_exhausted_ = false;
+  lua_sethook(state_, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
 }
 
 ScriptHost::~ScriptHost() {
@@ -145,7 +201,33 @@ bool ScriptHost::load(const std::string& path, std::string& error) {
     lua_pop(L, 1);
     return false;
   }
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+  return run_chunk(error);
+}
+
+bool ScriptHost::load_bundle(std::shared_ptr<const Bundle> bundle, std::string& error) {
+  bundle_ = std::move(bundle);
+  module_roots_ = {shipped_scripts_dir()};
+  const BundleFile* entry = bundle_->find(bundle_->entry);
+  if (!entry) {
+    error = "bundle has no entry script";
+    return false;
+  }
+  lua_State* L = state_;
+  std::string chunkname = "@" + entry->path;
+  if (luaL_loadbufferx(L, entry->text.data(), entry->text.size(), chunkname.c_str(), "t") != LUA_OK) {
+    error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot load script";
+    lua_pop(L, 1);
+    return false;
+  }
+  return run_chunk(error);
+}
+
+bool ScriptHost::run_chunk(std::string& error) {
+  lua_State* L = state_;
+  begin_budget();
+  int status = lua_pcall(L, 0, 0, 0);
+  end_budget();
+  if (status != LUA_OK) {
     error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
     lua_pop(L, 1);
     return false;
@@ -189,9 +271,11 @@ bool ScriptHost::call_pushed(const char* name, int nargs) {
   int handler_index = lua_gettop(L) - nargs;  // [..., handler, args...]
   lua_pushcfunction(L, traceback_handler);
   lua_insert(L, handler_index);  // [..., traceback, handler, args...]
+  begin_budget();
   ++handler_depth_;
   int status = lua_pcall(L, nargs, 0, handler_index);
   --handler_depth_;
+  end_budget();
   if (status == LUA_OK) {
     lua_pop(L, 1);
     return true;

@@ -11,14 +11,29 @@
 #include <string>
 #include <vector>
 
+#include "runtime/bundle.hpp"
 #include "runtime/host_api.hpp"
 
 namespace nshost {
 
 class ScriptHost {
  public:
+  // Limits for untrusted code (runtime/sandbox.hpp has the library allow-list).
+  struct Sandbox {
+    bool enabled = false;
+    // Bytes the whole state may allocate; past it the allocation fails and
+    // the running handler raises "not enough memory". 0: unlimited.
+    size_t memory_limit_bytes = 0;
+    // Lua VM instructions one handler (or the top-level chunk) may run; past
+    // it the handler is aborted with an error that pcall/xpcall inside the
+    // script cannot stop. Counted in steps of kBudgetStep. 0: unlimited.
+    uint64_t instruction_budget = 0;
+  };
+  static constexpr int kBudgetStep = 1000;
+
   // `host` must outlive this object. `log_tag` prefixes this state's log lines.
   ScriptHost(HostApi& host, std::string log_tag);
+  ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbox);
   ~ScriptHost();
   ScriptHost(const ScriptHost&) = delete;
   ScriptHost& operator=(const ScriptHost&) = delete;
@@ -27,6 +42,12 @@ class ScriptHost {
   // become the only places `require` looks. On failure returns false and sets
   // `error` to one line such as "game.lua:12: unexpected symbol near 'x'".
   bool load(const std::string& path, std::string& error);
+  // Runs a fetched bundle's entry script. `require` then looks in the bundle
+  // (in memory) and the shipped scripts/ tree only. Same errors as load().
+  bool load_bundle(std::shared_ptr<const Bundle> bundle, std::string& error);
+  // The bundle this state runs, or nullptr for a script from disk.
+  const Bundle* bundle() const { return bundle_.get(); }
+  bool sandboxed() const { return sandbox_.enabled; }
 
   // Calls <role table>.<name>(args...) if the script defined it. `push_args`
   // is called with the state and returns how many values it pushed. Returns
@@ -61,12 +82,20 @@ class ScriptHost {
   struct MemoryBudget {
     size_t used = 0;
     size_t limit = 0;  // 0: unlimited
+    // Only while Lua code runs: a failed allocation in the host's own stack
+    // work outside a pcall would abort the process.
+    bool enforcing = false;
   };
   static void* allocate(void* ud, void* ptr, size_t old_size, size_t new_size);
 
   bool push_handler(const char* name);  // [] -> [fn] when it returns true
   bool call_pushed(const char* name, int nargs);
   void install_require();
+  bool run_chunk(std::string& error);  // [chunk] -> []
+  // The instruction budget: a count hook, armed for each outermost call.
+  static void budget_hook(lua_State* L, lua_Debug* ar);
+  void begin_budget();
+  void end_budget();
 
   HostApi& host_;
   std::string log_tag_;
@@ -75,6 +104,10 @@ class ScriptHost {
   int handler_depth_ = 0;
   uint64_t error_count_ = 0;
   std::vector<std::string> module_roots_;
+  Sandbox sandbox_;
+  std::shared_ptr<const Bundle> bundle_;
+  uint64_t instructions_used_ = 0;
+  bool budget_exhausted_ = false;
 };
 
 // The shipped scripts/ directory: $NSHOST_SCRIPTS_DIR if set, else the

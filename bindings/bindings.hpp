@@ -13,6 +13,7 @@ void open_tick(lua_State* L);           // tick_rate, set_tick_rate, max_clients
 void open_client_handle(lua_State* L);  // the client handle type (bindings/client_handle.cpp)
 void open_server(lua_State* L);         // slot, connected, send, broadcast, kick (bindings/server.cpp)
 void open_client(lua_State* L);         // send on the client side (bindings/client.cpp)
+void open_shard(lua_State* L);          // hop (client), redirect (server) (bindings/shard.cpp)
 
 // Pushes a new client handle for `id`. The caller keeps it (a registry ref)
 // and pushes that same userdata for every event of the connection, so the

@@ -12,7 +12,8 @@ ClientRole::ClientRole(uv_loop_t* loop, Options options, std::string log_tag)
       options_(std::move(options)),
       log_tag_(std::move(log_tag)),
       tick_(loop, options_.tick_rate_hz,
-            [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }) {}
+            [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }),
+      cache_(options_.cache_dir.empty() ? BundleCache::default_dir() : options_.cache_dir) {}
 
 ClientRole::~ClientRole() {
   if (resolving_) {
@@ -33,7 +34,7 @@ bool ClientRole::start(std::string& error) {
   }
   exit_code_ = 1;
   EnetEndpoint::Config config;
-  config.peer_count = 1;
+  config.peer_count = 2;  // the server, and the origin of a hop while it says goodbye
   config.channel_count = wire::kChannelCount;
   config.max_message_bytes = options_.max_message_bytes;
   endpoint_ = EnetEndpoint::create(loop_, config, *this, error);
@@ -41,13 +42,22 @@ bool ClientRole::start(std::string& error) {
     error = "nshost: " + error;
     return false;
   }
-  try {
-    script_ = std::make_unique<ScriptHost>(*this, log_tag_);
-  } catch (const std::exception& e) {
-    error = std::string("nshost: cannot create the Lua state: ") + e.what();
-    return false;
+  if (!options_.script.empty()) {
+    try {
+      script_ = std::make_unique<ScriptHost>(*this, log_tag_, sandbox_limits(options_.sandbox));
+    } catch (const std::exception& e) {
+      error = std::string("nshost: cannot create the Lua state: ") + e.what();
+      return false;
+    }
+    if (!script_->load(options_.script, error)) return false;
+    // Names the local tree, so a hop to a shard serving the same tree keeps this state.
+    Bundle local;
+    std::string why;
+    if (bundle_directory(options_.script, options_.max_bundle_bytes, local, why))
+      tree_hash_ = sha256(encode_bundle(local));
+    else
+      log_write(LogLevel::debug, log_tag_, "local script tree has no bundle hash: " + why);
   }
-  if (!script_->load(options_.script, error)) return false;
   int rc = timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); });
   if (rc == 0) {
     timer_.get()->data = this;
@@ -59,11 +69,16 @@ bool ClientRole::start(std::string& error) {
   }
   exit_code_ = 0;
   defer(kConnectTimeoutMs);
+  connect_to_url();
+  return true;
+}
+
+void ClientRole::connect_to_url() {
   in_addr literal{};
   if (inet_pton(AF_INET, url_.host.c_str(), &literal) == 1) {
     ENetAddress address{literal.s_addr, url_.port};
     connect_to(address);
-    return true;
+    return;
   }
   phase_ = Phase::resolving;
   resolving_ = new uv_getaddrinfo_t{};
@@ -71,7 +86,7 @@ bool ClientRole::start(std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_DGRAM;
-  rc = uv_getaddrinfo(
+  int rc = uv_getaddrinfo(
       loop_, resolving_,
       [](uv_getaddrinfo_t* req, int status, addrinfo* result) {
         if (req->data) static_cast<ClientRole*>(req->data)->on_resolved(status, result);
@@ -82,16 +97,19 @@ bool ClientRole::start(std::string& error) {
   if (rc != 0) {
     delete resolving_;
     resolving_ = nullptr;
-    end_connection(std::string("connect_failed: cannot resolve ") + url_.host + ": " + uv_strerror(rc));
+    std::string why = std::string("cannot resolve ") + url_.host + ": " + uv_strerror(rc);
+    if (hopping_) fail_soon("unreachable: " + why);
+    else end_connection("connect_failed: " + why);
   }
-  return true;
 }
 
 void ClientRole::on_resolved(int status, const addrinfo* result) {
   resolving_ = nullptr;
   if (phase_ != Phase::resolving) return;
   if (status != 0 || !result) {
-    end_connection(std::string("connect_failed: cannot resolve ") + url_.host + ": " + uv_strerror(status));
+    std::string why = std::string("cannot resolve ") + url_.host + ": " + uv_strerror(status);
+    if (hopping_) fail_hop("unreachable: " + why);
+    else end_connection("connect_failed: " + why);
     return;
   }
   const auto* in = reinterpret_cast<const sockaddr_in*>(result->ai_addr);
@@ -101,7 +119,8 @@ void ClientRole::on_resolved(int status, const addrinfo* result) {
 void ClientRole::connect_to(const ENetAddress& address) {
   peer_ = enet_host_connect(endpoint_->host(), &address, wire::kChannelCount, 0);
   if (!peer_) {
-    end_connection("connect_failed: no free ENet peer");
+    if (hopping_) fail_soon("unreachable: no free ENet peer");
+    else end_connection("connect_failed: no free ENet peer");
     return;
   }
   phase_ = Phase::connecting;
@@ -126,13 +145,17 @@ void ClientRole::on_enet_event(ENetEvent& event) {
       if (event.peer != peer_) return;
       std::string_view bytes(reinterpret_cast<const char*>(event.packet->data), event.packet->dataLength);
       if (event.channelID != wire::kChannelControl) {
+        if (phase_ == Phase::fetching) {
+          if (held_bytes_ + bytes.size() > kMaxHeldBytes) {
+            log_write(LogLevel::warn, log_tag_, "dropped a message that arrived while fetching the bundle");
+            return;
+          }
+          held_bytes_ += bytes.size();
+          held_data_.emplace_back(event.channelID, std::string(bytes));
+          return;
+        }
         if (phase_ != Phase::joined) return;
-        const char* channel = event.channelID == wire::kChannelReliable ? "reliable" : "unreliable";
-        script_->invoke("receive", [&](lua_State* L) {
-          lua_pushlstring(L, bytes.data(), bytes.size());
-          lua_pushstring(L, channel);
-          return 2;
-        });
+        deliver_data(event.channelID, bytes);
         return;
       }
       std::string error;
@@ -143,16 +166,21 @@ void ClientRole::on_enet_event(ENetEvent& event) {
           log_write(LogLevel::warn, log_tag_, "malformed welcome from server: " + error);
           return;
         }
-        phase_ = Phase::joined;
         server_max_clients_ = welcome.max_clients;
         uv_timer_stop(timer_.get());
         log_write(LogLevel::info, log_tag_,
                   "joined " + format_address(peer_->address) + " in slot " + std::to_string(welcome.slot));
-        if (stop_requested_) defer(0);
-        script_->invoke("connect", [&](lua_State* L) {
-          lua_pushlstring(L, handoff_.data(), handoff_.size());
-          return 1;
-        });
+        on_welcome(welcome);
+      } else if (type == wire::ControlType::bundle_part && phase_ == Phase::fetching) {
+        on_bundle_part(bytes);
+      } else if (type == wire::ControlType::redirect && phase_ == Phase::joined) {
+        wire::Redirect redirect;
+        if (!wire::decode_redirect(bytes, redirect, error)) {
+          log_write(LogLevel::warn, log_tag_, "malformed redirect from server: " + error);
+          return;
+        }
+        log_write(LogLevel::info, log_tag_, "redirected to " + redirect.url);
+        pending_redirect_ = std::move(redirect);
       } else if (type == wire::ControlType::reject || type == wire::ControlType::kick) {
         wire::Notice notice;
         if (!wire::decode_notice(bytes, notice, error)) {
@@ -167,7 +195,24 @@ void ClientRole::on_enet_event(ENetEvent& event) {
       break;
     }
     case ENET_EVENT_TYPE_DISCONNECT: {
+      if (event.peer == leaving_peer_) leaving_peer_ = nullptr;
       if (event.peer != peer_) return;
+      if (pending_redirect_ && phase_ == Phase::joined) {
+        wire::Redirect redirect = std::move(*pending_redirect_);
+        pending_redirect_.reset();
+        peer_ = nullptr;
+        start_hop(redirect.url, std::move(redirect.handoff));
+        return;
+      }
+      if (hopping_) {
+        std::string why = !pending_reason_.empty() ? pending_reason_
+                          : phase_ == Phase::connecting
+                              ? "unreachable: " + url_.host + ":" + std::to_string(url_.port) + " refused the connection"
+                              : "server_left";
+        peer_ = nullptr;
+        fail_hop(why);
+        return;
+      }
       std::string reason = !pending_reason_.empty()       ? pending_reason_
                            : phase_ == Phase::connecting ? "connect_failed"
                            : phase_ == Phase::leaving    ? "left"
@@ -186,14 +231,29 @@ void ClientRole::end_connection(std::string reason) {
   phase_ = Phase::closed;
   pending_reason_.clear();
   server_max_clients_ = 0;
+  hopping_ = false;
+  pending_redirect_.reset();
+  fetch_bytes_.clear();
+  held_data_.clear();
+  held_bytes_ = 0;
   log_write(reason == "left" ? LogLevel::info : LogLevel::warn, log_tag_, "disconnected: " + reason);
+  if (!script_) {
+    log_write(LogLevel::error, log_tag_, "no script to run: " + reason);
+    exit_code_ = std::max(exit_code_, 1);
+    defer(0);
+    return;
+  }
+  // A failed hop leaves the client running on its current state, which may
+  // hop again (from this handler or a later tick) or quit.
+  bool stay = reason.rfind("hop_failed", 0) == 0;
+  if (stay) uv_timer_stop(timer_.get());
   script_->invoke("disconnect", [&](lua_State* L) {
     lua_pushstring(L, reason.c_str());
     return 1;
   });
-  // The process ends once the script has been told, unless the handler
-  // started a new connection.
-  if (phase_ == Phase::closed) defer(0);
+  // Otherwise the process ends once the script has been told, unless the
+  // handler started a new connection.
+  if (phase_ == Phase::closed && !stay) defer(0);
 }
 
 bool ClientRole::send(std::string_view data, Channel channel, std::string& error) {
@@ -217,6 +277,7 @@ void ClientRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
   // The first tick reports one nominal period.
   double dt = last_tick_ns_ == 0 ? 1.0 / tick_.rate_hz() : static_cast<double>(now_ns - last_tick_ns_) / 1e9;
   last_tick_ns_ = now_ns;
+  if (!script_) return;
   script_->invoke("tick", [&](lua_State* L) {
     lua_pushinteger(L, static_cast<lua_Integer>(beat.tick_num));
     lua_pushnumber(L, dt);
@@ -240,13 +301,27 @@ void ClientRole::on_timer() {
     case Phase::resolving:
     case Phase::connecting:
     case Phase::handshaking:
+    case Phase::fetching:
+    case Phase::failing:
       if (stop_requested_) {
         begin_shutdown();
         return;
       }
+      if (phase_ == Phase::failing) {
+        fail_hop(std::move(pending_failure_));
+        return;
+      }
+      if (phase_ == Phase::fetching) {
+        fail_hop("fetch_timeout: the bundle did not arrive within " + std::to_string(kFetchTimeoutMs) + " ms");
+        return;
+      }
       if (peer_) enet_peer_reset(peer_);
       peer_ = nullptr;
-      end_connection("connect_failed");
+      if (hopping_)
+        fail_hop("unreachable: no answer from " + url_.host + ":" + std::to_string(url_.port) + " within " +
+                 std::to_string(kConnectTimeoutMs) + " ms");
+      else
+        end_connection("connect_failed");
       return;
     case Phase::joined:
       if (stop_requested_) begin_shutdown();
@@ -281,6 +356,7 @@ void ClientRole::begin_shutdown() {
   switch (phase_) {
     case Phase::joined:
     case Phase::handshaking:
+    case Phase::fetching:
       phase_ = Phase::leaving;
       enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
       endpoint_->flush();
@@ -307,6 +383,201 @@ void ClientRole::finish() {
   timer_.close();
   endpoint_.reset();
   if (on_finished) on_finished();
+}
+
+ScriptHost::Sandbox ClientRole::sandbox_limits(bool enabled) const {
+  ScriptHost::Sandbox sandbox;
+  sandbox.enabled = enabled;
+  sandbox.memory_limit_bytes = options_.memory_limit_bytes;
+  sandbox.instruction_budget = options_.instruction_budget;
+  return sandbox;
+}
+
+bool ClientRole::hop(std::string_view url, std::string_view handoff, std::string& error) {
+  if (stop_requested_ || finished_) {
+    error = "ESHUTDOWN: the client is stopping";
+    return false;
+  }
+  if (phase_ == Phase::joined) {
+    // The origin sees server.disconnect(c, "hop") once it hears this.
+    if (leaving_peer_) enet_peer_reset(leaving_peer_);
+    leaving_peer_ = peer_;
+    peer_ = nullptr;
+    enet_peer_disconnect(leaving_peer_, static_cast<uint32_t>(wire::DisconnectCode::hop));
+    endpoint_->mark_dirty();
+    pending_redirect_.reset();
+  } else if (phase_ != Phase::closed) {
+    error = "EBUSY: a connection attempt is already under way";
+    return false;
+  }
+  start_hop(std::string(url), std::string(handoff));
+  return true;
+}
+
+// Never calls into Lua: hop() runs inside a handler.
+void ClientRole::start_hop(const std::string& url, std::string handoff) {
+  hopping_ = true;
+  handoff_ = std::move(handoff);
+  pending_reason_.clear();
+  server_max_clients_ = 0;
+  std::string error;
+  log_write(LogLevel::info, log_tag_, "hopping to " + url);
+  if (!parse_shard_url(url, url_, error)) {
+    fail_soon("bad_url: " + error);
+    return;
+  }
+  if (handoff_.size() > wire::kMaxHandoffBytes) {
+    fail_soon("handoff_too_large (" + std::to_string(handoff_.size()) + " bytes, limit " +
+              std::to_string(wire::kMaxHandoffBytes) + ")");
+    return;
+  }
+  phase_ = Phase::idle;
+  defer(kConnectTimeoutMs);
+  connect_to_url();
+}
+
+void ClientRole::fail_soon(std::string why) {
+  phase_ = Phase::failing;
+  pending_failure_ = std::move(why);
+  defer(0);
+}
+
+void ClientRole::fail_hop(std::string why) {
+  if (peer_) {
+    // Joined the destination but cannot run its script: leave it cleanly.
+    if (phase_ == Phase::fetching || phase_ == Phase::handshaking) {
+      if (leaving_peer_) enet_peer_reset(leaving_peer_);
+      leaving_peer_ = peer_;
+      enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
+      endpoint_->mark_dirty();
+    } else {
+      enet_peer_reset(peer_);
+    }
+    peer_ = nullptr;
+  }
+  end_connection((hopping_ || script_ ? "hop_failed: " : "fetch_failed: ") + why);
+}
+
+void ClientRole::on_welcome(const wire::Welcome& welcome) {
+  // A local script keeps running on its first server; a hop keeps the state
+  // only when the destination serves the very tree this state runs.
+  bool same_tree = !welcome.script_hash.empty() && welcome.script_hash == tree_hash_;
+  if (script_ && (!hopping_ || same_tree)) {
+    complete_join();
+    return;
+  }
+  if (welcome.script_hash.empty()) {
+    fail_hop("no_bundle: the destination serves no script bundle");
+    return;
+  }
+  if (welcome.bundle_bytes > options_.max_bundle_bytes) {
+    fail_hop("bundle_too_large (" + std::to_string(welcome.bundle_bytes) + " bytes, limit " +
+             std::to_string(options_.max_bundle_bytes) + ")");
+    return;
+  }
+  fetch_hash_ = welcome.script_hash;
+  fetch_size_ = welcome.bundle_bytes;
+  fetch_bytes_.clear();
+  std::string cached;
+  if (cache_.load(fetch_hash_, cached)) {
+    log_write(LogLevel::info, log_tag_, "script bundle " + to_hex(fetch_hash_) + " from the cache");
+    adopt_bundle(cached);
+    return;
+  }
+  phase_ = Phase::fetching;
+  held_data_.clear();
+  held_bytes_ = 0;
+  fetch_bytes_.reserve(fetch_size_);
+  std::string request = wire::encode_bundle_request();
+  enet_peer_send(peer_, wire::kChannelControl,
+                 enet_packet_create(request.data(), request.size(), ENET_PACKET_FLAG_RELIABLE));
+  endpoint_->mark_dirty();
+  defer(kFetchTimeoutMs);
+  log_write(LogLevel::info, log_tag_,
+            "fetching script bundle " + to_hex(fetch_hash_) + " (" + std::to_string(fetch_size_) + " bytes)");
+}
+
+void ClientRole::on_bundle_part(std::string_view bytes) {
+  wire::BundlePart part;
+  std::string error;
+  if (!wire::decode_bundle_part(bytes, part, error)) {
+    fail_hop("bad_bundle: " + error);
+    return;
+  }
+  if (part.offset != fetch_bytes_.size()) {
+    fail_hop("bad_bundle: part at offset " + std::to_string(part.offset) + ", expected " +
+             std::to_string(fetch_bytes_.size()));
+    return;
+  }
+  if (part.bytes.size() > fetch_size_ - fetch_bytes_.size()) {
+    fail_hop("bundle_too_large (more bytes than the " + std::to_string(fetch_size_) + " announced)");
+    return;
+  }
+  fetch_bytes_.append(part.bytes);
+  if (fetch_bytes_.size() < fetch_size_) return;
+  uv_timer_stop(timer_.get());
+  if (sha256(fetch_bytes_) != fetch_hash_) {
+    fail_hop("bad_hash: the bundle's SHA-256 is " + to_hex(sha256(fetch_bytes_)) + ", announced " +
+             to_hex(fetch_hash_));
+    return;
+  }
+  std::string bytes_owned = std::move(fetch_bytes_);
+  fetch_bytes_.clear();
+  if (!cache_.store(fetch_hash_, bytes_owned, error))
+    log_write(LogLevel::warn, log_tag_, "bundle not cached: " + error);
+  adopt_bundle(bytes_owned);
+}
+
+void ClientRole::adopt_bundle(const std::string& bytes) {
+  auto bundle = std::make_shared<Bundle>();
+  std::string error;
+  if (!decode_bundle(bytes, *bundle, error)) {
+    fail_hop("bad_bundle: " + error);
+    return;
+  }
+  std::unique_ptr<ScriptHost> fresh;
+  try {
+    fresh = std::make_unique<ScriptHost>(*this, log_tag_, sandbox_limits(true));
+  } catch (const std::exception& e) {
+    fail_hop(std::string("script_error: cannot create the Lua state: ") + e.what());
+    return;
+  }
+  size_t files = bundle->files.size();
+  if (!fresh->load_bundle(std::move(bundle), error)) {
+    fail_hop("script_error: " + error);
+    return;
+  }
+  log_write(LogLevel::info, log_tag_,
+            "running fetched bundle " + to_hex(fetch_hash_) + " (" + std::to_string(files) + " files, sandboxed)");
+  script_ = std::move(fresh);
+  tree_hash_ = fetch_hash_;
+  complete_join();
+}
+
+void ClientRole::complete_join() {
+  phase_ = Phase::joined;
+  hopping_ = false;
+  if (stop_requested_) defer(0);
+  script_->invoke("connect", [&](lua_State* L) {
+    lua_pushlstring(L, handoff_.data(), handoff_.size());
+    return 1;
+  });
+  auto held = std::move(held_data_);
+  held_data_.clear();
+  held_bytes_ = 0;
+  for (auto& [channel_id, bytes] : held) {
+    if (phase_ != Phase::joined) break;
+    deliver_data(channel_id, bytes);
+  }
+}
+
+void ClientRole::deliver_data(uint8_t channel_id, std::string_view bytes) {
+  const char* channel = channel_id == wire::kChannelReliable ? "reliable" : "unreliable";
+  script_->invoke("receive", [&](lua_State* L) {
+    lua_pushlstring(L, bytes.data(), bytes.size());
+    lua_pushstring(L, channel);
+    return 2;
+  });
 }
 
 }  // namespace nshost

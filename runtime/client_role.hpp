@@ -4,8 +4,12 @@
 // Several ClientRoles may share one loop. Owns its endpoint, tick, script
 // state and timers.
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "runtime/bundle.hpp"
 #include "runtime/enet_endpoint.hpp"
 #include "runtime/host_api.hpp"
 #include "runtime/role_runner.hpp"
@@ -22,6 +26,11 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   static constexpr uint64_t kConnectTimeoutMs = 5000;
   // A leave waits at most this long for the server's acknowledgement.
   static constexpr uint64_t kLeaveGraceMs = 1000;
+  // A bundle fetch that has not completed in this time: "hop_failed: fetch_timeout".
+  static constexpr uint64_t kFetchTimeoutMs = 15000;
+  // Data that arrives while the bundle is fetched is held for the new state,
+  // up to this many bytes; beyond it messages are dropped (and logged).
+  static constexpr size_t kMaxHeldBytes = 8u << 20;
 
   ClientRole(uv_loop_t* loop, Options options, std::string log_tag = "client");
   ~ClientRole() override;
@@ -46,13 +55,16 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
 
   // ClientApi
   bool send(std::string_view data, Channel channel, std::string& error) override;
+  bool hop(std::string_view url, std::string_view handoff, std::string& error) override;
 
   // Loop callbacks (not for scripts).
   void on_resolved(int status, const struct addrinfo* result);
   void on_timer();
 
  private:
-  enum class Phase { idle, resolving, connecting, handshaking, joined, leaving, closed };
+  // fetching: welcomed, waiting for the destination's bundle. failing: a hop
+  // failed inside a call from Lua; the timer delivers it outside.
+  enum class Phase { idle, resolving, connecting, handshaking, fetching, joined, leaving, failing, closed };
 
   void on_enet_event(ENetEvent& event) override;
   void connect_to(const ENetAddress& address);
@@ -60,6 +72,18 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
   void defer(uint64_t ms);
   void finish();
+  void connect_to_url();
+
+  // Shards (docs/shards.md).
+  void start_hop(const std::string& url, std::string handoff);
+  void fail_soon(std::string why);
+  void fail_hop(std::string why);
+  void on_welcome(const wire::Welcome& welcome);
+  void on_bundle_part(std::string_view bytes);
+  void adopt_bundle(const std::string& bytes);
+  void complete_join();
+  void deliver_data(uint8_t channel_id, std::string_view bytes);
+  ScriptHost::Sandbox sandbox_limits(bool enabled) const;
 
   uv_loop_t* loop_;
   Options options_;
@@ -79,6 +103,18 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   bool stop_requested_ = false;
   bool finished_ = false;
   int exit_code_ = 0;
+
+  BundleCache cache_;
+  bool hopping_ = false;                          // failures of this attempt are hop_failed
+  std::optional<wire::Redirect> pending_redirect_;  // from the server; followed on disconnect
+  std::string pending_failure_;                   // Phase::failing
+  std::string tree_hash_;                         // SHA-256 of the tree script_ runs; "" unknown
+  ENetPeer* leaving_peer_ = nullptr;              // the origin of a hop, until it acknowledges
+  std::string fetch_hash_;
+  uint32_t fetch_size_ = 0;
+  std::string fetch_bytes_;
+  std::vector<std::pair<uint8_t, std::string>> held_data_;
+  size_t held_bytes_ = 0;
 };
 
 }  // namespace nshost

@@ -48,6 +48,10 @@ class ServerApi : public HostApi {
   virtual size_t broadcast(std::string_view data, Channel channel) = 0;
   // Tells a live client why and disconnects it; false if already departing.
   virtual bool kick(ClientId id, std::string_view reason) = 0;
+  // Sends a live client to `url` (already validated) carrying `handoff` (at
+  // most wire::kMaxHandoffBytes) and disconnects it; its server.disconnect
+  // reason is "redirect". False if the client is already departing.
+  virtual bool redirect(ClientId id, std::string_view url, std::string_view handoff) = 0;
 };
 
 class ClientApi : public HostApi {
@@ -55,6 +59,11 @@ class ClientApi : public HostApi {
   // Queues data for the server; false with `error` ("ENOTCONN: ...") when
   // not joined.
   virtual bool send(std::string_view data, Channel channel, std::string& error) = 0;
+  // Leaves the current shard (if joined) and joins `url` (already validated)
+  // carrying `handoff`. The outcome comes later: client.connect(handoff) on
+  // the destination, or client.disconnect("hop_failed: <why>"). False with
+  // `error` ("EBUSY: ...") when a connection attempt is already under way.
+  virtual bool hop(std::string_view url, std::string_view handoff, std::string& error) = 0;
 };
 
 }  // namespace nshost

@@ -28,6 +28,7 @@ bool parse_role(std::string_view text, Role& out) {
 std::string usage_text() {
   return
       "usage: nshost --role=server|client [options] SCRIPT\n"
+      "       nshost --role=client [options] nshost://HOST:PORT   (runs the script the server serves)\n"
       "\n"
       "Runs a Lua game script as an ENet game server or client.\n"
       "\n"
@@ -41,6 +42,11 @@ std::string usage_text() {
       "  --headless               no window or input (sys.is_headless() is true)\n"
       "  --log-level=LEVEL        debug|info|warn|error (default info)\n"
       "  --strict                 exit 1 on the first script error\n"
+      "  --sandbox                run the local script in the sandbox (fetched scripts always are)\n"
+      "  --max-bundle-size=BYTES  largest script bundle served or fetched (default 4194304)\n"
+      "  --cache-dir=DIR          client: bundle cache (default $XDG_CACHE_HOME/nshost/bundles)\n"
+      "  --instruction-budget=N   sandboxed: Lua instructions per handler, 0 = no limit (default 50000000)\n"
+      "  --memory-limit=BYTES     sandboxed: bytes per Lua state, 0 = no limit (default 268435456)\n"
       "  --version                print the version and exit\n"
       "  --help                   print this text and exit\n"
       "\n"
@@ -51,6 +57,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
   ParsedArgs out;
   Options& o = out.options;
   bool have_role = false;
+  bool have_connect = false;
   auto fail = [&](std::string message) {
     out.action = ParsedArgs::Action::error;
     out.error = std::move(message);
@@ -93,6 +100,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     if (name == "version" && !has_value) { out.action = ParsedArgs::Action::version; return out; }
     if (name == "headless" && !has_value) { o.headless = true; continue; }
     if (name == "strict" && !has_value) { o.strict = true; continue; }
+    if (name == "sandbox" && !has_value) { o.sandbox = true; continue; }
     if (name == "role") {
       if (!need_value() || !parse_role(value, o.role)) return flag_error("expected server or client");
       have_role = true;
@@ -104,6 +112,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "connect") {
       if (!need_value() || value.empty()) return flag_error("expected a URL like nshost://127.0.0.1:7777");
       o.connect_url = value;
+      have_connect = true;
     } else if (name == "max-clients") {
       if (!need_value() || !uint_in(1, kMaxClientsLimit, o.max_clients)) return flag_error("expected 1..4095");
     } else if (name == "tick-rate") {
@@ -112,6 +121,19 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "max-message-size") {
       if (!need_value() || !uint_in(64, 64u << 20, o.max_message_bytes))
         return flag_error("expected 64..67108864 (bytes)");
+    } else if (name == "max-bundle-size") {
+      if (!need_value() || !uint_in(1024, 64u << 20, o.max_bundle_bytes))
+        return flag_error("expected 1024..67108864 (bytes)");
+    } else if (name == "cache-dir") {
+      if (!need_value() || value.empty()) return flag_error("expected a directory");
+      o.cache_dir = value;
+    } else if (name == "instruction-budget") {
+      if (!need_value() || !uint_in(0, uint64_t{1} << 48, o.instruction_budget))
+        return flag_error("expected a number of instructions (0: no limit)");
+    } else if (name == "memory-limit") {
+      if (!need_value() || !uint_in(0, uint64_t{1} << 40, o.memory_limit_bytes) ||
+          (o.memory_limit_bytes != 0 && o.memory_limit_bytes < (1u << 20)))
+        return flag_error("expected 0 (no limit) or at least 1048576 (bytes)");
     } else if (name == "log-level") {
       if (!need_value() || !parse_log_level(value, o.log_level))
         return flag_error("expected debug, info, warn or error");
@@ -120,6 +142,13 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     }
   }
   if (!have_role) return fail("no role given: pass --role=server or --role=client (or set NSHOST_ROLE)");
+  if (o.script.rfind("nshost://", 0) == 0) {
+    if (o.role != Role::client) return fail("a server runs a script, not a URL ('" + o.script + "')");
+    if (have_connect) return fail("give the server either as --connect or as the URL argument, not both");
+    o.connect_url = o.script;
+    o.script.clear();
+    return out;
+  }
   if (o.script.empty()) return fail("no script given (see --help)");
   return out;
 }

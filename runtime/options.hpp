@@ -13,7 +13,7 @@ const char* role_name(Role role);
 
 struct Options {
   Role role = Role::server;
-  std::string script;                       // path of the entry script
+  std::string script;                       // path of the entry script; "" for a client started from a URL
   uint16_t port = 7777;                     // server: UDP port to bind (0: any free port)
   std::string bind = "127.0.0.1";           // server: IPv4 address to bind
   std::string connect_url = "nshost://127.0.0.1:7777";  // client: server to join
@@ -23,6 +23,12 @@ struct Options {
   LogLevel log_level = LogLevel::info;
   bool strict = false;                      // exit 1 on the first script error
   uint32_t max_message_bytes = 1u << 20;    // largest send/receive, bytes
+  // Shards (docs/shards.md).
+  bool sandbox = false;                     // sandbox the local script too (fetched ones always are)
+  uint32_t max_bundle_bytes = 4u << 20;     // largest script bundle served or fetched, bytes
+  std::string cache_dir;                    // client: bundle cache; "" = BundleCache::default_dir()
+  uint64_t instruction_budget = 50'000'000;  // sandboxed: VM instructions per handler, 0 = unlimited
+  uint64_t memory_limit_bytes = 256u << 20;  // sandboxed: bytes per Lua state, 0 = unlimited
 };
 
 constexpr uint32_t kMaxClientsLimit = 4095;  // ENet's peer id is 12 bits

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "bindings/bindings.hpp"
+#include "runtime/bundle.hpp"
 #include "runtime/log.hpp"
 
 namespace nshost {
@@ -55,12 +56,14 @@ bool ServerRole::start(std::string& error) {
   }
   peers_.assign(endpoint_->host()->peerCount, PeerState{});
   try {
-    script_ = std::make_unique<ScriptHost>(*this, "server");
+    script_ = std::make_unique<ScriptHost>(
+        *this, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget});
   } catch (const std::exception& e) {
     error = std::string("nshost: cannot create the Lua state: ") + e.what();
     return false;
   }
   if (!script_->load(options_.script, error)) return false;
+  prepare_bundle();
   if (int rc = stop_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
     error = std::string("nshost: libuv: ") + uv_strerror(rc);
     return false;
@@ -117,6 +120,12 @@ void ServerRole::on_control(ENetPeer* peer, std::string_view bytes) {
     on_hello(peer, bytes);
     return;
   }
+  if (type == wire::ControlType::bundle_request && st.phase == Phase::live) {
+    std::string error;
+    if (wire::decode_bundle_request(bytes, error)) serve_bundle(peer);
+    else log_write(LogLevel::warn, "server", "malformed bundle request from " + format_address(peer->address) + ": " + error);
+    return;
+  }
   ++dropped_messages_;
   log_write(LogLevel::debug, "server",
             "ignored unexpected control message from " + format_address(peer->address) + " (" +
@@ -171,6 +180,8 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   welcome.slot = static_cast<uint16_t>(id->slot);
   welcome.max_clients = static_cast<uint16_t>(options_.max_clients);
   welcome.tick_rate_hz = static_cast<uint16_t>(tick_.rate_hz());
+  welcome.script_hash = bundle_hash_;
+  welcome.bundle_bytes = static_cast<uint32_t>(bundle_bytes_.size());
   std::string reply = wire::encode_welcome(welcome);
   enet_peer_send(peer, wire::kChannelControl,
                  enet_packet_create(reply.data(), reply.size(), ENET_PACKET_FLAG_RELIABLE));
@@ -207,6 +218,7 @@ void ServerRole::on_peer_gone(ENetPeer* peer, uint32_t code) {
     std::string reason = stopping_                  ? "shutdown"
                          : !st.depart_reason.empty() ? st.depart_reason
                          : code == static_cast<uint32_t>(wire::DisconnectCode::leave) ? "left"
+                         : code == static_cast<uint32_t>(wire::DisconnectCode::hop)   ? "hop"
                                                                                          : "timeout";
     finish_departure(peer, reason);
   } else {
@@ -330,6 +342,54 @@ bool ServerRole::kick(ClientId id, std::string_view reason) {
   endpoint_->mark_dirty();
   log_write(LogLevel::info, "server", "kicking slot " + std::to_string(id.slot) + ": " + std::string(reason));
   return true;
+}
+
+void ServerRole::send_control(ENetPeer* peer, const std::string& bytes) {
+  enet_peer_send(peer, wire::kChannelControl,
+                 enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
+  endpoint_->mark_dirty();
+}
+
+bool ServerRole::redirect(ClientId id, std::string_view url, std::string_view handoff) {
+  if (liveness(id) != Liveness::live) return false;
+  ENetPeer* peer = slot_entries_[id.slot].peer;
+  send_control(peer, wire::encode_redirect(wire::Redirect{std::string(url), std::string(handoff)}));
+  enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::redirected));
+  PeerState& st = state_of(peer);
+  st.phase = Phase::departing;
+  st.since_ns = monotonic_ns();
+  st.depart_reason = "redirect";
+  log_write(LogLevel::info, "server", "redirecting slot " + std::to_string(id.slot) + " to " + std::string(url));
+  return true;
+}
+
+void ServerRole::prepare_bundle() {
+  Bundle bundle;
+  std::string error;
+  if (!bundle_directory(options_.script, options_.max_bundle_bytes, bundle, error)) {
+    log_write(LogLevel::warn, "server", "not serving the script tree (clients cannot fetch it): " + error);
+    return;
+  }
+  bundle_bytes_ = encode_bundle(bundle);
+  bundle_hash_ = sha256(bundle_bytes_);
+  log_write(LogLevel::info, "server",
+            "serving script bundle " + to_hex(bundle_hash_) + " (" + std::to_string(bundle.files.size()) +
+                " files, " + std::to_string(bundle_bytes_.size()) + " bytes)");
+}
+
+void ServerRole::serve_bundle(ENetPeer* peer) {
+  if (bundle_bytes_.empty()) {
+    log_write(LogLevel::debug, "server", "bundle requested but none is served");
+    return;
+  }
+  // Reliable and ordered on the control channel; ENet queues what the
+  // window cannot take yet.
+  for (size_t offset = 0; offset < bundle_bytes_.size(); offset += wire::kBundlePartBytes) {
+    std::string_view part = std::string_view(bundle_bytes_).substr(offset, wire::kBundlePartBytes);
+    send_control(peer, wire::encode_bundle_part(static_cast<uint32_t>(offset), part));
+  }
+  log_write(LogLevel::info, "server",
+            "sent script bundle (" + std::to_string(bundle_bytes_.size()) + " bytes) to " + format_address(peer->address));
 }
 
 void ServerRole::request_stop(int exit_code) { defer_stop(exit_code); }

@@ -59,6 +59,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   bool send(ClientId id, std::string_view data, Channel channel) override;
   size_t broadcast(std::string_view data, Channel channel) override;
   bool kick(ClientId id, std::string_view reason) override;
+  bool redirect(ClientId id, std::string_view url, std::string_view handoff) override;
+  // SHA-256 (raw) of the script bundle this shard serves; "" if none.
+  const std::string& bundle_hash() const { return bundle_hash_; }
 
  private:
   enum class Phase { idle, handshake, rejected, live, departing };
@@ -81,6 +84,10 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   void refuse(ENetPeer* peer, std::string_view reason);
   void on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes);
   void on_peer_gone(ENetPeer* peer, uint32_t code);
+  // Shards: pack the script tree at start; stream it to a client that asks.
+  void prepare_bundle();
+  void serve_bundle(ENetPeer* peer);
+  void send_control(ENetPeer* peer, const std::string& bytes);
   void finish_departure(ENetPeer* peer, const std::string& reason);
   void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
   void expire_stale_peers(int64_t now_ns);
@@ -105,6 +112,8 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   bool finished_ = false;
   int exit_code_ = 0;
   uint64_t dropped_messages_ = 0;
+  std::string bundle_bytes_;  // the encoded bundle of the script tree
+  std::string bundle_hash_;
 };
 
 }  // namespace nshost

@@ -39,6 +39,8 @@ int search_module_roots(lua_State* L) {
   std::string relative(name);
   if (relative.find_first_of("/\\") != std::string::npos)
     return luaL_error(L, "module name '%s' may not contain a path separator", name);
+  if (relative.empty() || relative.front() == '.' || relative.back() == '.' || relative.find("..") != std::string::npos)
+    return luaL_error(L, "module name '%s' is not a dotted name", name);
   for (char& c : relative)
     if (c == '.') c = '/';
   std::string tried;

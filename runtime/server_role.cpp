@@ -383,9 +383,11 @@ void ServerRole::serve_bundle(ENetPeer* peer) {
     return;
   }
   // Reliable and ordered on the control channel; ENet queues what the
-  // window cannot take yet.
-  for (size_t offset = 0; offset < bundle_bytes_.size(); offset += wire::kBundlePartBytes) {
-    std::string_view part = std::string_view(bundle_bytes_).substr(offset, wire::kBundlePartBytes);
+  // window cannot take yet. A part (with its 5-byte header) stays within
+  // --max-message-size, which ENet enforces on every packet.
+  const size_t part_bytes = std::min<size_t>(wire::kBundlePartBytes, options_.max_message_bytes - 5);
+  for (size_t offset = 0; offset < bundle_bytes_.size(); offset += part_bytes) {
+    std::string_view part = std::string_view(bundle_bytes_).substr(offset, part_bytes);
     send_control(peer, wire::encode_bundle_part(static_cast<uint32_t>(offset), part));
   }
   log_write(LogLevel::info, "server",

@@ -325,15 +325,19 @@ TEST_CASE("sandbox: fetched code cannot read a file, run a command or load bytec
   }
 }
 
-TEST_CASE("a runaway loop in a fetched client.tick is stopped by the instruction budget, the client keeps running") {
+TEST_CASE("a runaway loop in a fetched client.tick is stopped by the instruction budget and a hoarding one by the memory cap, the client keeps running") {
   TempDir cache;
   Server server = start_server(shard_script("runaway"));
   REQUIRE(server.port > 0);
-  auto client = url_client(server.port, cache, {"--instruction-budget=2000000"});
+  auto client = url_client(server.port, cache, {"--instruction-budget=2000000", "--memory-limit=16777216"});
   CHECK(client->wait_stdout("runaway starts"));
   auto err = client->wait_stderr("error in client.tick: instruction budget exceeded");
   REQUIRE_MESSAGE(err, client->stderr_text());
   CHECK(client->wait_stdout("alive after runaway"));
+  // The memory cap: the hoarding handler fails, the client goes on.
+  CHECK(client->wait_stdout("hoarding starts"));
+  CHECK(client->wait_stderr("error in client.tick: not enough memory"));
+  CHECK(client->wait_stdout("alive after hoarding"));
   stop(*client);
   stop(*server.process);
 }
@@ -348,4 +352,52 @@ TEST_CASE("command line: a client takes a URL instead of a script, a server does
     ChildProcess p({nshost_binary(), "--role=client", "--connect=nshost://127.0.0.1:1", "nshost://127.0.0.1:2"});
     CHECK(p.wait_exit() == 2);
   }
+}
+
+namespace {
+
+// A UDP port that was free a moment ago (for a server whose URL others need first).
+int free_udp_port() {
+  EnetLibrary enet;
+  ENetAddress address{};
+  enet_address_set_host_ip(&address, "127.0.0.1");
+  ENetHost* probe = enet_host_create(&address, 1, 1, 0, 0);
+  REQUIRE(probe);
+  ENetAddress bound{};
+  enet_socket_get_address(probe->socket, &bound);
+  enet_host_destroy(probe);
+  return bound.port;
+}
+
+}  // namespace
+
+TEST_CASE("shards example: lobby to lobby keeps state, lobby to arena fetches, the arena redirects back") {
+  TempDir cache;
+  int lobby1_port = free_udp_port();
+  Server arena = start_server(example_script("shards/arena/game.lua"), {},
+                              {"LOBBY_URL=" + url_of(lobby1_port), "ROUND_TICKS=30"});
+  REQUIRE(arena.port > 0);
+  Server lobby2 = start_server(example_script("shards/lobby/game.lua"), {},
+                               {"LOBBY_NAME=lobby-2", "ARENA_URL=" + url_of(arena.port)});
+  REQUIRE(lobby2.port > 0);
+  Server lobby1 = start_server(example_script("shards/lobby/game.lua"), {"--port=" + std::to_string(lobby1_port)},
+                               {"LOBBY_NAME=lobby-1", "ARENA_URL=" + url_of(arena.port),
+                                "NEXT_LOBBY_URL=" + url_of(lobby2.port)});
+  REQUIRE(lobby1.port == lobby1_port);
+  auto player = url_client(lobby1.port, cache);
+  CHECK(player->wait_stdout("lobby-1: hello guest-0, visit 1 of this state"));
+  // Same tree on lobby-2: the variables (name, visit count) carried over.
+  CHECK(player->wait_stdout("lobby-2: hello guest-0, visit 2 of this state"));
+  CHECK(lobby2.process->wait_stdout("lobby-2: player in slot 0 arrived (handoff \"guest-0\")"));
+  CHECK(player->wait_stdout("arena: playing as guest-0 (fresh state, sandboxed: io is nil)"));
+  auto back = player->wait_stdout("lobby-1: back from the arena, guest-0 scored ");
+  REQUIRE_MESSAGE(back, (player->stdout_text() + player->stderr_text()));
+  CHECK(back->find("(visit 1 of this state)") != std::string::npos);  // fresh state again
+  CHECK(arena.process->wait_stdout("arena: guest-0 left (redirect)"));
+  CHECK(player->wait_stderr("script bundle"));  // the lobby tree came from the cache the second time
+  CHECK(player->stderr_text().find("from the cache") != std::string::npos);
+  CHECK(player->wait_exit() == 0);
+  stop(*lobby1.process);
+  stop(*lobby2.process);
+  stop(*arena.process);
 }

@@ -21,6 +21,7 @@ std::string_view check_url(lua_State* L, int arg) {
 
 // hop(url, handoff?) -> true | nil, "EBUSY: ..."
 int shard_hop(lua_State* L) {
+  StackGuard guard(L);
   require_handler(L, "hop");
   std::string_view url = check_url(L, 1);
   std::string_view handoff = lua_isnoneornil(L, 2) ? std::string_view() : check_bytes(L, 2);
@@ -28,14 +29,15 @@ int shard_hop(lua_State* L) {
   if (!static_cast<ClientApi&>(ScriptHost::from(L).host()).hop(url, handoff, error)) {
     lua_pushnil(L);
     lua_pushstring(L, error.c_str());
-    return 2;
+    return guard.returns(2);
   }
   lua_pushboolean(L, 1);
-  return 1;
+  return guard.returns(1);
 }
 
 // redirect(c, url, handoff?) -> boolean (false: the client is departing)
 int shard_redirect(lua_State* L) {
+  StackGuard guard(L);
   require_handler(L, "redirect");
   auto& server = static_cast<ServerApi&>(ScriptHost::from(L).host());
   ClientId id = check_client_handle(L, 1);
@@ -46,7 +48,7 @@ int shard_redirect(lua_State* L) {
     return luaL_error(L, "handoff of %d bytes is over the limit of %d bytes", static_cast<int>(handoff.size()),
                       static_cast<int>(wire::kMaxHandoffBytes));
   lua_pushboolean(L, server.redirect(id, url, handoff));
-  return 1;
+  return guard.returns(1);
 }
 
 const luaL_Reg client_functions[] = {

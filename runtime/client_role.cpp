@@ -173,7 +173,7 @@ void ClientRole::on_enet_event(ENetEvent& event) {
         on_welcome(welcome);
       } else if (type == wire::ControlType::bundle_part && phase_ == Phase::fetching) {
         on_bundle_part(bytes);
-      } else if (type == wire::ControlType::redirect && phase_ == Phase::joined) {
+      } else if (type == wire::ControlType::redirect && (phase_ == Phase::joined || phase_ == Phase::fetching)) {
         wire::Redirect redirect;
         if (!wire::decode_redirect(bytes, redirect, error)) {
           log_write(LogLevel::warn, log_tag_, "malformed redirect from server: " + error);
@@ -197,7 +197,7 @@ void ClientRole::on_enet_event(ENetEvent& event) {
     case ENET_EVENT_TYPE_DISCONNECT: {
       if (event.peer == leaving_peer_) leaving_peer_ = nullptr;
       if (event.peer != peer_) return;
-      if (pending_redirect_ && phase_ == Phase::joined) {
+      if (pending_redirect_ && (phase_ == Phase::joined || phase_ == Phase::fetching)) {
         wire::Redirect redirect = std::move(*pending_redirect_);
         pending_redirect_.reset();
         peer_ = nullptr;
@@ -417,6 +417,9 @@ bool ClientRole::hop(std::string_view url, std::string_view handoff, std::string
 // Never calls into Lua: hop() runs inside a handler.
 void ClientRole::start_hop(const std::string& url, std::string handoff) {
   hopping_ = true;
+  fetch_bytes_.clear();
+  held_data_.clear();
+  held_bytes_ = 0;
   handoff_ = std::move(handoff);
   pending_reason_.clear();
   server_max_clients_ = 0;

@@ -125,6 +125,29 @@ TEST_CASE("redirect: the server sends the client on with its own handoff, the or
   stop(*dest.process);
 }
 
+TEST_CASE("a redirect that arrives while the client is still fetching the origin's bundle is followed") {
+  TempDir cache;
+  Server dest = start_server(shard_script("beta"));
+  REQUIRE(dest.port > 0);
+  Server origin = start_server(shard_script("alpha"), {}, {"REDIRECT_TO=" + url_of(dest.port)});
+  REQUIRE(origin.port > 0);
+  auto client = url_client(origin.port, cache);  // fetches alpha; redirected from server.connect
+  auto line = client->wait_stdout("beta connect");
+  REQUIRE_MESSAGE(line, client->stderr_text());
+  CHECK(line->find("handoff=from-alpha") != std::string::npos);
+  CHECK(client->stdout_text().find("alpha connect") == std::string::npos);
+  std::string log = client->stderr_text();
+  auto fetching = log.find("fetching script bundle");
+  auto redirected = log.find("redirected to " + url_of(dest.port));
+  CHECK(fetching != std::string::npos);
+  CHECK(redirected != std::string::npos);
+  CHECK(fetching < redirected);
+  CHECK(origin.process->wait_stdout("server disconnect reason=redirect"));
+  stop(*client);
+  stop(*origin.process);
+  stop(*dest.process);
+}
+
 TEST_CASE("a client started from a URL alone fetches and runs what the server serves") {
   TempDir cache;
   Server server = start_server(shard_script("beta"));

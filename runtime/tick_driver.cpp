@@ -31,6 +31,10 @@ void TickDriver::arm() {
   uv_update_time(loop_);
   int64_t wait_ns = scheduler_.next_deadline_ns() - monotonic_ns();
   uint64_t wait_ms = wait_ns <= 0 ? 0 : static_cast<uint64_t>((wait_ns + 999'999) / 1'000'000);
+  // libuv 1.44 runs a timer re-armed at 0 ms again in the same timer pass, so
+  // ticks that always overrun (a script killed by its instruction budget every
+  // tick) would starve I/O and signals; after a tick, wait at least 1 ms.
+  if (in_fire_ && wait_ms == 0) wait_ms = 1;
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* t) {
@@ -42,12 +46,10 @@ void TickDriver::arm() {
 void TickDriver::fire() {
   int64_t now = monotonic_ns();
   TickScheduler::Beat beat = scheduler_.poll(now);
-  if (beat.due) {
-    in_fire_ = true;
-    on_tick_(beat, now);
-    in_fire_ = false;
-  }
+  in_fire_ = true;
+  if (beat.due) on_tick_(beat, now);
   if (running_) arm();
+  in_fire_ = false;
 }
 
 }  // namespace nshost

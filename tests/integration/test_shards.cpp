@@ -424,3 +424,15 @@ TEST_CASE("shards example: lobby to lobby keeps state, lobby to arena fetches, t
   stop(*lobby2.process);
   stop(*arena.process);
 }
+
+TEST_CASE("a sandboxed server whose every tick hits the budget still admits clients and stops on SIGTERM") {
+  TempDir cache;
+  Server server = start_server(shard_script("spin"), {"--sandbox", "--instruction-budget=30000000"});
+  REQUIRE(server.port > 0);
+  CHECK(server.process->wait_stderr("error in server.tick: instruction budget exceeded"));
+  auto client = url_client(server.port, cache);
+  CHECK(client->wait_stdout("spin client connect"));
+  CHECK(server.process->wait_stdout("spin server connect slot=0"));
+  stop(*server.process);
+  stop(*client);
+}

@@ -204,7 +204,7 @@ void ClientRole::on_enet_event(ENetEvent& event) {
         start_hop(redirect.url, std::move(redirect.handoff));
         return;
       }
-      if (hopping_) {
+      if (hopping_ && phase_ != Phase::leaving) {
         std::string why = !pending_reason_.empty() ? pending_reason_
                           : phase_ == Phase::connecting
                               ? "unreachable: " + url_.host + ":" + std::to_string(url_.port) + " refused the connection"
@@ -238,14 +238,16 @@ void ClientRole::end_connection(std::string reason) {
   held_bytes_ = 0;
   log_write(reason == "left" ? LogLevel::info : LogLevel::warn, log_tag_, "disconnected: " + reason);
   if (!script_) {
-    log_write(LogLevel::error, log_tag_, "no script to run: " + reason);
-    exit_code_ = std::max(exit_code_, 1);
+    if (reason != "left") {
+      log_write(LogLevel::error, log_tag_, "no script to run: " + reason);
+      exit_code_ = std::max(exit_code_, 1);
+    }
     defer(0);
     return;
   }
   // A failed hop leaves the client running on its current state, which may
   // hop again (from this handler or a later tick) or quit.
-  bool stay = reason.rfind("hop_failed", 0) == 0;
+  bool stay = reason.rfind("hop_failed", 0) == 0 && !stop_requested_;
   if (stay) uv_timer_stop(timer_.get());
   script_->invoke("disconnect", [&](lua_State* L) {
     lua_pushstring(L, reason.c_str());

@@ -436,3 +436,18 @@ TEST_CASE("a sandboxed server whose every tick hits the budget still admits clie
   stop(*server.process);
   stop(*client);
 }
+
+TEST_CASE("a client from a URL alone with no server to fetch from exits 1 saying why") {
+  TempDir cache;
+  EnetLibrary enet;
+  ENetAddress any{};
+  any.host = ENET_HOST_ANY;
+  ENetHost* silent = enet_host_create(&any, 1, 1, 0, 0);  // never answers
+  REQUIRE(silent);
+  ENetAddress bound{};
+  enet_socket_get_address(silent->socket, &bound);
+  auto client = url_client(bound.port, cache);
+  CHECK(client->wait_exit(15000) == 1);
+  CHECK(client->stderr_text().find("no script to run: connect_failed") != std::string::npos);
+  enet_host_destroy(silent);
+}

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need.
-PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev libssl-dev doctest-dev)
+PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev doctest-dev
+  libcurl4-openssl-dev libssl-dev libwslay-dev nlohmann-json3-dev ca-certificates
+  python3 python3-websockets openssl)
 
 install_deps() {
   local missing=() p

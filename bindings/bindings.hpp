@@ -14,6 +14,8 @@ void open_client_handle(lua_State* L);  // the client handle type (bindings/clie
 void open_server(lua_State* L);         // slot, connected, send, broadcast, kick (bindings/server.cpp)
 void open_client(lua_State* L);         // send on the client side (bindings/client.cpp)
 void open_shard(lua_State* L);          // hop (client), redirect (server) (bindings/shard.cpp)
+void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles (bindings/net.cpp)
+void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
 
 // Pushes a new client handle for `id`. The caller keeps it (a registry ref)
 // and pushes that same userdata for every event of the connection, so the

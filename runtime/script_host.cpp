@@ -130,6 +130,8 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbo
   open_sys(L);
   open_tick(L);
   open_client_handle(L);
+  open_net(L);
+  open_json(L);
   if (host_.role() == Role::server) open_server(L);
   else open_client(L);
   open_shard(L);

@@ -81,7 +81,9 @@ int CurlMulti::on_socket(CURL*, curl_socket_t fd, int what, void* userp, void* s
     auto* p = static_cast<Poll*>(h->data);
     if (!p->owner) return;
     int flags = 0;
-    if (status < 0) flags = CURL_CSELECT_ERR;
+    // libuv reports a socket error (POLLERR, e.g. a reset) as UV_EBADF; let
+    // curl read the socket so its message names the real cause.
+    if (status < 0) flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
     if (ready & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (ready & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     p->owner->action(p->fd, flags);

@@ -824,12 +824,13 @@ struct NetState::WsConn : Handle {
     uv_poll_start(&poll->poll, events, [](uv_poll_t* h, int status, int ready) {
       auto* self = static_cast<WsConn*>(h->data);
       if (!self) return;
-      if (status < 0) {
-        self->net.fail(*self, uv_message(status) + " (" + self->url + ")");
-        return;
-      }
+      // libuv reports a socket error (POLLERR, e.g. a reset) as UV_EBADF:
+      // read anyway so the message names the real cause.
+      if (status < 0) ready = UV_READABLE;
       if (self->phase == Phase::upgrading) self->upgrade_io(ready);
       else self->frame_io(ready);
+      if (status < 0 && !self->finished)
+        self->net.fail(*self, "ECONNRESET: socket error (" + self->url + ")");
     });
   }
 

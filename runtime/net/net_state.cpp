@@ -580,6 +580,8 @@ void apply_tls(CURL* easy, const NetState::Config& config) {
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, config.tls_verify ? 2L : 0L);
   if (!config.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, config.ca_file.c_str());
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  // Cleanup of a handle still resolving must not wait for the resolver thread.
+  curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config.connect_timeout_ms));
 }
 

@@ -7,6 +7,7 @@
 
 using namespace nshost::test;
 
+#if NSHOST_WITH_HTTP
 TEST_CASE("http-fetch example: the server fetches JSON at startup and serves it to a client") {
   Peer http = start_peer({"http"});
   REQUIRE(http.port > 0);
@@ -23,7 +24,9 @@ TEST_CASE("http-fetch example: the server fetches JSON at startup and serves it 
   server.process->send_signal(SIGTERM);
   CHECK(server.process->wait_exit() == 0);
 }
+#endif
 
+#if NSHOST_WITH_HTTP
 TEST_CASE("http-fetch example: a failed fetch is reported to clients and the server keeps serving") {
   Server server = start_server(example_script("http-fetch/game.lua"), {},
                                {"FETCH_URL=http://no-such-host.invalid/data.json"});
@@ -33,7 +36,9 @@ TEST_CASE("http-fetch example: a failed fetch is reported to clients and the ser
   CHECK(client->wait_stdout("document: unavailable (EAI_NONAME"));
   CHECK(client->wait_exit() == 0);
 }
+#endif
 
+#if NSHOST_WITH_WS
 TEST_CASE("ws-bridge example: client lines go through a WebSocket echo service and back to every client") {
   Peer ws = start_peer({"ws"});
   REQUIRE(ws.port > 0);
@@ -56,7 +61,9 @@ TEST_CASE("ws-bridge example: client lines go through a WebSocket echo service a
   server.process->send_signal(SIGTERM);
   CHECK(server.process->wait_exit() == 0);
 }
+#endif
 
+#if NSHOST_WITH_HTTP && NSHOST_WITH_WS
 TEST_CASE("net in the client role: a client script fetches over HTTP and talks WebSocket") {
   Peer http = start_peer({"http"});
   Peer ws = start_peer({"ws"});
@@ -71,3 +78,4 @@ TEST_CASE("net in the client role: a client script fetches over HTTP and talks W
   auto chatter = start_client(net_dir() + "/seed_ws_chat.lua", server.port, {"--log-level=info"}, {ws_url});
   CHECK(chatter->wait_stderr("Chat: Hello, room!"));
 }
+#endif

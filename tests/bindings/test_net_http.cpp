@@ -7,9 +7,10 @@
 
 using namespace nshost::test;
 
+#if NSHOST_WITH_HTTP
 namespace {
 
-std::string base_url(const Peer& peer, const char* scheme = "http") {
+[[maybe_unused]] std::string base_url(const Peer& peer, const char* scheme = "http") {
   return std::string(scheme) + "://127.0.0.1:" + std::to_string(peer.port);
 }
 
@@ -150,3 +151,4 @@ end
   REQUIRE(run.run_until("net.status(AGAIN) ~= 'pending'"));
   CHECK(run.eval("net.status(AGAIN)") == "error");
 }
+#endif  // NSHOST_WITH_HTTP

@@ -8,6 +8,7 @@
 
 using namespace nshost::test;
 
+#if NSHOST_WITH_TCP
 TEST_CASE("net seed: event loop pattern sees connected, data and closed") {
   Peer echo = start_peer({"tcp-echo"});
   REQUIRE(echo.port > 0);
@@ -20,7 +21,9 @@ TEST_CASE("net seed: event loop pattern sees connected, data and closed") {
   run.exec("net.tcp_close(1)");
   CHECK(run.eval("net.status(1)") == "nil");
 }
+#endif
 
+#if NSHOST_WITH_TCP
 TEST_CASE("net seed: TCP client against a TCP echo peer") {
   Peer echo = start_peer({"tcp-echo"});
   REQUIRE(echo.port > 0);
@@ -33,7 +36,9 @@ TEST_CASE("net seed: TCP client against a TCP echo peer") {
   CHECK(run.run_until("logged('Server says: hello\\n')"));
   CHECK(run.script_errors() == 0);
 }
+#endif
 
+#if NSHOST_WITH_TCP
 TEST_CASE("net seed: TCP server welcomes a Python client and hears it") {
   setenv("PORT", "0", 1);
   ScriptRun run(net_script("seed_tcp_server.lua"));
@@ -50,7 +55,9 @@ TEST_CASE("net seed: TCP server welcomes a Python client and hears it") {
   CHECK(run.run_until("logged('Client disconnected: 2')"));
   CHECK(run.eval("net.status(2)") == "closed");
 }
+#endif
 
+#if NSHOST_WITH_HTTP
 TEST_CASE("net seed: simple GET decodes a JSON body") {
   Peer http = start_peer({"http"});
   REQUIRE(http.port > 0);
@@ -60,7 +67,9 @@ TEST_CASE("net seed: simple GET decodes a JSON body") {
   CHECK(run.run_until("logged('Got data: nshost 42')"));
   CHECK(run.eval("net.status(1)") == "done");
 }
+#endif
 
+#if NSHOST_WITH_HTTP
 TEST_CASE("net seed: POST with headers reaches the server with both headers") {
   Peer http = start_peer({"http"});
   REQUIRE(http.port > 0);
@@ -74,7 +83,9 @@ TEST_CASE("net seed: POST with headers reaches the server with both headers") {
   CHECK(run.eval("ECHO.headers['content-type']") == "application/json");
   CHECK(run.eval("ECHO.headers['authorization']") == "Bearer my-token");
 }
+#endif
 
+#if NSHOST_WITH_WS
 TEST_CASE("net seed: WebSocket chat against a python3-websockets echo server") {
   Peer ws = start_peer({"ws"});
   REQUIRE(ws.port > 0);
@@ -85,3 +96,4 @@ TEST_CASE("net seed: WebSocket chat against a python3-websockets echo server") {
   CHECK(run.run_until("logged('Chat: Hello, room!')"));
   CHECK(run.script_errors() == 0);
 }
+#endif

@@ -7,6 +7,7 @@
 
 using namespace nshost::test;
 
+#if NSHOST_WITH_WS
 TEST_CASE("net ws: text, binary and a 2 MiB message echo back; each message is delivered once") {
   Peer ws = start_peer({"ws"});
   REQUIRE(ws.port > 0);
@@ -71,3 +72,4 @@ DEFAULT = net.ws_connect(URL)
   run.exec("net.configure{ca_file = '', tls_verify = false}; INSECURE = net.ws_connect(URL)");
   CHECK(run.run_until("find(INSECURE, 'connected') ~= nil"));
 }
+#endif  // NSHOST_WITH_WS

@@ -46,7 +46,7 @@ NetState& state(lua_State* L) {
 
 int64_t check_handle(lua_State* L, int arg) { return static_cast<int64_t>(luaL_checkinteger(L, arg)); }
 
-int push_send_result(lua_State* L, const SendResult& result) {
+[[maybe_unused]] int push_send_result(lua_State* L, const SendResult& result) {
   switch (result.kind) {
     case SendResult::Kind::unknown: lua_pushnil(L); break;
     case SendResult::Kind::ok: lua_pushboolean(L, 1); break;
@@ -55,7 +55,7 @@ int push_send_result(lua_State* L, const SendResult& result) {
   return 1;
 }
 
-int push_optional_string(lua_State* L, const std::optional<std::string>& s) {
+[[maybe_unused]] int push_optional_string(lua_State* L, const std::optional<std::string>& s) {
   if (s) lua_pushlstring(L, s->data(), s->size());
   else lua_pushnil(L);
   return 1;

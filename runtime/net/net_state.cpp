@@ -37,7 +37,7 @@ namespace {
 
 std::string uv_message(int code) { return std::string(uv_err_name(code)) + ": " + uv_strerror(code); }
 
-std::string lower(std::string s) {
+[[maybe_unused]] std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }

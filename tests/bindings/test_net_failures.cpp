@@ -175,3 +175,37 @@ for evt in net.events() do if evt.type == "error" then ERROR = evt.data end end
   CHECK(std::stoll(run.eval("BYTES")) <= 16 * 1024 * 1024);
 }
 #endif
+
+#if NSHOST_WITH_WS
+TEST_CASE("net failures: a full event queue closes the connection that overflowed it, with an error saying so") {
+  Peer ws = start_peer({"ws"});
+  REQUIRE(ws.port > 0);
+  ScriptRun run("URL = 'ws://127.0.0.1:" + std::to_string(ws.port) + "/'\n" + R"lua(
+A, B = net.ws_connect(URL), net.ws_connect(URL)
+SENT = false
+-- Polls nothing: 2 x 6000 echoed messages pile up past the 10,000-event bound.
+function send_all()
+  for i = 1, 6000 do
+    assert(net.ws_send(A, "a" .. i) == true)
+    assert(net.ws_send(B, "b" .. i) == true)
+  end
+  SENT = true
+end
+)lua");
+  REQUIRE_MESSAGE(run.started, run.error);
+  REQUIRE(run.run_until("net.status(A) == 'connected' and net.status(B) == 'connected'"));
+  run.exec("while net.poll_event() do end; send_all()");
+  REQUIRE(run.run_until("net.status(A) == 'error' or net.status(B) == 'error'", 15000));
+  run.exec(R"lua(
+COUNT, ERR = 0, nil
+for evt in net.events() do
+  if evt.type == "message" then COUNT = COUNT + 1 end
+  if evt.type == "error" then ERR = evt.data end
+end
+)lua");
+  CHECK(run.eval("ERR").find("ENOBUFS: event queue full (10000 events") == 0);
+  CHECK(std::stoi(run.eval("COUNT")) == 10000);
+  // The connection that did not overflow is untouched.
+  CHECK(run.eval("net.status(A) == 'connected' or net.status(B) == 'connected'") == "true");
+}
+#endif

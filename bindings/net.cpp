@@ -10,6 +10,7 @@
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
 #include "runtime/net/net_state.hpp"
+#include "runtime/role_runner.hpp"
 #include "runtime/script_host.hpp"
 
 namespace nshost {
@@ -27,7 +28,10 @@ NetState* existing_state(lua_State* L) {
 
 NetState& state(lua_State* L) {
   if (NetState* net = existing_state(L)) return *net;
-  auto owned = std::make_unique<NetState>(ScriptHost::from(L).host().loop());
+  HostApi& host = ScriptHost::from(L).host();
+  std::function<bool()> role_finished;
+  if (auto* runner = dynamic_cast<RoleRunner*>(&host)) role_finished = [runner] { return runner->finished(); };
+  auto owned = std::make_unique<NetState>(host.loop(), std::move(role_finished));
   auto** slot = static_cast<NetState**>(lua_newuserdatauv(L, sizeof(NetState*), 0));  // [ud]
   *slot = nullptr;
   lua_newtable(L);  // [ud, mt]

@@ -76,9 +76,31 @@ struct NetState::Handle {
 
 // ---------------------------------------------------------------- shared
 
-NetState::NetState(uv_loop_t* loop) : loop_(loop) {}
+NetState::NetState(uv_loop_t* loop, std::function<bool()> role_finished)
+    : loop_(loop), role_finished_(std::move(role_finished)) {
+  if (!role_finished_) return;
+  watch_ = new uv_prepare_t{};
+  uv_prepare_init(loop_, watch_);
+  watch_->data = this;
+  uv_prepare_start(watch_, [](uv_prepare_t* p) {
+    auto* self = static_cast<NetState*>(p->data);
+    if (self && self->role_finished_()) {
+      self->close_all();
+      uv_prepare_stop(p);
+    }
+  });
+  uv_unref(reinterpret_cast<uv_handle_t*>(watch_));  // never keeps the loop alive itself
+}
 
 NetState::~NetState() {
+  close_all();
+  if (watch_) {
+    watch_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(watch_), [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
+  }
+}
+
+void NetState::close_all() {
   // Destroy one at a time, so a destructor that closes another handle finds
   // the table consistent.
   while (!handles_.empty()) handles_.extract(handles_.begin());
@@ -86,6 +108,8 @@ NetState::~NetState() {
 #if NSHOST_WITH_HTTP
   http_multi_.reset();
 #endif
+  events_.clear();
+  finished_.clear();
 }
 
 int64_t NetState::adopt(std::unique_ptr<Handle> h) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,7 +67,11 @@ class NetState {
     uint32_t request_timeout_ms = 30'000;  // a whole HTTP request
   };
 
-  explicit NetState(uv_loop_t* loop);
+  // `role_finished` is asked once per loop iteration; when it turns true the
+  // role has stopped and will run no more handlers, so every handle is
+  // closed then (open sockets would otherwise keep the loop, and the
+  // process, alive after the role finished). May be empty.
+  NetState(uv_loop_t* loop, std::function<bool()> role_finished);
   ~NetState();
   NetState(const NetState&) = delete;
   NetState& operator=(const NetState&) = delete;
@@ -121,8 +126,11 @@ class NetState {
   void evict_finished();
   void compact_events();
   void close_lingering();
+  void close_all();
 
   uv_loop_t* loop_;
+  std::function<bool()> role_finished_;
+  uv_prepare_t* watch_ = nullptr;  // runs role_finished_ each iteration (unreferenced)
   Config config_;
   int64_t next_handle_ = 1;
   uint64_t next_seq_ = 1;

@@ -79,3 +79,26 @@ TEST_CASE("net in the client role: a client script fetches over HTTP and talks W
   CHECK(chatter->wait_stderr("Chat: Hello, room!"));
 }
 #endif
+
+#if NSHOST_WITH_TCP && NSHOST_WITH_WS
+TEST_CASE("net: open sockets do not keep a stopped nshost alive; SIGTERM still exits 0") {
+  Peer ws = start_peer({"ws"});
+  REQUIRE(ws.port > 0);
+  TempDir dir;
+  std::string script = dir.write("open.lua", "L = net.tcp_listen(0, '127.0.0.1')\n"
+                                             "W = net.ws_connect('ws://127.0.0.1:" + std::to_string(ws.port) + "/')\n"
+                                             "C = net.tcp_connect('127.0.0.1', net.tcp_port(L))\n"
+                                             "SEEN = {}\n"
+                                             "function server.tick()\n"
+                                             "  for evt in net.events() do SEEN[evt.type .. evt.handle] = true end\n"
+                                             "  if SEEN.connected2 and SEEN.connected3 and SEEN.accepted1 then\n"
+                                             "    print('all open'); SEEN = {}\n"
+                                             "  end\n"
+                                             "end\n");
+  Server server = start_server(script);
+  REQUIRE(server.port > 0);
+  REQUIRE(server.process->wait_stdout("all open"));
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit(5000) == 0);
+}
+#endif

@@ -96,6 +96,7 @@ class LuaSax : public nlohmann::json_sax<nlohmann::json> {
 };
 
 int json_decode(lua_State* L) {
+  StackGuard guard(L);
   std::string_view text = check_bytes(L, 1);
   int base = lua_gettop(L);
   LuaSax sax(L);
@@ -104,9 +105,9 @@ int json_decode(lua_State* L) {
     lua_settop(L, base);
     lua_pushnil(L);
     lua_pushstring(L, sax.error.empty() ? "invalid JSON" : sax.error.c_str());
-    return 2;
+    return guard.returns(2);
   }
-  return 1;  // [text, value]
+  return guard.returns(1);  // [text, value]
 }
 
 struct EncodeError {
@@ -191,25 +192,28 @@ void encode_value(lua_State* L, int index, nlohmann::json& out, int depth) {
 int json_encode(lua_State* L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
+  StackGuard guard(L);
   std::string text;
   try {
     nlohmann::json doc;
     encode_value(L, 1, doc, 0);
     text = doc.dump();
   } catch (const EncodeError& e) {
+    lua_settop(L, 1);  // drop what the walk left on the stack
     lua_pushnil(L);
     lua_pushstring(L, e.message.c_str());
-    return 2;
+    return guard.returns(2);
   } catch (const nlohmann::json::type_error& e) {
     // Invalid UTF-8 in a string (error 316).
     std::string message = e.what();
     auto pos = message.find("] ");
+    lua_settop(L, 1);
     lua_pushnil(L);
     lua_pushstring(L, pos == std::string::npos ? message.c_str() : message.c_str() + pos + 2);
-    return 2;
+    return guard.returns(2);
   }
   lua_pushlstring(L, text.data(), text.size());
-  return 1;
+  return guard.returns(1);
 }
 
 const luaL_Reg json_functions[] = {

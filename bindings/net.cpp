@@ -66,20 +66,22 @@ int64_t check_handle(lua_State* L, int arg) { return static_cast<int64_t>(luaL_c
 }
 
 int net_status(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   NetState* net = existing_state(L);
   const char* status = net ? net->status(h) : nullptr;
   if (status) lua_pushstring(L, status);
   else lua_pushnil(L);
-  return 1;
+  return guard.returns(1);
 }
 
 int net_poll_event(lua_State* L) {
+  StackGuard guard(L);
   NetState* net = existing_state(L);
   std::optional<NetEvent> ev = net ? net->poll_event() : std::nullopt;
   if (!ev) {
     lua_pushnil(L);
-    return 1;
+    return guard.returns(1);
   }
   lua_createtable(L, 0, 3);  // [evt]
   lua_pushstring(L, net_event_name(ev->type));
@@ -100,21 +102,24 @@ int net_poll_event(lua_State* L) {
     default:
       break;
   }
-  return 1;
+  return guard.returns(1);
 }
 
 int net_events(lua_State* L) {
+  StackGuard guard(L);
   lua_pushcfunction(L, guarded<net_poll_event>);
-  return 1;
+  return guard.returns(1);
 }
 
 int net_close(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   if (NetState* net = existing_state(L)) net->close(h);
-  return 0;
+  return guard.returns(0);
 }
 
 int net_configure(lua_State* L) {
+  StackGuard guard(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   NetState::Config config = state(L).config();
   lua_pushnil(L);
@@ -140,32 +145,36 @@ int net_configure(lua_State* L) {
     lua_pop(L, 1);  // [key]
   }
   state(L).config() = config;
-  return 0;
+  return guard.returns(0);
 }
 
 #if NSHOST_WITH_TCP
 int net_tcp_connect(lua_State* L) {
+  StackGuard guard(L);
   std::string host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
   lua_pushinteger(L, state(L).tcp_connect(host, static_cast<int>(std::clamp<lua_Integer>(port, -1, 65536))));
-  return 1;
+  return guard.returns(1);
 }
 
 int net_tcp_send(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   std::string_view data = check_bytes(L, 2);
   NetState* net = existing_state(L);
   if (!net) return push_send_result(L, {SendResult::Kind::unknown, {}});
-  return push_send_result(L, net->tcp_send(h, data));
+  return guard.returns(push_send_result(L, net->tcp_send(h, data)));
 }
 
 int net_tcp_recv(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   NetState* net = existing_state(L);
-  return push_optional_string(L, net ? net->tcp_recv(h) : std::nullopt);
+  return guard.returns(push_optional_string(L, net ? net->tcp_recv(h) : std::nullopt));
 }
 
 int net_tcp_listen(lua_State* L) {
+  StackGuard guard(L);
   lua_Integer port = luaL_checkinteger(L, 1);
   std::string bind = luaL_optstring(L, 2, "0.0.0.0");
   std::string error;
@@ -173,28 +182,30 @@ int net_tcp_listen(lua_State* L) {
   if (h == 0) {
     lua_pushnil(L);
     lua_pushstring(L, error.c_str());
-    return 2;
+    return guard.returns(2);
   }
   lua_pushinteger(L, h);
-  return 1;
+  return guard.returns(1);
 }
 
 int net_tcp_accept(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   NetState* net = existing_state(L);
   std::optional<int64_t> client = net ? net->tcp_accept(h) : std::nullopt;
   if (client) lua_pushinteger(L, *client);
   else lua_pushnil(L);
-  return 1;
+  return guard.returns(1);
 }
 
 int net_tcp_port(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   NetState* net = existing_state(L);
   int port = net ? net->tcp_port(h) : 0;
   if (port) lua_pushinteger(L, port);
   else lua_pushnil(L);
-  return 1;
+  return guard.returns(1);
 }
 #endif
 
@@ -222,30 +233,34 @@ void check_header(lua_State* L, const std::string& name, std::string_view value)
 }
 
 int net_http_request(lua_State* L) {
+  StackGuard guard(L);
   std::string method = check_method(L, 1);
   std::string url = luaL_checkstring(L, 2);
   lua_pushinteger(L, state(L).http_request(std::move(method), std::move(url), std::nullopt));
-  return 1;
+  return guard.returns(1);
 }
 
 int net_http_request_body(lua_State* L) {
+  StackGuard guard(L);
   std::string method = check_method(L, 1);
   std::string url = luaL_checkstring(L, 2);
   std::string body(check_bytes(L, 3));
   lua_pushinteger(L, state(L).http_request(std::move(method), std::move(url), std::move(body)));
-  return 1;
+  return guard.returns(1);
 }
 
 int net_http_set_header(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   std::string name = luaL_checkstring(L, 2);
   std::string value(check_bytes(L, 3));
   check_header(L, name, value);
   if (NetState* net = existing_state(L)) net->http_set_header(h, std::move(name), std::move(value));
-  return 0;
+  return guard.returns(0);
 }
 
 int net_http_set_headers(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   std::vector<std::pair<std::string, std::string>> headers;
@@ -262,52 +277,56 @@ int net_http_set_headers(lua_State* L) {
   }
   if (NetState* net = existing_state(L))
     for (auto& [name, value] : headers) net->http_set_header(h, std::move(name), std::move(value));
-  return 0;
+  return guard.returns(0);
 }
 
 int net_http_send(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   if (NetState* net = existing_state(L)) net->http_send(h);
-  return 0;
+  return guard.returns(0);
 }
 
 template <const char* Method>
 int http_no_body(lua_State* L) {
+  StackGuard guard(L);
   std::string url = luaL_checkstring(L, 1);
   NetState& net = state(L);
   int64_t h = net.http_request(Method, std::move(url), std::nullopt);
   net.http_send(h);
   lua_pushinteger(L, h);
-  return 1;
+  return guard.returns(1);
 }
 
 template <const char* Method>
 int http_with_body(lua_State* L) {
+  StackGuard guard(L);
   std::string url = luaL_checkstring(L, 1);
   std::string body(check_bytes(L, 2));
   NetState& net = state(L);
   int64_t h = net.http_request(Method, std::move(url), std::move(body));
   net.http_send(h);
   lua_pushinteger(L, h);
-  return 1;
+  return guard.returns(1);
 }
 
 constexpr char kGet[] = "GET", kHead[] = "HEAD", kDelete[] = "DELETE", kOptions[] = "OPTIONS", kPost[] = "POST",
                kPut[] = "PUT", kPatch[] = "PATCH";
 
 int net_http_response(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   NetState* net = existing_state(L);
   const HttpResponse* resp = net ? net->http_response(h) : nullptr;
   if (!resp) {
     lua_pushnil(L);
-    return 1;
+    return guard.returns(1);
   }
   if (!resp->error.empty()) {
     lua_createtable(L, 0, 1);
     lua_pushstring(L, resp->error.c_str());
     lua_setfield(L, -2, "error");
-    return 1;
+    return guard.returns(1);
   }
   lua_createtable(L, 0, 3);  // [resp]
   lua_pushinteger(L, resp->status);
@@ -320,10 +339,11 @@ int net_http_response(lua_State* L) {
     lua_setfield(L, -2, name.c_str());
   }
   lua_setfield(L, -2, "headers");  // [resp]
-  return 1;
+  return guard.returns(1);
 }
 
 int net_http_response_header(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   std::string name = luaL_checkstring(L, 2);
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -331,35 +351,38 @@ int net_http_response_header(lua_State* L) {
   const HttpResponse* resp = net ? net->http_response(h) : nullptr;
   if (!resp || !resp->error.empty()) {
     lua_pushnil(L);
-    return 1;
+    return guard.returns(1);
   }
   auto it = resp->headers.find(name);
   if (it == resp->headers.end()) lua_pushnil(L);
   else lua_pushlstring(L, it->second.data(), it->second.size());
-  return 1;
+  return guard.returns(1);
 }
 #endif
 
 #if NSHOST_WITH_WS
 int net_ws_connect(lua_State* L) {
+  StackGuard guard(L);
   std::string url = luaL_checkstring(L, 1);
   lua_pushinteger(L, state(L).ws_connect(url));
-  return 1;
+  return guard.returns(1);
 }
 
 template <bool Binary>
 int ws_send(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   std::string_view data = check_bytes(L, 2);
   NetState* net = existing_state(L);
   if (!net) return push_send_result(L, {SendResult::Kind::unknown, {}});
-  return push_send_result(L, net->ws_send(h, data, Binary));
+  return guard.returns(push_send_result(L, net->ws_send(h, data, Binary)));
 }
 
 int net_ws_recv(lua_State* L) {
+  StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   NetState* net = existing_state(L);
-  return push_optional_string(L, net ? net->ws_recv(h) : std::nullopt);
+  return guard.returns(push_optional_string(L, net ? net->ws_recv(h) : std::nullopt));
 }
 #endif
 

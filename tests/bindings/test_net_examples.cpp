@@ -81,7 +81,7 @@ TEST_CASE("net in the client role: a client script fetches over HTTP and talks W
 #endif
 
 #if NSHOST_WITH_TCP && NSHOST_WITH_WS
-TEST_CASE("net: open sockets do not keep a stopped nshost alive; SIGTERM still exits 0") {
+TEST_CASE("net: open sockets do not keep a stopped nshost alive and SIGTERM still exits 0") {
   Peer ws = start_peer({"ws"});
   REQUIRE(ws.port > 0);
   TempDir dir;

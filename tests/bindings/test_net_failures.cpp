@@ -71,7 +71,7 @@ end
 }  // namespace
 
 #if NSHOST_WITH_TCP && NSHOST_WITH_HTTP && NSHOST_WITH_WS
-TEST_CASE("net failures: refused, DNS failure, reset mid-stream and silence each end in an error; ticks go on") {
+TEST_CASE("net failures: refused, DNS failure, reset mid-stream and silence each end in an error and ticks go on") {
   Peer http = start_peer({"http"});
   Peer tcp_reset = start_peer({"tcp-reset"});
   Peer ws_reset = start_peer({"ws-reset"});

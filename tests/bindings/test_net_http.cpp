@@ -122,7 +122,7 @@ end
   CHECK(run.eval("all_ok()") == "true");
 }
 
-TEST_CASE("net http: HTTPS verifies certificates by default; ca_file trusts ours; tls_verify=false opts out") {
+TEST_CASE("net http: HTTPS verifies certificates by default, ca_file trusts ours, tls_verify=false opts out") {
   TestCert cert;
   REQUIRE(cert.ok);
   Peer https = start_peer({"http", "--tls", cert.cert, cert.key});

@@ -8,7 +8,7 @@
 using namespace nshost::test;
 
 #if NSHOST_WITH_WS
-TEST_CASE("net ws: text, binary and a 2 MiB message echo back; each message is delivered once") {
+TEST_CASE("net ws: text, binary and a 2 MiB message echo back and each message is delivered once") {
   Peer ws = start_peer({"ws"});
   REQUIRE(ws.port > 0);
   ScriptRun run("URL = 'ws://127.0.0.1:" + std::to_string(ws.port) + "/echo?x=1'\n" + R"lua(

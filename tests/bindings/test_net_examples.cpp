@@ -31,9 +31,11 @@ TEST_CASE("http-fetch example: a failed fetch is reported to clients and the ser
   Server server = start_server(example_script("http-fetch/game.lua"), {},
                                {"FETCH_URL=http://no-such-host.invalid/data.json"});
   REQUIRE(server.port > 0);
-  CHECK(server.process->wait_stderr("fetch failed: EAI_NONAME"));
   auto client = start_client(example_script("http-fetch/game.lua"), server.port);
-  CHECK(client->wait_stdout("document: unavailable (EAI_NONAME"));
+  CHECK(server.process->wait_stderr("fetch failed: ", 15000));
+  auto line = client->wait_stdout("document: unavailable (", 15000);
+  REQUIRE(line);
+  CHECK(line->find("no-such-host.invalid") != std::string::npos);
   CHECK(client->wait_exit() == 0);
 }
 #endif

@@ -93,9 +93,13 @@ TEST_CASE("net failures: refused, DNS failure, reset mid-stream and silence each
   CHECK(run.eval("ERR.tcp_refused").find("ECONNREFUSED: ") == 0);
   CHECK(run.eval("ERR.http_refused").find("ECONNREFUSED: ") == 0);
   CHECK(run.eval("ERR.ws_refused").find("ECONNREFUSED: ") == 0);
-  CHECK(run.eval("ERR.tcp_dns").find("EAI_") == 0);
-  CHECK(run.eval("ERR.http_dns").find("EAI_NONAME: ") == 0);
-  CHECK(run.eval("ERR.ws_dns").find("EAI_NONAME: ") == 0);
+  // A resolver that answers says EAI_*; one that never answers hits the
+  // connect timeout, which covers DNS too.
+  for (const char* name : {"tcp_dns", "http_dns", "ws_dns"}) {
+    std::string err = run.eval(std::string("ERR.") + name);
+    CHECK_MESSAGE((err.find("EAI_") == 0 || err.find("ETIMEDOUT: ") == 0), err);
+    CHECK(err.find("no-such-host.invalid") != std::string::npos);
+  }
   CHECK(run.eval("ERR.tcp_reset").find("ECONNRESET: ") == 0);
   CHECK(run.eval("DATA.tcp_reset") == "partial");  // what came before the reset is kept
   CHECK(run.eval("ERR.http_reset").find("ECONNRESET: ") == 0);

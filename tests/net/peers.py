@@ -15,6 +15,7 @@ python3-websockets (Debian). Each mode binds 127.0.0.1 on a free port, prints
   tcp-flood BYTES         sends BYTES bytes to each client, then waits
   tcp-client PORT         connects to PORT, prints "GOT <line>" for each line,
                           sends "hi from python\\n" after the first one
+  tcp-sink PORT           connects to PORT, reads to EOF, prints "BYTES <n> SHA256 <hex>"
 """
 import asyncio
 import base64
@@ -205,6 +206,18 @@ def tcp_client(port):
             first = False
 
 
+def tcp_sink(port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    digest, total = hashlib.sha256(), 0
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        digest.update(data)
+        total += len(data)
+    print(f"BYTES {total} SHA256 {digest.hexdigest()}", flush=True)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "http":
@@ -223,6 +236,8 @@ def main():
         tcp_server(flood(int(sys.argv[2])))
     elif mode == "tcp-client":
         tcp_client(int(sys.argv[2]))
+    elif mode == "tcp-sink":
+        tcp_sink(int(sys.argv[2]))
     else:
         sys.exit("unknown mode " + mode)
 

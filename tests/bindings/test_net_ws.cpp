@@ -73,3 +73,21 @@ DEFAULT = net.ws_connect(URL)
   CHECK(run.run_until("find(INSECURE, 'connected') ~= nil"));
 }
 #endif  // NSHOST_WITH_WS
+
+#if NSHOST_WITH_WS
+TEST_CASE("net ws: a server's clean close ends in a closed event after its last message") {
+  Peer ws = start_peer({"ws"});
+  REQUIRE(ws.port > 0);
+  ScriptRun run("URL = 'ws://127.0.0.1:" + std::to_string(ws.port) + "/bye'\n" + R"lua(
+W = net.ws_connect(URL)
+SEEN = {}
+function server.tick()
+  for evt in net.events() do SEEN[#SEEN + 1] = evt.type .. (evt.type == "message" and ":" .. evt.data or "") end
+end
+)lua");
+  REQUIRE_MESSAGE(run.started, run.error);
+  REQUIRE(run.run_until("net.status(W) == 'closed' and #SEEN == 3"));
+  CHECK(run.eval("table.concat(SEEN, ',')") == "connected,message:bye,closed");
+  CHECK(run.eval("net.ws_send(W, 'late')") == "nil");
+}
+#endif

@@ -7,7 +7,8 @@ python3-websockets (Debian). Each mode binds 127.0.0.1 on a free port, prints
                           method: JSON of method, headers, body length and
                           body), /slow (never answers), /reset (promises 1 MiB,
                           sends 64 KiB, then resets the connection)
-  ws [--tls CERT KEY]     websockets echo server (text and binary)
+  ws [--tls CERT KEY]     websockets echo server (text and binary); on /bye it
+                          says "bye" and closes cleanly (1000)
   ws-reset                completes the WebSocket upgrade, sends half a frame, resets
   silent                  accepts TCP connections and never says a word
   tcp-echo                echoes every byte back
@@ -117,6 +118,10 @@ def serve_ws(argv):
 
     async def echo(ws, path=None):
         try:
+            if ws.path == "/bye":
+                await ws.send("bye")
+                await ws.close(1000, "done")
+                return
             async for message in ws:
                 await ws.send(message)
         except websockets.ConnectionClosed:

@@ -2,7 +2,6 @@
 // Test harness for net.*: loopback peers from tests/net/peers.py (Python's
 // http.server, python3-websockets, plain sockets) and a real ServerRole
 // running a Lua script in this process, its libuv loop stepped by the test.
-#include <enet/enet.h>
 #include <lua.hpp>
 #include <uv.h>
 
@@ -12,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/enet_endpoint.hpp"
 #include "runtime/server_role.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/roles.hpp"
 
 namespace nshost::test {
 
@@ -89,25 +88,15 @@ function logged(text)
 end
 )lua";
 
+// A real ServerRole (tests/support/roles.hpp) running `source` after
+// kLogCapture, its loop stepped by the test.
 class ScriptRun {
  public:
-  // `source` is Lua for the server role; kLogCapture runs first.
   explicit ScriptRun(const std::string& source, uint32_t tick_rate_hz = 30) {
-    uv_loop_init(&loop_);
     Options options;
-    options.role = Role::server;
-    options.port = 0;
     options.tick_rate_hz = tick_rate_hz;
-    options.script = dir_.write("game.lua", std::string(kLogCapture) + "\n" + source);
-    role_ = std::make_unique<ServerRole>(&loop_, options);
-    started = role_->start(error);
-  }
-  ~ScriptRun() {
-    role_.reset();
-    // Let every close callback run (sockets, polls, timers, DNS requests).
-    uint64_t deadline = uv_hrtime() + 3'000'000'000ull;
-    while (uv_loop_alive(&loop_) && uv_hrtime() < deadline) uv_run(&loop_, UV_RUN_NOWAIT);
-    uv_loop_close(&loop_);
+    role_ = &fixture_.start_server(std::string(kLogCapture) + "\n" + source, options);  // REQUIREs a start
+    started = true;
   }
 
   bool started = false;
@@ -117,48 +106,28 @@ class ScriptRun {
 
   // Steps the loop until the Lua expression is true; false at the deadline.
   bool run_until(const std::string& lua_expr, int timeout_ms = 10000) {
-    uint64_t deadline = uv_hrtime() + static_cast<uint64_t>(timeout_ms) * 1'000'000ull;
-    for (;;) {
-      if (eval(lua_expr) == "true") return true;
-      if (uv_hrtime() > deadline) return false;
-      uv_run(&loop_, UV_RUN_ONCE);
-    }
+    return fixture_.step_until([&] { return eval(lua_expr) == "true"; }, timeout_ms);
   }
   // Steps the loop for `ms` of wall time (the script keeps ticking).
   void run_for(int ms) {
     uint64_t deadline = uv_hrtime() + static_cast<uint64_t>(ms) * 1'000'000ull;
-    while (uv_hrtime() < deadline) uv_run(&loop_, UV_RUN_ONCE);
+    fixture_.step_until([&] { return uv_hrtime() >= deadline; }, ms + 1000);
   }
   // tostring(<lua_expr>) evaluated in the script's globals; "error: ..." if it raised.
   std::string eval(const std::string& lua_expr) {
-    lua_State* S = L();
-    std::string chunk = "return tostring(" + lua_expr + ")";
-    if (luaL_loadstring(S, chunk.c_str()) != LUA_OK || lua_pcall(S, 0, 1, 0) != LUA_OK) {
-      std::string message = std::string("error: ") + lua_tostring(S, -1);
-      lua_pop(S, 1);
-      return message;
-    }
-    std::string out = lua_tostring(S, -1);
-    lua_pop(S, 1);
-    return out;
+    std::string out = RoleFixture::eval(L(), "return tostring(" + lua_expr + ")");
+    return out.rfind("ok: ", 0) == 0 ? out.substr(4) : out;
   }
   // Runs Lua statements; returns "" or the error.
   std::string exec(const std::string& lua_code) {
-    lua_State* S = L();
-    if (luaL_loadstring(S, lua_code.c_str()) != LUA_OK || lua_pcall(S, 0, 0, 0) != LUA_OK) {
-      std::string message = lua_tostring(S, -1);
-      lua_pop(S, 1);
-      return message;
-    }
-    return "";
+    std::string out = RoleFixture::eval(L(), lua_code);
+    return out == "ok" ? "" : out;
   }
   uint64_t script_errors() const { return role_->script()->error_count(); }
 
  private:
-  EnetLibrary enet_;
-  TempDir dir_;
-  uv_loop_t loop_;
-  std::unique_ptr<ServerRole> role_;
+  RoleFixture fixture_;
+  ServerRole* role_ = nullptr;
 };
 
 inline std::string read_file(const std::string& path) {

@@ -509,7 +509,11 @@ int64_t NetState::tcp_listen(const std::string& bind, int port, std::string& err
       }
       auto conn = std::make_unique<TcpConn>(net, "connected");
       auto* cs = new TcpSocket{};
-      uv_tcp_init(net.loop(), &cs->tcp);
+      if (int irc = uv_tcp_init(net.loop(), &cs->tcp); irc != 0) {
+        delete cs;
+        net.post(NetEvent{NetEvent::Type::error, self->id, uv_message(irc) + " (accept)"});
+        return;
+      }
       if (int arc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&cs->tcp)); arc != 0) {
         close_socket_now(cs);
         net.post(NetEvent{NetEvent::Type::error, self->id, uv_message(arc) + " (accept)"});

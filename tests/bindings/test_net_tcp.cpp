@@ -88,7 +88,7 @@ end
   CHECK(line->find("BYTES 2097152 ") == 0);
 }
 
-TEST_CASE("net tcp: listen failures return nil and a message; bad ports are refused") {
+TEST_CASE("net tcp: listen failures return nil and a message, bad ports are refused") {
   ScriptRun run(R"lua(
 A = net.tcp_listen(0, "127.0.0.1")
 B, B_ERR = net.tcp_listen(net.tcp_port(A), "127.0.0.1")

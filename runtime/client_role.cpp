@@ -42,6 +42,12 @@ bool ClientRole::start(std::string& error) {
     error = "nshost: " + error;
     return false;
   }
+  // Before the script loads: its top-level chunk may already call sys.quit().
+  if (int rc = timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
+    error = std::string("nshost: libuv: ") + uv_strerror(rc);
+    return false;
+  }
+  timer_.get()->data = this;
   if (!options_.script.empty()) {
     try {
       script_ = std::make_unique<ScriptHost>(*this, log_tag_, sandbox_limits(options_.sandbox));
@@ -58,17 +64,12 @@ bool ClientRole::start(std::string& error) {
     else
       log_write(LogLevel::debug, log_tag_, "local script tree has no bundle hash: " + why);
   }
-  int rc = timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); });
-  if (rc == 0) {
-    timer_.get()->data = this;
-    rc = tick_.start();
-  }
-  if (rc != 0) {
+  if (int rc = tick_.start(); rc != 0) {
     error = std::string("nshost: libuv: ") + uv_strerror(rc);
     return false;
   }
-  exit_code_ = 0;
-  defer(kConnectTimeoutMs);
+  exit_code_ = requested_exit_code_;
+  defer(stop_requested_ ? 0 : kConnectTimeoutMs);
   connect_to_url();
   return true;
 }
@@ -340,6 +341,7 @@ void ClientRole::on_timer() {
 }
 
 void ClientRole::request_stop(int exit_code) {
+  requested_exit_code_ = std::max(requested_exit_code_, exit_code);
   exit_code_ = std::max(exit_code_, exit_code);
   stop_requested_ = true;
   defer(0);

@@ -103,6 +103,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   bool stop_requested_ = false;
   bool finished_ = false;
   int exit_code_ = 0;
+  int requested_exit_code_ = 0;  // by sys.quit or --strict, even while loading
 
   BundleCache cache_;
   bool hopping_ = false;                          // failures of this attempt are hop_failed

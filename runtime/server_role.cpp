@@ -55,6 +55,12 @@ bool ServerRole::start(std::string& error) {
     return false;
   }
   peers_.assign(endpoint_->host()->peerCount, PeerState{});
+  // Before the script loads: its top-level chunk may already call sys.quit().
+  if (int rc = stop_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
+    error = std::string("nshost: libuv: ") + uv_strerror(rc);
+    return false;
+  }
+  stop_timer_.get()->data = this;
   try {
     script_ = std::make_unique<ScriptHost>(
         *this, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget});
@@ -64,16 +70,11 @@ bool ServerRole::start(std::string& error) {
   }
   if (!script_->load(options_.script, error)) return false;
   prepare_bundle();
-  if (int rc = stop_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
-    error = std::string("nshost: libuv: ") + uv_strerror(rc);
-    return false;
-  }
-  stop_timer_.get()->data = this;
   if (int rc = tick_.start(); rc != 0) {
     error = std::string("nshost: libuv: ") + uv_strerror(rc);
     return false;
   }
-  exit_code_ = 0;
+  exit_code_ = requested_exit_code_;
   log_write(LogLevel::info, "server",
             "listening on " + options_.bind + ":" + std::to_string(port()) + " (max_clients=" +
                 std::to_string(options_.max_clients) + ", tick_rate=" + std::to_string(options_.tick_rate_hz) +
@@ -405,6 +406,7 @@ void ServerRole::on_script_error() {
 
 void ServerRole::defer_stop(int exit_code) {
   if (stopping_) return;
+  requested_exit_code_ = std::max(requested_exit_code_, exit_code);
   exit_code_ = std::max(exit_code_, exit_code);
   uv_timer_start(
       stop_timer_.get(),

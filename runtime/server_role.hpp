@@ -111,6 +111,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   bool stopping_ = false;
   bool finished_ = false;
   int exit_code_ = 0;
+  int requested_exit_code_ = 0;  // by sys.quit or --strict, even while loading
   uint64_t dropped_messages_ = 0;
   std::string bundle_bytes_;  // the encoded bundle of the script tree
   std::string bundle_hash_;

@@ -192,3 +192,13 @@ TEST_CASE("command line: bad flag, missing script and syntax error each give one
     CHECK(p.wait_exit() == 2);
   }
 }
+
+TEST_CASE("sys.quit while the script loads stops either role cleanly with that exit code") {
+  for (const char* role : {"--role=server", "--role=client"}) {
+    for (const char* code : {"0", "4"}) {
+      ChildProcess p({nshost_binary(), role, "--port=0", "--connect=nshost://127.0.0.1:9", test_script("quit_at_load.lua")},
+                     {std::string("QUIT_CODE=") + code});
+      CHECK_MESSAGE(p.wait_exit() == std::atoi(code), role, " ", code, ": ", p.stderr_text());
+    }
+  }
+}

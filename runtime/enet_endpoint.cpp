@@ -2,7 +2,84 @@
 
 #include <arpa/inet.h>
 
+#include <unordered_map>
+#include <vector>
+
 namespace nshost {
+
+// The shared housekeeping timer of one loop: created with the loop's first
+// endpoint, closed with its last.
+class Housekeeper {
+ public:
+  static int add(EnetEndpoint* endpoint) {
+    Housekeeper*& keeper = by_loop()[endpoint->loop_];
+    if (!keeper) {
+      auto fresh = std::make_unique<Housekeeper>();
+      int rc = fresh->timer_.init([&](uv_timer_t* t) { return uv_timer_init(endpoint->loop_, t); });
+      if (rc == 0) {
+        fresh->timer_.get()->data = fresh.get();
+        rc = uv_timer_start(
+            fresh->timer_.get(),
+            [](uv_timer_t* t) {
+              if (t->data) static_cast<Housekeeper*>(t->data)->run(uv_now(t->loop));
+            },
+            EnetEndpoint::kHousekeepingIntervalMs, EnetEndpoint::kHousekeepingIntervalMs);
+      }
+      if (rc != 0) {
+        by_loop().erase(endpoint->loop_);
+        return rc;
+      }
+      keeper = fresh.release();
+    }
+    keeper->endpoints_.push_back(endpoint);
+    return 0;
+  }
+
+  static void remove(EnetEndpoint* endpoint) {
+    auto it = by_loop().find(endpoint->loop_);
+    if (it == by_loop().end()) return;
+    Housekeeper* keeper = it->second;
+    auto& list = keeper->endpoints_;
+    for (auto& e : list)
+      if (e == endpoint) e = nullptr;  // compacted after the pass, if one is running
+    if (!keeper->running_) keeper->compact();
+    if (list.empty() && !keeper->running_) {
+      by_loop().erase(it);
+      delete keeper;
+    }
+  }
+
+ private:
+  static std::unordered_map<uv_loop_t*, Housekeeper*>& by_loop() {
+    static std::unordered_map<uv_loop_t*, Housekeeper*> map;
+    return map;
+  }
+
+  void compact() { std::erase(endpoints_, nullptr); }
+
+  void run(uint64_t now_ms) {
+    running_ = true;
+    // Indexing, not iterators: a listener may add endpoints during the pass.
+    for (size_t i = 0; i < endpoints_.size(); ++i) {
+      EnetEndpoint* e = endpoints_[i];
+      if (e && now_ms - e->last_service_ms_ >= EnetEndpoint::kHousekeepingIntervalMs) e->service();
+    }
+    running_ = false;
+    compact();
+    if (endpoints_.empty()) {
+      for (auto it = by_loop().begin(); it != by_loop().end(); ++it)
+        if (it->second == this) {
+          by_loop().erase(it);
+          break;
+        }
+      delete this;
+    }
+  }
+
+  UvHandle<uv_timer_t> timer_;
+  std::vector<EnetEndpoint*> endpoints_;
+  bool running_ = false;
+};
 
 EnetLibrary::EnetLibrary() : ok_(enet_initialize() == 0) {}
 EnetLibrary::~EnetLibrary() {
@@ -20,7 +97,7 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
   host->maximumPacketSize = config.max_message_bytes;
   // Bounds what one peer can make us buffer for reassembly and delivery.
   host->maximumWaitingData = config.max_message_bytes * 4;
-  std::unique_ptr<EnetEndpoint> self(new EnetEndpoint(host, listener));
+  std::unique_ptr<EnetEndpoint> self(new EnetEndpoint(loop, host, listener));
   EnetEndpoint* raw = self.get();
   int rc = self->poll_.init([&](uv_poll_t* p) { return uv_poll_init_socket(loop, p, host->socket); });
   if (rc == 0) {
@@ -30,15 +107,10 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
       static_cast<EnetEndpoint*>(p->data)->service();
     });
   }
-  if (rc == 0) rc = self->housekeeping_.init([&](uv_timer_t* t) { return uv_timer_init(loop, t); });
   if (rc == 0) {
-    self->housekeeping_.get()->data = raw;
-    rc = uv_timer_start(
-        self->housekeeping_.get(),
-        [](uv_timer_t* t) {
-          if (t->data) static_cast<EnetEndpoint*>(t->data)->service();
-        },
-        kHousekeepingIntervalMs, kHousekeepingIntervalMs);
+    self->last_service_ms_ = uv_now(loop);
+    rc = Housekeeper::add(raw);
+    self->housekept_ = rc == 0;
   }
   if (rc == 0) rc = self->flush_check_.init([&](uv_check_t* c) { return uv_check_init(loop, c); });
   if (rc == 0) {
@@ -57,7 +129,7 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
 
 EnetEndpoint::~EnetEndpoint() {
   poll_.close();
-  housekeeping_.close();
+  if (housekept_) Housekeeper::remove(this);
   flush_check_.close();
   if (host_) enet_host_destroy(host_);
 }
@@ -71,6 +143,7 @@ uint16_t EnetEndpoint::local_port() const {
 void EnetEndpoint::service() {
   if (servicing_) return;
   servicing_ = true;
+  last_service_ms_ = uv_now(loop_);
   ENetEvent event;
   while (enet_host_service(host_, &event, 0) > 0) {
     struct PacketOwner {

@@ -1,9 +1,11 @@
 #pragma once
 // An ENet host serviced from a libuv loop, with no extra thread and no busy
 // polling: the UDP socket is watched with uv_poll and serviced when readable;
-// a housekeeping timer services it for ENet's own timers (retransmits, pings,
-// timeouts); sends made during a loop iteration are flushed once, in the
-// check phase at the end of that iteration.
+// one housekeeping timer per loop, shared by every endpoint on it, services
+// each endpoint not serviced for kHousekeepingIntervalMs, for ENet's own timers
+// (retransmits, pings, timeouts) — so a thousand bot endpoints cost one timer
+// wakeup per interval, not a thousand; sends made during a loop iteration are
+// flushed once, in the check phase at the end of that iteration.
 #include <enet/enet.h>
 
 #include <cstdint>
@@ -63,13 +65,17 @@ class EnetEndpoint {
   void flush();
 
  private:
-  EnetEndpoint(ENetHost* host, Listener& listener) : host_(host), listener_(listener) {}
+  friend class Housekeeper;
+  EnetEndpoint(uv_loop_t* loop, ENetHost* host, Listener& listener)
+      : loop_(loop), host_(host), listener_(listener) {}
 
+  uv_loop_t* loop_;
   ENetHost* host_;
   Listener& listener_;
   UvHandle<uv_poll_t> poll_;
-  UvHandle<uv_timer_t> housekeeping_;
   UvHandle<uv_check_t> flush_check_;
+  uint64_t last_service_ms_ = 0;  // uv_now() of the last service()
+  bool housekept_ = false;        // registered with the loop's Housekeeper
   bool dirty_ = false;
   bool servicing_ = false;
 };

@@ -9,6 +9,7 @@
 #include <enet/enet.h>
 #include <lua.hpp>
 
+#include "runtime/bots.hpp"
 #include "runtime/client_role.hpp"
 #include "runtime/log.hpp"
 #include "runtime/options.hpp"
@@ -30,6 +31,7 @@ int run(const Options& options) {
   {
     std::unique_ptr<RoleRunner> role;
     if (options.role == Role::server) role = std::make_unique<ServerRole>(&loop, options);
+    else if (options.bots > 0) role = std::make_unique<BotFleet>(&loop, options);
     else role = std::make_unique<ClientRole>(&loop, options);
 
     UvHandle<uv_signal_t> sigint, sigterm;

@@ -40,6 +40,12 @@ std::string usage_text() {
       "  --tick-rate=HZ           tick rate, 1..1000 Hz (default 30)\n"
       "  --max-message-size=BYTES largest message sent or received (default 1048576)\n"
       "  --headless               no window or input (sys.is_headless() is true)\n"
+      "  --bots=N                 client: run N independent bot clients (one Lua state\n"
+      "                           each, one ENet peer each) in this process, 1..10000\n"
+      "  --bots-ramp=PER_S        client: start at most PER_S bot joins per second\n"
+      "                           (default 0: all at once)\n"
+      "  --stats                  server: log one line per tick with its duration,\n"
+      "                           lateness and bytes sent (used by bench/)\n"
       "  --log-level=LEVEL        debug|info|warn|error (default info)\n"
       "  --strict                 exit 1 on the first script error\n"
       "  --sandbox                run the local script in the sandbox (fetched scripts always are)\n"
@@ -101,6 +107,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     if (name == "headless" && !has_value) { o.headless = true; continue; }
     if (name == "strict" && !has_value) { o.strict = true; continue; }
     if (name == "sandbox" && !has_value) { o.sandbox = true; continue; }
+    if (name == "stats" && !has_value) { o.stats = true; continue; }
     if (name == "role") {
       if (!need_value() || !parse_role(value, o.role)) return flag_error("expected server or client");
       have_role = true;
@@ -134,6 +141,11 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       if (!need_value() || !uint_in(0, uint64_t{1} << 40, o.memory_limit_bytes) ||
           (o.memory_limit_bytes != 0 && o.memory_limit_bytes < (1u << 20)))
         return flag_error("expected 0 (no limit) or at least 1048576 (bytes)");
+    } else if (name == "bots") {
+      if (!need_value() || !uint_in(1, kMaxBots, o.bots)) return flag_error("expected 1..10000 (bot clients)");
+    } else if (name == "bots-ramp") {
+      if (!need_value() || !uint_in(0, 100000, o.bots_ramp_per_s))
+        return flag_error("expected 0..100000 (joins per second; 0: all at once)");
     } else if (name == "log-level") {
       if (!need_value() || !parse_log_level(value, o.log_level))
         return flag_error("expected debug, info, warn or error");
@@ -150,6 +162,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     return out;
   }
   if (o.script.empty()) return fail("no script given (see --help)");
+  if (o.role == Role::server && (o.bots > 0 || o.bots_ramp_per_s > 0))
+    return fail("--bots and --bots-ramp are client options (pass --role=client)");
   return out;
 }
 

@@ -29,7 +29,12 @@ struct Options {
   std::string cache_dir;                    // client: bundle cache; "" = BundleCache::default_dir()
   uint64_t instruction_budget = 50'000'000;  // sandboxed: VM instructions per handler, 0 = unlimited
   uint64_t memory_limit_bytes = 256u << 20;  // sandboxed: bytes per Lua state, 0 = unlimited
+  uint32_t bots = 0;                        // client: 0 = one client; N = N bot clients in this process
+  uint32_t bots_ramp_per_s = 0;             // client: bot joins started per second (0: all at once)
+  bool stats = false;                       // server: one "stats" log line per tick (bench/)
 };
+
+constexpr uint32_t kMaxBots = 10000;
 
 constexpr uint32_t kMaxClientsLimit = 4095;  // ENet's peer id is 12 bits
 constexpr uint32_t kMinTickRateHz = 1;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "bindings/bindings.hpp"
 #include "runtime/bundle.hpp"
@@ -263,6 +264,18 @@ void ServerRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
     lua_pushinteger(L, static_cast<lua_Integer>(beat.tick_num));
     return 1;
   });
+  // The snapshots a tick sends leave with the tick, so its duration counts them.
+  if (endpoint_) endpoint_->flush();
+  if (options_.stats && endpoint_) {
+    int64_t end_ns = monotonic_ns();
+    const ENetHost* host = endpoint_->host();
+    char line[160];
+    std::snprintf(line, sizeof line, "stats t=%.6f tick=%llu dur_us=%lld late_us=%lld sent_bytes=%u sent_packets=%u",
+                  static_cast<double>(end_ns) / 1e9, static_cast<unsigned long long>(beat.tick_num),
+                  static_cast<long long>((end_ns - now_ns) / 1000), static_cast<long long>(beat.lateness_ns / 1000),
+                  host->totalSentData, host->totalSentPackets);
+    log_write(LogLevel::info, "server", line);
+  }
 }
 
 void ServerRole::expire_stale_peers(int64_t now_ns) {

@@ -1,0 +1,53 @@
+#pragma once
+// --bots=N: N independent client instances in one process, on one loop. Each
+// bot is a full ClientRole (its own Lua state, its own ENet host and UDP
+// socket, so each is a real peer of the server) logging as "client#<i>"
+// (i = 1..N). --bots-ramp=PER_S starts the joins at that rate instead of all
+// at once. The fleet finishes when every bot has finished; its exit code is
+// the highest of theirs.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/client_role.hpp"
+#include "runtime/role_runner.hpp"
+#include "runtime/uv_handle.hpp"
+
+namespace nshost {
+
+class BotFleet final : public RoleRunner {
+ public:
+  // How often the ramp timer starts the bots that are due.
+  static constexpr uint64_t kRampIntervalMs = 10;
+
+  BotFleet(uv_loop_t* loop, Options options);
+  ~BotFleet() override;
+
+  // Raises the open-file limit to fit N sockets, then starts the first bot
+  // (failing like a single client would if the script does not load) and the
+  // rest at once or on the ramp.
+  bool start(std::string& error) override;
+  // Stops the ramp and asks every started bot to leave; a second call makes
+  // every bot stop without waiting for the server.
+  void begin_shutdown() override;
+  bool finished() const override { return finished_; }
+  int exit_code() const override;
+
+  size_t started() const { return bots_.size(); }
+
+ private:
+  bool start_bot(std::string& error);
+  void start_due();
+  void on_bot_finished();
+
+  uv_loop_t* loop_;
+  Options options_;
+  std::vector<std::unique_ptr<ClientRole>> bots_;
+  UvHandle<uv_timer_t> ramp_;
+  int64_t ramp_start_ns_ = 0;
+  int failed_exit_code_ = 0;  // from bots that did not start
+  bool stopping_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace nshost

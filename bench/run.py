@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Runs nshost's benchmark suite and prints one table (docs/benchmarks.md).
+
+Workload 1, relay (N = 64, 256, 512), back to back against three servers:
+  nshost    nshost --role=server bench/relay.lua
+  raw       build/nshost_raw_server: the same work in plain C++ ENet, no Lua
+  colyseus  the Colyseus 0.16 anchor (its own bots; run.sh N SECONDS)
+Workload 2, crowd (N = 1024, 2048): nshost bench/crowd.lua.
+nshost and raw are driven by the same bots: nshost --role=client --bots=N.
+
+Every figure is taken over the same fixed window after a warm-up; with
+--repeat=K each cell is the median of K runs, and each ratio is computed
+inside one run (same repetition, back to back) before taking the median.
+
+  bench/run.py [--build=DIR] [--window=S] [--warmup=S] [--repeat=K]
+               [--relay=64,256,512] [--crowd=1024,2048] [--no-colyseus]
+               [--json=FILE]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK_HZ = 30
+RAMP_PER_S = 500
+
+
+class Reader:
+    """Collects a pipe's lines with their arrival time, on a thread."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _run(self, stream):
+        for line in stream:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def wait_for(self, pattern, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for _, line in list(self.lines):
+                m = rx.search(line)
+                if m:
+                    return m
+            time.sleep(0.02)
+        return None
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def pct(values, p):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p * len(s)))]
+
+
+def sleep_until(t):
+    while True:
+        d = t - time.monotonic()
+        if d <= 0:
+            return
+        time.sleep(min(d, 0.2))
+
+
+STATS = re.compile(r"stats t=([\d.]+) tick=\d+ dur_us=(-?\d+) late_us=(-?\d+) sent_bytes=(\d+) sent_packets=(\d+)")
+
+
+def tick_figures(lines, w0, w1):
+    rows = []
+    for _, line in lines:
+        m = STATS.search(line)
+        if m and w0 <= float(m.group(1)) <= w1:
+            rows.append(tuple(float(g) for g in m.groups()))
+    if len(rows) < 2:
+        return {}
+    dur = [r[1] / 1000 for r in rows]
+    late = [max(0.0, r[2] / 1000) for r in rows]
+    sent = sum((int(b[3]) - int(a[3])) % (1 << 32) for a, b in zip(rows, rows[1:]))
+    span = rows[-1][0] - rows[0][0]
+    return {
+        "tick_ms_p50": pct(dur, 0.5), "tick_ms_p99": pct(dur, 0.99), "tick_ms_max": max(dur),
+        "late_ms_p50": pct(late, 0.5), "late_ms_p99": pct(late, 0.99), "late_ms_max": max(late),
+        "ticks_per_s": (len(rows) - 1) / span if span > 0 else None,
+        "bytes_per_s": sent / span if span > 0 else None,
+    }
+
+
+def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build):
+    """One server (nshost or raw) driven by `n` nshost bots in one process."""
+    srv = subprocess.Popen(server_cmd + ["--port=0", f"--max-clients={n}", "--stats"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    bots = None
+    try:
+        srv_log = Reader(srv.stderr)
+        m = srv_log.wait_for(r"listening on [\d.]+:(\d+)", 10)
+        if not m:
+            raise RuntimeError("server did not start: " + "\n".join(l for _, l in srv_log.lines[-5:]))
+        port = int(m.group(1))
+        start_s = n / RAMP_PER_S + 2 + warmup_s
+        env = dict(os.environ, BENCH_START=str(start_s), BENCH_WINDOW=str(window_s))
+        t0 = time.monotonic()
+        bots = subprocess.Popen([os.path.join(build, "nshost"), "--role=client", "--headless", f"--bots={n}",
+                                 f"--bots-ramp={RAMP_PER_S}", f"--connect=nshost://127.0.0.1:{port}",
+                                 os.path.join(ROOT, "bench", bot_script)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        bots_out, bots_err = Reader(bots.stdout), Reader(bots.stderr)
+        sleep_until(t0 + start_s)
+        c0, w0 = cpu_seconds(srv.pid), time.monotonic()
+        joined = sum(1 for _, l in bots_err.lines if "info: joined" in l)
+        sleep_until(t0 + start_s + window_s)
+        c1, w1 = cpu_seconds(srv.pid), time.monotonic()
+        bots.wait(timeout=60)
+        bots_out.thread.join(5)
+        rss = peak_rss_mib(srv.pid)
+    finally:
+        if bots and bots.poll() is None:
+            bots.kill()
+            bots.wait()
+        srv.send_signal(signal.SIGTERM)
+        try:
+            srv.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+    snaps, entries, rtts, reports = 0, 0, [], 0
+    max_entries = 0
+    for _, line in bots_out.lines:
+        m = re.match(r"bench snaps=(\d+) entries=(\d+) max_entries=(\d+) rtt_ms=(.*)", line)
+        if not m:
+            continue
+        reports += 1
+        snaps += int(m.group(1))
+        entries += int(m.group(2))
+        max_entries = max(max_entries, int(m.group(3)))
+        rtts += [float(x) for x in m.group(4).split(",") if x]
+    window = w1 - w0
+    out = {"clients": n, "joined": joined, "reports": reports, "window_s": window,
+           "server_cpu_s": c1 - c0, "cpu_per_s": (c1 - c0) / window, "rss_mib": rss,
+           "snaps_per_s": snaps / window_s, "expected_per_s": n * TICK_HZ,
+           "entries_per_snap": entries / snaps if snaps else 0, "max_entries": max_entries,
+           "rtt_ms_p50": pct(rtts, 0.5), "rtt_ms_p99": pct(rtts, 0.99)}
+    out.update(tick_figures(srv_log.lines, w0, w1))
+    return out
+
+
+def prepare_anchor(src, build):
+    """run.sh installs its npm packages into its own folder; the shared
+    anchor is read-only, so it runs from a copy in the build folder."""
+    dst = os.path.join(build, "bench-colyseus-relay")
+    if not os.path.exists(os.path.join(dst, "run.sh")):
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        for dirpath, _, files in os.walk(dst):
+            os.chmod(dirpath, 0o755)
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o755 if f.endswith(".sh") else 0o644)
+    if not os.path.isdir(os.path.join(dst, "node_modules", "@colyseus", "core")):
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=dst, check=True,
+                       stdout=subprocess.DEVNULL)
+    return dst
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def run_colyseus(anchor, n, window_s):
+    procs = 1 if n < 512 else 2
+    env = dict(os.environ, PROCS=str(procs), PORT="2567", TICK_HZ=str(TICK_HZ))
+    p = subprocess.Popen(["bash", os.path.join(anchor, "run.sh"), str(n), str(int(window_s))], cwd=anchor, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    rss = None
+    out = []
+    reader = Reader(p.stdout)
+    while p.poll() is None:
+        for c in children(p.pid):
+            try:
+                with open(f"/proc/{c}/cmdline", "rb") as f:
+                    if b"server.mjs" in f.read():
+                        r = peak_rss_mib(c)
+                        if r:
+                            rss = max(rss or 0, r)
+            except OSError:
+                pass
+        time.sleep(0.5)
+    reader.thread.join(5)
+    rows = [json.loads(l) for _, l in reader.lines if l.startswith("{")]
+    if not rows:
+        raise RuntimeError("colyseus run.sh printed no result")
+    r = rows[-1]
+    w = r["window_s"]
+    return {"clients": n, "joined": r["clients"], "window_s": w, "server_cpu_s": r["server_cpu_s"],
+            "cpu_per_s": r["server_cpu_s"] / w, "rss_mib": rss, "snaps_per_s": r["snaps_per_s"],
+            "expected_per_s": n * TICK_HZ, "rtt_ms_p50": r["rtt_ms_p50"], "rtt_ms_p99": r["rtt_ms_p99"],
+            "bot_procs": procs}
+
+
+def us_per_snap(r):
+    return r["cpu_per_s"] / r["snaps_per_s"] * 1e6 if r.get("snaps_per_s") else None
+
+
+def median_of(runs, key):
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec=".2f"):
+    return "—" if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--window", type=float, default=10)
+    ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--relay", default="64,256,512")
+    ap.add_argument("--crowd", default="1024,2048")
+    ap.add_argument("--no-colyseus", action="store_true")
+    ap.add_argument("--anchor", default=os.path.join(os.path.dirname(ROOT), "shared", "anchors", "colyseus-relay"))
+    ap.add_argument("--json", help="also write every run's figures to this file")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    relay_ns = [int(x) for x in a.relay.split(",") if x]
+    crowd_ns = [int(x) for x in a.crowd.split(",") if x]
+    anchor = None if a.no_colyseus or not relay_ns else prepare_anchor(a.anchor, build)
+    nshost = [os.path.join(build, "nshost"), "--role=server"]
+    raw = [os.path.join(build, "nshost_raw_server")]
+
+    runs = []  # (rep, workload, server, n, figures)
+    for rep in range(a.repeat):
+        for n in relay_ns:
+            for server, fn in (("nshost", lambda: run_enet(nshost + [os.path.join(ROOT, "bench", "relay.lua")],
+                                                             "relay.lua", n, a.window, a.warmup, build)),
+                               ("raw", lambda: run_enet(raw, "relay.lua", n, a.window, a.warmup, build)),
+                               ("colyseus", lambda: run_colyseus(anchor, n, a.window))):
+                if server == "colyseus" and not anchor:
+                    continue
+                print(f"# rep {rep + 1}/{a.repeat}: relay N={n} {server}", file=sys.stderr, flush=True)
+                r = fn()
+                r["us_per_snap"] = us_per_snap(r)
+                runs.append((rep, "relay", server, n, r))
+        for n in crowd_ns:
+            print(f"# rep {rep + 1}/{a.repeat}: crowd N={n} nshost", file=sys.stderr, flush=True)
+            r = run_enet(nshost + [os.path.join(ROOT, "bench", "crowd.lua")], "crowd.lua", n, a.window, a.warmup,
+                         build)
+            r["us_per_snap"] = us_per_snap(r)
+            runs.append((rep, "crowd", "nshost", n, r))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump([{"rep": rep, "workload": w, "server": s, "n": n, **r} for rep, w, s, n, r in runs], f, indent=1)
+
+    def cell(w, s, n):
+        return [r for _, ww, ss, nn, r in runs if (ww, ss, nn) == (w, s, n)]
+
+    print(f"\nwindow {a.window:g} s after {a.warmup:g} s warm-up; median of {a.repeat} run(s); "
+          f"tick rate {TICK_HZ} Hz\n")
+    print("| workload | N | server | CPU s/s | CPU µs/snap | snaps/s (of expected) | peak RSS MiB | sent MB/s "
+          "| tick ms p50/p99/max | late ms p50/p99/max | RTT ms p50/p99 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for w, ns in (("relay", relay_ns), ("crowd", crowd_ns)):
+        for n in ns:
+            for s in ("nshost", "raw", "colyseus"):
+                c = cell(w, s, n)
+                if not c:
+                    continue
+                m = lambda k: median_of(c, k)
+                bps = m("bytes_per_s")
+                print(f"| {w} | {n} | {s} | {fmt(m('cpu_per_s'), '.3f')} | {fmt(m('us_per_snap'), '.1f')} "
+                      f"| {fmt(m('snaps_per_s'), '.0f')} of {n * TICK_HZ} ({fmt(100 * m('snaps_per_s') / (n * TICK_HZ), '.1f')}%) "
+                      f"| {fmt(m('rss_mib'), '.1f')} | {fmt(bps / 1e6 if bps else None, '.2f')} "
+                      f"| {fmt(m('tick_ms_p50'))}/{fmt(m('tick_ms_p99'))}/{fmt(m('tick_ms_max'))} "
+                      f"| {fmt(m('late_ms_p50'))}/{fmt(m('late_ms_p99'))}/{fmt(m('late_ms_max'))} "
+                      f"| {fmt(m('rtt_ms_p50'))}/{fmt(m('rtt_ms_p99'))} |")
+    if relay_ns:
+        print("\nRatios of server CPU per delivered snapshot, each taken within one run, then the median:\n")
+        print("| N | nshost / raw | nshost / colyseus | raw / colyseus |")
+        print("|---|---|---|---|")
+        for n in relay_ns:
+            def ratios(num, den):
+                vals = []
+                for rep in range(a.repeat):
+                    x = [r for rr, w, s, nn, r in runs if (rr, w, s, nn) == (rep, "relay", num, n)]
+                    y = [r for rr, w, s, nn, r in runs if (rr, w, s, nn) == (rep, "relay", den, n)]
+                    if x and y and x[0]["us_per_snap"] and y[0]["us_per_snap"]:
+                        vals.append(x[0]["us_per_snap"] / y[0]["us_per_snap"])
+                return statistics.median(vals) if vals else None
+            print(f"| {n} | {fmt(ratios('nshost', 'raw'))} | {fmt(ratios('nshost', 'colyseus'))} "
+                  f"| {fmt(ratios('raw', 'colyseus'))} |")
+    short = [(w, s, n, r) for _, w, s, n, r in runs if r.get("joined", n) < n or r.get("reports", n) < n]
+    for w, s, n, r in short:
+        print(f"\nnote: {w} N={n} {s}: {r.get('joined')} of {n} bots joined before the window, "
+              f"{r.get('reports', '—')} reported")
+
+
+if __name__ == "__main__":
+    main()

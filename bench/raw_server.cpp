@@ -27,11 +27,12 @@ namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 
-int64_t now_ns() {
+int64_t clock_ns(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
+int64_t now_ns() { return clock_ns(CLOCK_MONOTONIC); }
 
 struct Player {
   bool live = false;
@@ -110,6 +111,9 @@ int main(int argc, char** argv) {
             enet_peer_send(event.peer, nshost::wire::kChannelControl,
                            enet_packet_create(reply.data(), reply.size(), ENET_PACKET_FLAG_RELIABLE));
             players[index] = Player{true, 0, 0};
+            // As nshost's server does: no ENet throttle on unreliable snapshots.
+            enet_peer_throttle_configure(event.peer, ENET_PEER_PACKET_THROTTLE_INTERVAL,
+                                         ENET_PEER_PACKET_THROTTLE_ACCELERATION, 0);
           }
         } else if (event.channelID == nshost::wire::kChannelReliable) {
           enet_peer_send(event.peer, nshost::wire::kChannelReliable,
@@ -127,6 +131,7 @@ int main(int argc, char** argv) {
     }
     int64_t start = now_ns();
     if (start < deadline) continue;
+    int64_t cpu_start = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     // Missed deadlines are skipped, not burst, as in nshost's TickScheduler.
     int64_t lateness = start - deadline;
     k += 1 + static_cast<uint64_t>(lateness / period_ns);
@@ -150,9 +155,11 @@ int main(int argc, char** argv) {
     enet_host_flush(host);
     if (stats) {
       int64_t end = now_ns();
-      std::fprintf(stderr, "stats t=%.6f tick=%llu dur_us=%lld late_us=%lld sent_bytes=%u sent_packets=%u\n",
+      std::fprintf(stderr,
+                   "stats t=%.6f tick=%llu dur_us=%lld late_us=%lld cpu_us=%lld sent_bytes=%u sent_packets=%u\n",
                    static_cast<double>(end) / 1e9, static_cast<unsigned long long>(tick_num),
                    static_cast<long long>((end - start) / 1000), static_cast<long long>(lateness / 1000),
+                   static_cast<long long>((clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu_start) / 1000),
                    host->totalSentData, host->totalSentPackets);
     }
     ++tick_num;

@@ -89,7 +89,7 @@ def sleep_until(t):
         time.sleep(min(d, 0.2))
 
 
-STATS = re.compile(r"stats t=([\d.]+) tick=\d+ dur_us=(-?\d+) late_us=(-?\d+) sent_bytes=(\d+) sent_packets=(\d+)")
+STATS = re.compile(r"stats t=([\d.]+) tick=\d+ dur_us=(-?\d+) late_us=(-?\d+) cpu_us=(\d+) sent_bytes=(\d+)")
 
 
 def tick_figures(lines, w0, w1):
@@ -102,10 +102,12 @@ def tick_figures(lines, w0, w1):
         return {}
     dur = [r[1] / 1000 for r in rows]
     late = [max(0.0, r[2] / 1000) for r in rows]
-    sent = sum((int(b[3]) - int(a[3])) % (1 << 32) for a, b in zip(rows, rows[1:]))
+    cpu = [r[3] / 1000 for r in rows]
+    sent = sum((int(b[4]) - int(a[4])) % (1 << 32) for a, b in zip(rows, rows[1:]))
     span = rows[-1][0] - rows[0][0]
     return {
         "tick_ms_p50": pct(dur, 0.5), "tick_ms_p99": pct(dur, 0.99), "tick_ms_max": max(dur),
+        "tick_cpu_ms_p50": pct(cpu, 0.5), "tick_cpu_ms_p99": pct(cpu, 0.99),
         "late_ms_p50": pct(late, 0.5), "late_ms_p99": pct(late, 0.99), "late_ms_max": max(late),
         "ticks_per_s": (len(rows) - 1) / span if span > 0 else None,
         "bytes_per_s": sent / span if span > 0 else None,
@@ -286,8 +288,8 @@ def main():
     print(f"\nwindow {a.window:g} s after {a.warmup:g} s warm-up; median of {a.repeat} run(s); "
           f"tick rate {TICK_HZ} Hz\n")
     print("| workload | N | server | CPU s/s | CPU µs/snap | snaps/s (of expected) | peak RSS MiB | sent MB/s "
-          "| tick ms p50/p99/max | late ms p50/p99/max | RTT ms p50/p99 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| tick ms p50/p99/max | tick CPU ms p50/p99 | late ms p50/p99/max | RTT ms p50/p99 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w, ns in (("relay", relay_ns), ("crowd", crowd_ns)):
         for n in ns:
             for s in ("nshost", "raw", "colyseus"):
@@ -300,6 +302,7 @@ def main():
                       f"| {fmt(m('snaps_per_s'), '.0f')} of {n * TICK_HZ} ({fmt(100 * m('snaps_per_s') / (n * TICK_HZ), '.1f')}%) "
                       f"| {fmt(m('rss_mib'), '.1f')} | {fmt(bps / 1e6 if bps else None, '.2f')} "
                       f"| {fmt(m('tick_ms_p50'))}/{fmt(m('tick_ms_p99'))}/{fmt(m('tick_ms_max'))} "
+                      f"| {fmt(m('tick_cpu_ms_p50'))}/{fmt(m('tick_cpu_ms_p99'))} "
                       f"| {fmt(m('late_ms_p50'))}/{fmt(m('late_ms_p99'))}/{fmt(m('late_ms_max'))} "
                       f"| {fmt(m('rtt_ms_p50'))}/{fmt(m('rtt_ms_p99'))} |")
     if relay_ns:

@@ -1,26 +1,28 @@
 -- Bench workload 2, crowd (docs/benchmarks.md). Players wander a square map
 -- whose side grows with sqrt(max_clients) (2000 units at 1024 slots), so the
--- density stays the same at every N. Every tick each client gets its own
--- snapshot of the players within AOI_RADIUS of it, at most MAX_VISIBLE, found
--- through a uniform grid of CELL-sized cells (the 3x3 cells around it): the
--- per-client visibility filter of the seeds (scope filter, fog of war).
--- Each player's entry is packed once per tick and shared by every snapshot
--- that shows it. Snapshot layout as in relay.lua.
+-- density stays the same at every N (about 23 players per 3x3 cells).
+-- Every tick each client gets its own snapshot of the players in its area of
+-- interest, at most MAX_VISIBLE of them: the per-client visibility filter of
+-- the seeds (scope filter, fog of war). Interest is managed with a uniform
+-- grid: a player's area of interest is the 3x3 block of CELL-sized cells
+-- around its cell (its own cell first, so the cap keeps the nearest ones).
+-- Everyone in a cell shares that area, so each occupied cell's snapshot is
+-- built once per tick and sent to each player in it; each player's entry is
+-- packed once per tick. Snapshot layout as in relay.lua.
 local pack, unpack = string.pack, string.unpack
 local concat = table.concat
 
-local CELL = 150
-local AOI_RADIUS = 150
+local CELL = 100
 local MAX_VISIBLE = 32
-local ROW = 4096  -- cell key = cx * ROW + cy
 
 local function map_side(slots) return math.floor(2000 * math.sqrt(slots / 1024)) end
 
 local clients, pos_x, pos_y = {}, {}, {}
 local entry, cell_of = {}, {}
-local cells = {}        -- key -> array of slots; reused across ticks
-local cell_len = {}     -- key -> count this tick
+local cells, cell_len = {}, {}  -- cell index -> array of slots / its length this tick
+local built_tick, built = {}, {} -- cell index -> tick its snapshot was built / the snapshot
 local parts = {}
+local cols, side = 0, 0
 
 function server.connect(c)
   local s = slot(c)
@@ -33,55 +35,68 @@ end
 
 function server.receive(c, data, channel)
   if channel == "reliable" then
-    send(c, data, "reliable")
+    send(c, data, "reliable")  -- ping: echo it back
   elseif #data == 4 then
     local s = slot(c)
     pos_x[s], pos_y[s] = unpack("<i2i2", data)
   end
 end
 
+-- The snapshot for everyone in cell (cx, cy).
+local function build(tick32, cx, cy)
+  local n = 0
+  for pass = 0, 1 do
+    for dx = -1, 1 do
+      for dy = -1, 1 do
+        local x, y = cx + dx, cy + dy
+        -- pass 0: the cell itself; pass 1: its neighbours on the map
+        if ((dx == 0 and dy == 0) == (pass == 0)) and x >= 0 and y >= 0 and x < cols and y < cols then
+          local k = x * cols + y + 1
+          local list = cells[k]
+          for i = 1, cell_len[k] do
+            n = n + 1
+            parts[n] = entry[list[i]]
+            if n == MAX_VISIBLE then goto full end
+          end
+        end
+      end
+    end
+  end
+  ::full::
+  return pack("<I4I2", tick32, n) .. concat(parts, "", 1, n)
+end
+
 function server.tick(tick_num)
   local slots = max_clients()
-  for k in pairs(cell_len) do cell_len[k] = 0 end
+  if cols == 0 then
+    side = map_side(slots)
+    cols = side // CELL + 1
+    for k = 1, cols * cols do cells[k], cell_len[k], built_tick[k] = {}, 0, -1 end
+  end
+  for k = 1, cols * cols do cell_len[k] = 0 end
   for s = 0, slots - 1 do
     if clients[s] then
       local x, y = pos_x[s], pos_y[s]
       entry[s] = pack("<I2i2i2", s, x, y)
-      local key = (x // CELL) * ROW + y // CELL
-      cell_of[s] = key
-      local list = cells[key]
-      if not list then list = {}; cells[key] = list end
-      local n = (cell_len[key] or 0) + 1
-      list[n], cell_len[key] = s, n
+      -- positions come from clients: clamp them onto the map
+      local cx = math.max(0, math.min(cols - 1, x // CELL))
+      local cy = math.max(0, math.min(cols - 1, y // CELL))
+      local k = cx * cols + cy + 1
+      cell_of[s] = k
+      local n = cell_len[k] + 1
+      cells[k][n], cell_len[k] = s, n
     end
   end
   local tick32 = tick_num % 4294967296
-  local r2 = AOI_RADIUS * AOI_RADIUS
   for s = 0, slots - 1 do
     local c = clients[s]
     if c then
-      local x, y, key = pos_x[s], pos_y[s], cell_of[s]
-      local n = 0
-      for dx = -ROW, ROW, ROW do
-        for dy = -1, 1 do
-          local k = key + dx + dy
-          local len = cell_len[k]
-          if len and len > 0 then
-            local list = cells[k]
-            for i = 1, len do
-              local o = list[i]
-              local ex, ey = pos_x[o] - x, pos_y[o] - y
-              if ex * ex + ey * ey <= r2 then
-                n = n + 1
-                parts[n] = entry[o]
-                if n == MAX_VISIBLE then goto full end
-              end
-            end
-          end
-        end
+      local k = cell_of[s]
+      if built_tick[k] ~= tick_num then
+        built_tick[k] = tick_num
+        built[k] = build(tick32, (k - 1) // cols, (k - 1) % cols)
       end
-      ::full::
-      send(c, pack("<I4I2", tick32, n) .. concat(parts, "", 1, n), "unreliable")
+      send(c, built[k], "unreliable")
     end
   end
 end

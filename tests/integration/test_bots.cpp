@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "runtime/options.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost::test;
@@ -77,4 +78,20 @@ TEST_CASE("--bots and --bots-ramp: bad values are usage errors") {
     CHECK(p.wait_exit() == 1);
     CHECK(p.stderr_text() == "cannot open /nonexistent/game.lua: No such file or directory\n");
   }
+}
+
+TEST_CASE("parse_args: --bots and --bots-ramp set the fleet size and join rate") {
+  using nshost::ParsedArgs;
+  using nshost::parse_args;
+  ParsedArgs p = parse_args({"nshost", "--role=client", "--bots=1000", "--bots-ramp=250", "g.lua"}, nullptr);
+  REQUIRE(p.action == ParsedArgs::Action::run);
+  CHECK(p.options.bots == 1000);
+  CHECK(p.options.bots_ramp_per_s == 250);
+  ParsedArgs single = parse_args({"nshost", "--role=client", "g.lua"}, nullptr);
+  CHECK(single.options.bots == 0);
+  CHECK(single.options.bots_ramp_per_s == 0);
+  CHECK(parse_args({"nshost", "--role=client", "--bots=10001", "g.lua"}, nullptr).action == ParsedArgs::Action::error);
+  CHECK(parse_args({"nshost", "--role=client", "--bots", "g.lua"}, nullptr).action == ParsedArgs::Action::error);
+  ParsedArgs stats = parse_args({"nshost", "--role=server", "--stats", "g.lua"}, nullptr);
+  CHECK(stats.options.stats);
 }

@@ -2,13 +2,16 @@
 # ./dev.sh demo   install what is missing, build, run the relay demo
 # ./dev.sh test   install what is missing, build, run the whole test suite
 # ./dev.sh build  install what is missing and build
+# ./dev.sh sanitize  the whole test suite again, built with ASan + UBSan (build-asan/)
+# ./dev.sh fuzz [SECONDS]  build the libFuzzer targets with clang (build-fuzz/) and run
+#                          each for SECONDS (default 10); a crash fails the run
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need.
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev doctest-dev
   libcurl4-openssl-dev libssl-dev libwslay-dev nlohmann-json3-dev ca-certificates
-  python3 python3-websockets openssl)
+  python3 python3-websockets openssl clang libclang-rt-14-dev)
 
 install_deps() {
   local missing=() p
@@ -26,6 +29,31 @@ install_deps() {
 build() {
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build -j"$(nproc)"
+}
+
+sanitize() {
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSHOST_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  # halt_on_error: the first finding fails its test; detect_leaks stays on.
+  (cd build-asan && ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --output-on-failure -j"$(nproc)" --timeout 300)
+}
+
+fuzz() {
+  local seconds="${1:-10}" target
+  cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DNSHOST_FUZZ=ON -DNSHOST_BUILD_TESTS=OFF >/dev/null
+  cmake --build build-fuzz -j"$(nproc)" --target fuzzers
+  for target in fuzz_hello fuzz_welcome fuzz_notice fuzz_datagram; do
+    mkdir -p "build-fuzz/corpus/$target" build-fuzz/artifacts
+    cp -n fuzz/seeds/"$target"/* "build-fuzz/corpus/$target/" 2>/dev/null || true
+    echo "== $target for ${seconds} s"
+    "build-fuzz/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
+      -artifact_prefix=build-fuzz/artifacts/ "build-fuzz/corpus/$target" 2>"build-fuzz/$target.log" ||
+      { tail -40 "build-fuzz/$target.log"; echo "dev.sh: $target found a crash"; exit 1; }
+    grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "build-fuzz/$target.log" | tr '\n' ' '
+    echo
+  done
 }
 
 demo() {
@@ -62,5 +90,7 @@ case "${1:-}" in
     if grep -rnE 'TEST_CASE\("[^"]*;' tests/; then echo "dev.sh: a TEST_CASE name contains ';'" >&2; exit 1; fi
     install_deps; build; cd build && ctest --output-on-failure -j"$(nproc)" --timeout 300 ;;
   build) install_deps; build ;;
-  *) echo "usage: ./dev.sh demo|test|build" >&2; exit 2 ;;
+  sanitize) install_deps; sanitize ;;
+  fuzz) install_deps; fuzz "${2:-10}" ;;
+  *) echo "usage: ./dev.sh demo|test|build|sanitize|fuzz [SECONDS]" >&2; exit 2 ;;
 esac

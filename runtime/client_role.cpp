@@ -37,6 +37,8 @@ bool ClientRole::start(std::string& error) {
   config.peer_count = 2;  // the server, and the origin of a hop while it says goodbye
   config.channel_count = wire::kChannelCount;
   config.max_message_bytes = options_.max_message_bytes;
+  config.netsim = options_.netsim;
+  config.log_tag = log_tag_;
   endpoint_ = EnetEndpoint::create(loop_, config, *this, error);
   if (!endpoint_) {
     error = "nshost: " + error;
@@ -69,7 +71,7 @@ bool ClientRole::start(std::string& error) {
     return false;
   }
   exit_code_ = requested_exit_code_;
-  defer(stop_requested_ ? 0 : kConnectTimeoutMs);
+  defer(stop_requested_ ? 0 : std::max<uint64_t>(kConnectTimeoutMs, options_.limits.link_timeout_ms));
   connect_to_url();
   return true;
 }
@@ -118,12 +120,15 @@ void ClientRole::on_resolved(int status, const addrinfo* result) {
 }
 
 void ClientRole::connect_to(const ENetAddress& address) {
+  server_address_ = address;
+  pending_reason_.clear();  // a notice belongs to the connection that carried it
   peer_ = enet_host_connect(endpoint_->host(), &address, wire::kChannelCount, 0);
   if (!peer_) {
     if (hopping_) fail_soon("unreachable: no free ENet peer");
     else end_connection("connect_failed: no free ENet peer");
     return;
   }
+  enet_peer_timeout(peer_, 0, options_.limits.link_timeout_ms, options_.limits.link_timeout_ms);
   phase_ = Phase::connecting;
   endpoint_->mark_dirty();
   log_write(LogLevel::debug, log_tag_, "connecting to " + format_address(address));
@@ -134,8 +139,10 @@ void ClientRole::on_enet_event(ENetEvent& event) {
     case ENET_EVENT_TYPE_CONNECT: {
       if (event.peer != peer_ || phase_ != Phase::connecting) return;
       phase_ = Phase::handshaking;
+      log_write(LogLevel::debug, log_tag_, "link up; sending hello");
       wire::Hello hello;
-      hello.handoff = handoff_;
+      if (reconnecting_) hello.session_token = session_token_;  // a resume carries no handoff
+      else hello.handoff = handoff_;
       std::string bytes = wire::encode_hello(hello);
       enet_peer_send(peer_, wire::kChannelControl,
                      enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
@@ -168,7 +175,12 @@ void ClientRole::on_enet_event(ENetEvent& event) {
           return;
         }
         server_max_clients_ = welcome.max_clients;
+        session_token_ = welcome.session_token;
         uv_timer_stop(timer_.get());
+        if (reconnecting_) {
+          on_reconnect_welcome(welcome);
+          return;
+        }
         log_write(LogLevel::info, log_tag_,
                   "joined " + format_address(peer_->address) + " in slot " + std::to_string(welcome.slot));
         on_welcome(welcome);
@@ -202,6 +214,7 @@ void ClientRole::on_enet_event(ENetEvent& event) {
         wire::Redirect redirect = std::move(*pending_redirect_);
         pending_redirect_.reset();
         peer_ = nullptr;
+        session_token_.clear();  // the session moves with the hop
         start_hop(redirect.url, std::move(redirect.handoff));
         return;
       }
@@ -212,6 +225,24 @@ void ClientRole::on_enet_event(ENetEvent& event) {
                               : "server_left";
         peer_ = nullptr;
         fail_hop(why);
+        return;
+      }
+      if (reconnecting_ && (phase_ == Phase::connecting || phase_ == Phase::handshaking)) {
+        peer_ = nullptr;
+        // Refused while the server still holds the old link: try again later.
+        bool retry = pending_reason_.empty() || pending_reason_ == "rejected: session_in_use";
+        if (retry) {
+          pending_reason_.clear();
+          schedule_attempt();
+          return;
+        }
+        reconnecting_ = false;
+        end_connection(pending_reason_);
+        return;
+      }
+      if (phase_ == Phase::joined && should_resume(event.data)) {
+        peer_ = nullptr;
+        start_reconnect();
         return;
       }
       std::string reason = !pending_reason_.empty()       ? pending_reason_
@@ -225,6 +256,67 @@ void ClientRole::on_enet_event(ENetEvent& event) {
     case ENET_EVENT_TYPE_NONE:
       break;
   }
+}
+
+void ClientRole::on_reconnect_welcome(const wire::Welcome& welcome) {
+  reconnecting_ = false;
+  if (welcome.resumed) {
+    phase_ = Phase::joined;
+    if (stop_requested_) defer(0);
+    log_write(LogLevel::info, log_tag_,
+              "resumed the session in slot " + std::to_string(welcome.slot) + " after " +
+                  std::to_string(reconnect_attempt_) + " attempt(s)");
+    script_->invoke("resumed");
+    return;
+  }
+  // The server no longer knew the token: this is a fresh join, with no handoff.
+  handoff_.clear();
+  log_write(LogLevel::info, log_tag_,
+            "the server did not know our session; rejoined fresh in slot " + std::to_string(welcome.slot));
+  on_welcome(welcome);
+}
+
+bool ClientRole::should_resume(uint32_t disconnect_code) const {
+  // A clean leave, a kick, a refusal or a server shutdown ends the session;
+  // only a link that dropped (ENet timeout, code 0) is resumed.
+  return disconnect_code == static_cast<uint32_t>(wire::DisconnectCode::none) && pending_reason_.empty() &&
+         !session_token_.empty() && options_.reconnect.attempts > 0 && !stop_requested_;
+}
+
+void ClientRole::start_reconnect() {
+  reconnecting_ = true;
+  reconnect_attempt_ = 0;
+  reconnect_started_ns_ = monotonic_ns();
+  log_write(LogLevel::warn, log_tag_, "lost the link to the server; reconnecting");
+  phase_ = Phase::reconnecting;
+  schedule_attempt();
+  script_->invoke("lost");
+}
+
+void ClientRole::schedule_attempt() {
+  const ReconnectPolicy& policy = options_.reconnect;
+  int64_t elapsed_ms = (monotonic_ns() - reconnect_started_ns_) / 1'000'000;
+  uint32_t delay = policy.delay_ms(reconnect_attempt_);
+  if (reconnect_attempt_ >= policy.attempts || elapsed_ms + delay >= policy.total_ms) {
+    log_write(LogLevel::warn, log_tag_,
+              "gave up reconnecting after " + std::to_string(reconnect_attempt_) + " attempt(s) in " +
+                  std::to_string(elapsed_ms) + " ms");
+    reconnecting_ = false;
+    end_connection("lost");
+    return;
+  }
+  phase_ = Phase::reconnecting;
+  defer(delay);
+}
+
+void ClientRole::attempt_reconnect() {
+  ++reconnect_attempt_;
+  log_write(LogLevel::info, log_tag_, "reconnect attempt " + std::to_string(reconnect_attempt_));
+  connect_to(server_address_);
+  if (phase_ != Phase::connecting) return;
+  // The ENet connect gives up after --link-timeout; this is the backstop.
+  int64_t left_ms = options_.reconnect.total_ms - (monotonic_ns() - reconnect_started_ns_) / 1'000'000;
+  defer(static_cast<uint64_t>(std::max<int64_t>(0, std::min<int64_t>(left_ms, options_.limits.link_timeout_ms + 500))));
 }
 
 void ClientRole::end_connection(std::string reason) {
@@ -320,11 +412,22 @@ void ClientRole::on_timer() {
       }
       if (peer_) enet_peer_reset(peer_);
       peer_ = nullptr;
+      if (reconnecting_) {
+        schedule_attempt();
+        return;
+      }
       if (hopping_)
         fail_hop("unreachable: no answer from " + url_.host + ":" + std::to_string(url_.port) + " within " +
                  std::to_string(kConnectTimeoutMs) + " ms");
       else
         end_connection("connect_failed");
+      return;
+    case Phase::reconnecting:
+      if (stop_requested_) {
+        begin_shutdown();
+        return;
+      }
+      attempt_reconnect();
       return;
     case Phase::joined:
       if (stop_requested_) begin_shutdown();

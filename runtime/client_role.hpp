@@ -22,7 +22,8 @@ namespace nshost {
 
 class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoint::Listener {
  public:
-  // No welcome within this time after starting to connect: "connect_failed".
+  // No welcome within this time (or --link-timeout if longer) after starting
+  // to connect: "connect_failed".
   static constexpr uint64_t kConnectTimeoutMs = 5000;
   // A leave waits at most this long for the server's acknowledgement.
   static constexpr uint64_t kLeaveGraceMs = 1000;
@@ -64,13 +65,21 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
  private:
   // fetching: welcomed, waiting for the destination's bundle. failing: a hop
   // failed inside a call from Lua; the timer delivers it outside.
-  enum class Phase { idle, resolving, connecting, handshaking, fetching, joined, leaving, failing, closed };
+  // reconnecting: the link dropped and the ladder waits before its next
+  // attempt; an attempt itself goes through connecting and handshaking.
+  enum class Phase { idle, resolving, connecting, handshaking, fetching, joined, leaving, failing, reconnecting, closed };
 
   void on_enet_event(ENetEvent& event) override;
   void connect_to(const ENetAddress& address);
   void end_connection(std::string reason);
   void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
   void defer(uint64_t ms);
+  // Resume (seed 002): the reconnect ladder, apart from the first join.
+  void on_reconnect_welcome(const wire::Welcome& welcome);
+  bool should_resume(uint32_t disconnect_code) const;
+  void start_reconnect();
+  void schedule_attempt();
+  void attempt_reconnect();
   void finish();
   void connect_to_url();
 
@@ -98,6 +107,11 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   Phase phase_ = Phase::idle;
   std::string pending_reason_;  // from a reject or kick notice
   std::string handoff_;         // what this join carries to server.connect
+  ENetAddress server_address_{};
+  std::string session_token_;   // from the last welcome; "" when none
+  bool reconnecting_ = false;   // between a dropped link and the end of its ladder
+  uint32_t reconnect_attempt_ = 0;
+  int64_t reconnect_started_ns_ = 0;
   uint32_t server_max_clients_ = 0;
   int64_t last_tick_ns_ = 0;
   bool stop_requested_ = false;

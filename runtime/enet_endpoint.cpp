@@ -5,6 +5,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "runtime/log.hpp"
+
 namespace nshost {
 
 // The shared housekeeping timer of one loop: created with the loop's first
@@ -98,6 +100,10 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
   // Bounds what one peer can make us buffer for reassembly and delivery.
   host->maximumWaitingData = config.max_message_bytes * 4;
   std::unique_ptr<EnetEndpoint> self(new EnetEndpoint(loop, host, listener));
+  self->tap_ = std::make_unique<SocketTap>(host->socket, host->peerCount, config.netsim);
+  self->log_tag_ = config.log_tag;
+  if (config.netsim.enabled)
+    log_write(LogLevel::info, config.log_tag, "network simulator on: " + format_netsim(config.netsim));
   EnetEndpoint* raw = self.get();
   int rc = self->poll_.init([&](uv_poll_t* p) { return uv_poll_init_socket(loop, p, host->socket); });
   if (rc == 0) {
@@ -128,10 +134,25 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
 }
 
 EnetEndpoint::~EnetEndpoint() {
+  if (tap_ && log_enabled(LogLevel::debug)) {
+    const SocketTap::Stats& st = tap_->stats();
+    std::string line = "transport: " + std::to_string(st.datagrams_in) + " datagram(s) in, " +
+                       std::to_string(st.malformed_in) + " malformed, " + std::to_string(st.refused_connects) +
+                       " connect(s) refused";
+    auto link = [](const char* name, const NetsimLink* l) {
+      const NetsimLink::Counters& c = l->counters();
+      return std::string("; netsim ") + name + ": " + std::to_string(c.submitted) + " submitted, " +
+             std::to_string(c.dropped) + " dropped, " + std::to_string(c.duplicated) + " duplicated, " +
+             std::to_string(c.reordered) + " reordered";
+    };
+    if (tap_->outbound()) line += link("out", tap_->outbound()) + link("in", tap_->inbound());
+    log_write(LogLevel::debug, log_tag_, line);
+  }
   poll_.close();
   if (housekept_) Housekeeper::remove(this);
   flush_check_.close();
   if (host_) enet_host_destroy(host_);
+  tap_.reset();  // after the host: its last disconnects still go through the tap
 }
 
 uint16_t EnetEndpoint::local_port() const {
@@ -144,6 +165,7 @@ void EnetEndpoint::service() {
   if (servicing_) return;
   servicing_ = true;
   last_service_ms_ = uv_now(loop_);
+  tap_->pump();
   ENetEvent event;
   while (enet_host_service(host_, &event, 0) > 0) {
     struct PacketOwner {
@@ -156,6 +178,21 @@ void EnetEndpoint::service() {
   }
   servicing_ = false;
   dirty_ = false;  // enet_host_service sent everything queued so far
+  report_malformed();
+}
+
+void EnetEndpoint::report_malformed() {
+  const SocketTap::Stats& stats = tap_->stats();
+  if (stats.malformed_in == malformed_reported_) return;
+  int64_t now = monotonic_ns();
+  if (malformed_report_ns_ != 0 && now - malformed_report_ns_ < kMalformedReportIntervalNs) return;
+  log_write(LogLevel::warn, log_tag_,
+            "dropped " + std::to_string(stats.malformed_in - malformed_reported_) +
+                " malformed datagram(s) (total " + std::to_string(stats.malformed_in) + " of " +
+                std::to_string(stats.datagrams_in) + " received; latest from " +
+                format_address(stats.last_malformed_from) + ")");
+  malformed_reported_ = stats.malformed_in;
+  malformed_report_ns_ = now;
 }
 
 void EnetEndpoint::flush() {

@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "runtime/netsim.hpp"
+#include "runtime/socket_tap.hpp"
 #include "runtime/uv_handle.hpp"
 
 namespace nshost {
@@ -45,7 +47,11 @@ class EnetEndpoint {
     size_t peer_count = 1;
     size_t channel_count = 3;
     size_t max_message_bytes = 1u << 20;  // ENet's maximumPacketSize
+    NetsimConfig netsim;                  // shapes every datagram when enabled
+    std::string log_tag = "net";          // for the malformed-datagram report
   };
+  // Malformed datagrams are reported at most this often (one log line).
+  static constexpr int64_t kMalformedReportIntervalNs = 10'000'000'000;
 
   // Creates the host and starts watching it. nullptr with `error` set on failure.
   static std::unique_ptr<EnetEndpoint> create(uv_loop_t* loop, const Config& config, Listener& listener,
@@ -63,8 +69,12 @@ class EnetEndpoint {
   // Asks for a flush at the end of this loop iteration.
   void mark_dirty() { dirty_ = true; }
   void flush();
+  const SocketTap& tap() const { return *tap_; }
+  void set_connect_filter(SocketTap::ConnectFilter filter) { tap_->set_connect_filter(std::move(filter)); }
 
  private:
+  void report_malformed();
+
   friend class Housekeeper;
   EnetEndpoint(uv_loop_t* loop, ENetHost* host, Listener& listener)
       : loop_(loop), host_(host), listener_(listener) {}
@@ -72,6 +82,10 @@ class EnetEndpoint {
   uv_loop_t* loop_;
   ENetHost* host_;
   Listener& listener_;
+  std::unique_ptr<SocketTap> tap_;
+  std::string log_tag_;
+  uint64_t malformed_reported_ = 0;
+  int64_t malformed_report_ns_ = 0;
   UvHandle<uv_poll_t> poll_;
   UvHandle<uv_check_t> flush_check_;
   uint64_t last_service_ms_ = 0;  // uv_now() of the last service()

@@ -1,6 +1,9 @@
 #include "runtime/options.hpp"
 
+#include "runtime/wire.hpp"
+
 #include <charconv>
+#include <cmath>
 #include <optional>
 
 namespace nshost {
@@ -23,7 +26,45 @@ bool parse_role(std::string_view text, Role& out) {
   return true;
 }
 
+// "base_ms,factor,cap_ms,attempts,total_ms" or "off".
+bool parse_reconnect(std::string_view text, ReconnectPolicy& out) {
+  if (text == "off") {
+    out.attempts = 0;
+    return true;
+  }
+  std::string_view parts[5];
+  for (int i = 0; i < 5; ++i) {
+    size_t comma = text.find(',');
+    if ((comma == std::string_view::npos) != (i == 4)) return false;
+    parts[i] = text.substr(0, comma);
+    if (comma != std::string_view::npos) text.remove_prefix(comma + 1);
+  }
+  ReconnectPolicy p;
+  auto base = parse_uint(parts[0]), cap = parse_uint(parts[2]), attempts = parse_uint(parts[3]),
+       total = parse_uint(parts[4]);
+  double factor = 0;
+  auto [ptr, ec] = std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), factor);
+  if (!base || !cap || !attempts || !total || ec != std::errc() || ptr != parts[1].data() + parts[1].size())
+    return false;
+  if (*base > 600000 || *cap > 600000 || *attempts > 1000 || *total > 3600000 || !(factor >= 1.0 && factor <= 16.0))
+    return false;
+  p.base_ms = static_cast<uint32_t>(*base);
+  p.factor = factor;
+  p.cap_ms = static_cast<uint32_t>(*cap);
+  p.attempts = static_cast<uint32_t>(*attempts);
+  p.total_ms = static_cast<uint32_t>(*total);
+  out = p;
+  return true;
+}
+
+uint64_t wire_max_handoff_bytes() { return wire::kMaxHandoffBytes; }
+
 }  // namespace
+
+uint32_t ReconnectPolicy::delay_ms(uint32_t k) const {
+  double d = base_ms * std::pow(factor, static_cast<double>(std::min<uint32_t>(k, 64)));
+  return static_cast<uint32_t>(std::min<double>(d, cap_ms));
+}
 
 std::string usage_text() {
   return
@@ -39,6 +80,18 @@ std::string usage_text() {
       "  --max-clients=N          server slots, 1..4095 (default 64)\n"
       "  --tick-rate=HZ           tick rate, 1..1000 Hz (default 30)\n"
       "  --max-message-size=BYTES largest message sent or received (default 1048576)\n"
+      "  --netsim=L,J,LOSS,DUP,REORDER[,SEED]\n"
+      "                           shape every datagram: latency and jitter in ms, loss,\n"
+      "                           duplication and reordering as fractions or percentages\n"
+      "  --resume-grace=MS        server: hold a dropped client's slot this long (default 30000; 0 off)\n"
+      "  --reconnect=BASE_MS,FACTOR,CAP_MS,ATTEMPTS,TOTAL_MS|off\n"
+      "                           client: reconnect ladder (default 200,2,5000,8,60000)\n"
+      "  --link-timeout=MS        silence before a link counts as dropped (default 5000)\n"
+      "  --max-message-rate=N     server: messages/s per client before a kick (default 1000; 0 off)\n"
+      "  --max-pending-handshakes=N  server: peers not yet through the hello (default 32)\n"
+      "  --max-pending-per-address=N  server: of those, from one IP address (default 4)\n"
+      "  --handshake-timeout=MS   server: drop a peer with no hello by then (default 5000)\n"
+      "  --max-handoff-size=BYTES server: largest handoff in a hello (default 65536)\n"
       "  --headless               no window or input (sys.is_headless() is true)\n"
       "  --bots=N                 client: run N independent bot clients (one Lua state\n"
       "                           each, one ENet peer each) in this process, 1..10000\n"
@@ -51,8 +104,8 @@ std::string usage_text() {
       "  --sandbox                run the local script in the sandbox (fetched scripts always are)\n"
       "  --max-bundle-size=BYTES  largest script bundle served or fetched (default 4194304)\n"
       "  --cache-dir=DIR          client: bundle cache (default $XDG_CACHE_HOME/nshost/bundles)\n"
-      "  --instruction-budget=N   sandboxed: Lua instructions per handler, 0 = no limit (default 50000000)\n"
-      "  --memory-limit=BYTES     sandboxed: bytes per Lua state, 0 = no limit (default 268435456)\n"
+      "  --instruction-budget=N   Lua instructions per handler call, 0 = no limit (default 50000000)\n"
+      "  --memory-limit=BYTES     bytes per Lua state, 0 = no limit (default 268435456)\n"
       "  --version                print the version and exit\n"
       "  --help                   print this text and exit\n"
       "\n"
@@ -146,6 +199,29 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "bots-ramp") {
       if (!need_value() || !uint_in(0, 100000, o.bots_ramp_per_s))
         return flag_error("expected 0..100000 (joins per second; 0: all at once)");
+    } else if (name == "netsim") {
+      std::string why;
+      if (!need_value() || !parse_netsim(value, o.netsim, why)) return flag_error(why.empty() ? "expected a value" : why);
+    } else if (name == "resume-grace") {
+      if (!need_value() || !uint_in(0, 3'600'000, o.resume_grace_ms)) return flag_error("expected 0..3600000 (ms)");
+    } else if (name == "reconnect") {
+      if (!need_value() || !parse_reconnect(value, o.reconnect))
+        return flag_error("expected BASE_MS,FACTOR,CAP_MS,ATTEMPTS,TOTAL_MS (e.g. 200,2,5000,8,60000) or off");
+    } else if (name == "link-timeout") {
+      if (!need_value() || !uint_in(100, 600'000, o.limits.link_timeout_ms)) return flag_error("expected 100..600000 (ms)");
+    } else if (name == "max-message-rate") {
+      if (!need_value() || !uint_in(0, 10'000'000, o.limits.max_message_rate))
+        return flag_error("expected 0..10000000 (messages/s)");
+    } else if (name == "max-pending-handshakes") {
+      if (!need_value() || !uint_in(1, 4000, o.limits.max_pending_handshakes)) return flag_error("expected 1..4000");
+    } else if (name == "max-pending-per-address") {
+      if (!need_value() || !uint_in(1, 4000, o.limits.max_pending_per_address)) return flag_error("expected 1..4000");
+    } else if (name == "handshake-timeout") {
+      if (!need_value() || !uint_in(100, 600'000, o.limits.handshake_timeout_ms))
+        return flag_error("expected 100..600000 (ms)");
+    } else if (name == "max-handoff-size") {
+      if (!need_value() || !uint_in(0, wire_max_handoff_bytes(), o.limits.max_handoff_bytes))
+        return flag_error("expected 0.." + std::to_string(wire_max_handoff_bytes()) + " (bytes)");
     } else if (name == "log-level") {
       if (!need_value() || !parse_log_level(value, o.log_level))
         return flag_error("expected debug, info, warn or error");

@@ -5,10 +5,34 @@
 #include <vector>
 
 #include "runtime/log.hpp"
+#include "runtime/netsim.hpp"
 
 namespace nshost {
 
 enum class Role { server, client };
+
+// The client's reconnect ladder after a dropped link (seed 002 defaults):
+// attempt k waits min(base_ms * factor^k, cap_ms) before dialling; it gives up
+// after `attempts` attempts or `total_ms` since the link dropped.
+struct ReconnectPolicy {
+  uint32_t base_ms = 200;
+  double factor = 2.0;
+  uint32_t cap_ms = 5000;
+  uint32_t attempts = 8;  // 0: no reconnect, a dropped link ends the session
+  uint32_t total_ms = 60000;
+  // The wait before attempt `k` (0-based), ms.
+  uint32_t delay_ms(uint32_t k) const;
+};
+
+// Limits on what peers and scripts may make the host do (docs/reliability.md).
+struct Limits {
+  uint32_t max_message_rate = 1000;        // server: messages/s one client may send; over it: kicked (0: off)
+  uint32_t max_pending_handshakes = 32;    // server: peers connected but not yet through the hello
+  uint32_t max_pending_per_address = 4;    // server: of those, from one IPv4 address
+  uint32_t handshake_timeout_ms = 5000;    // server: a peer with no hello by then is dropped
+  uint32_t max_handoff_bytes = 64 * 1024;  // server: largest handoff a hello may carry, bytes
+  uint32_t link_timeout_ms = 5000;         // both: silence after which ENet declares the link dropped
+};
 const char* role_name(Role role);
 
 struct Options {
@@ -27,11 +51,15 @@ struct Options {
   bool sandbox = false;                     // sandbox the local script too (fetched ones always are)
   uint32_t max_bundle_bytes = 4u << 20;     // largest script bundle served or fetched, bytes
   std::string cache_dir;                    // client: bundle cache; "" = BundleCache::default_dir()
-  uint64_t instruction_budget = 50'000'000;  // sandboxed: VM instructions per handler, 0 = unlimited
-  uint64_t memory_limit_bytes = 256u << 20;  // sandboxed: bytes per Lua state, 0 = unlimited
+  uint64_t instruction_budget = 50'000'000;  // every Lua state: VM instructions per handler, 0 = unlimited
+  uint64_t memory_limit_bytes = 256u << 20;  // every Lua state: bytes, 0 = unlimited
   uint32_t bots = 0;                        // client: 0 = one client; N = N bot clients in this process
   uint32_t bots_ramp_per_s = 0;             // client: bot joins started per second (0: all at once)
   bool stats = false;                       // server: one "stats" log line per tick (bench/)
+  NetsimConfig netsim;                      // both: --netsim, off by default
+  uint32_t resume_grace_ms = 30000;         // server: how long a dropped client's slot is held (0: off)
+  ReconnectPolicy reconnect;                // client: --reconnect
+  Limits limits;
 };
 
 constexpr uint32_t kMaxBots = 10000;

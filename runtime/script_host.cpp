@@ -135,10 +135,9 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbo
   if (host_.role() == Role::server) open_server(L);
   else open_client(L);
   open_shard(L);
-  if (sandbox_.enabled) {
-    memory_.limit = sandbox_.memory_limit_bytes;
-    if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
-  }
+  // The limits hold for every state (issue 5); `enabled` adds the allow-list.
+  memory_.limit = sandbox_.memory_limit_bytes;
+  if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
 }
 
 void ScriptHost::budget_hook(lua_State* L, lua_Debug*) {
@@ -167,7 +166,7 @@ void ScriptHost::begin_budget() {
 void ScriptHost::end_budget() {
   if (handler_depth_ > 0) return;
   memory_.enforcing = false;
-  if (!sandbox_.enabled || sandbox_.instruction_budget == 0) return;
+  if (sandbox_.instruction_budget == 0) return;
   budget_exhausted_ = false;
   lua_sethook(state_, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
 }

@@ -18,7 +18,10 @@ namespace nshost {
 
 class ScriptHost {
  public:
-  // Limits for untrusted code (runtime/sandbox.hpp has the library allow-list).
+  // Limits for a state. The two limits hold whenever they are non-zero (the
+  // roles set them from --memory-limit and --instruction-budget for every
+  // state); `enabled` also restricts the libraries to the allow-list of
+  // runtime/sandbox.hpp (untrusted, fetched code).
   struct Sandbox {
     bool enabled = false;
     // Bytes the whole state may allocate; past it the allocation fails and

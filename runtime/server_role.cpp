@@ -23,6 +23,7 @@ ServerRole::ServerRole(uv_loop_t* loop, Options options)
     : loop_(loop),
       options_(std::move(options)),
       slots_(options_.max_clients),
+      sessions_(options_.max_clients),
       slot_entries_(options_.max_clients),
       tick_(loop, options_.tick_rate_hz,
             [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }) {}
@@ -48,9 +49,12 @@ bool ServerRole::start(std::string& error) {
   address.port = options_.port;
   EnetEndpoint::Config config;
   config.bind = &address;
-  config.peer_count = std::min<size_t>(options_.max_clients + kSparePeers, ENET_PROTOCOL_MAXIMUM_PEER_ID);
+  config.peer_count =
+      std::min<size_t>(options_.max_clients + options_.limits.max_pending_handshakes, ENET_PROTOCOL_MAXIMUM_PEER_ID);
   config.channel_count = wire::kChannelCount;
   config.max_message_bytes = options_.max_message_bytes;
+  config.netsim = options_.netsim;
+  config.log_tag = "server";
   endpoint_ = EnetEndpoint::create(loop_, config, *this, error);
   if (!endpoint_) {
     error = "nshost: " + error;
@@ -63,6 +67,7 @@ bool ServerRole::start(std::string& error) {
     return false;
   }
   stop_timer_.get()->data = this;
+  endpoint_->set_connect_filter([this](const ENetAddress& from) { return admit_connect(from); });
   try {
     script_ = std::make_unique<ScriptHost>(
         *this, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget});
@@ -97,6 +102,7 @@ void ServerRole::on_enet_event(ENetEvent& event) {
         enet_peer_disconnect_now(event.peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
         return;
       }
+      if (!admit_handshake(event.peer)) return;
       st.phase = Phase::handshake;
       st.since_ns = monotonic_ns();
       // ENet's packet throttle drops unreliable packets to a peer whose RTT
@@ -109,6 +115,8 @@ void ServerRole::on_enet_event(ENetEvent& event) {
       break;
     }
     case ENET_EVENT_TYPE_RECEIVE: {
+      if (!within_message_rate(event.peer)) return;
+      if (const PeerState& st = state_of(event.peer); st.phase == Phase::live) sessions_.confirm(st.id.slot);
       std::string_view bytes(reinterpret_cast<const char*>(event.packet->data), event.packet->dataLength);
       if (event.channelID == wire::kChannelControl) on_control(event.peer, bytes);
       else on_data(event.peer, event.channelID, bytes);
@@ -170,6 +178,37 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
     refuse(peer, "protocol_version");
     return;
   }
+  if (hello.handoff.size() > options_.limits.max_handoff_bytes) {
+    log_write(LogLevel::warn, "server",
+              "rejected " + who + ": handoff_too_large (" + std::to_string(hello.handoff.size()) + " bytes, limit " +
+                  std::to_string(options_.limits.max_handoff_bytes) + ")");
+    refuse(peer, "handoff_too_large");
+    return;
+  }
+  if (!hello.session_token.empty()) {
+    if (auto slot = sessions_.find(hello.session_token)) {
+      if (sessions_.lost(*slot)) {
+        resume(peer, *slot);
+        return;
+      }
+      ENetPeer* old = slot_entries_[*slot].peer;
+      if (old && state_of(old).phase == Phase::live && old->address.host == peer->address.host &&
+          old->address.port == peer->address.port) {
+        // The same client socket dialled again: its old link is dead on its side.
+        log_write(LogLevel::info, "server", "client " + who + " re-dialled; replaced its stale link");
+        enet_peer_reset(old);
+        enter_grace(old);
+        resume(peer, *slot);
+        return;
+      }
+      // The session still has its link: a token never takes a slot over.
+      log_write(LogLevel::warn, "server",
+                "rejected " + who + ": session_in_use (slot " + std::to_string(*slot) + " is still connected)");
+      refuse(peer, "session_in_use");
+      return;
+    }
+    log_write(LogLevel::info, "server", "unknown session token from " + who + ": not a resume, joining fresh");
+  }
   auto id = slots_.acquire();
   if (!id) {
     log_write(LogLevel::info, "server", "rejected " + who + ": full (" + std::to_string(options_.max_clients) + " slots)");
@@ -184,17 +223,7 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   lua_State* L = script_->state();
   push_client_handle(L, *id);
   slot_entries_[id->slot].handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-
-  wire::Welcome welcome;
-  welcome.slot = static_cast<uint16_t>(id->slot);
-  welcome.max_clients = static_cast<uint16_t>(options_.max_clients);
-  welcome.tick_rate_hz = static_cast<uint16_t>(tick_.rate_hz());
-  welcome.script_hash = bundle_hash_;
-  welcome.bundle_bytes = static_cast<uint32_t>(bundle_bytes_.size());
-  std::string reply = wire::encode_welcome(welcome);
-  enet_peer_send(peer, wire::kChannelControl,
-                 enet_packet_create(reply.data(), reply.size(), ENET_PACKET_FLAG_RELIABLE));
-  endpoint_->mark_dirty();
+  send_welcome(peer, *id, false);
   log_write(LogLevel::info, "server", "client " + who + " joined in slot " + std::to_string(id->slot));
 
   const std::string& handoff = hello.handoff;
@@ -203,6 +232,153 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
     lua_pushlstring(S, handoff.data(), handoff.size());
     return 2;
   });
+}
+
+void ServerRole::send_welcome(ENetPeer* peer, ClientId id, bool resumed) {
+  wire::Welcome welcome;
+  welcome.slot = static_cast<uint16_t>(id.slot);
+  welcome.max_clients = static_cast<uint16_t>(options_.max_clients);
+  welcome.tick_rate_hz = static_cast<uint16_t>(tick_.rate_hz());
+  welcome.script_hash = bundle_hash_;
+  welcome.bundle_bytes = static_cast<uint32_t>(bundle_bytes_.size());
+  if (options_.resume_grace_ms > 0)
+    welcome.session_token = resumed ? sessions_.reissue(id.slot) : sessions_.issue(id.slot);
+  welcome.resumed = resumed;
+  std::string reply = wire::encode_welcome(welcome);
+  enet_peer_send(peer, wire::kChannelControl,
+                 enet_packet_create(reply.data(), reply.size(), ENET_PACKET_FLAG_RELIABLE));
+  endpoint_->mark_dirty();
+}
+
+void ServerRole::resume(ENetPeer* peer, uint32_t slot) {
+  ClientId id = slots_.id_at(slot);
+  PeerState& st = state_of(peer);
+  st.phase = Phase::live;
+  st.id = id;
+  st.since_ns = monotonic_ns();
+  slot_entries_[slot].peer = peer;
+  send_welcome(peer, id, true);  // re-issues the token: the presented one is spent
+  log_write(LogLevel::info, "server",
+            "client " + format_address(peer->address) + " resumed slot " + std::to_string(slot));
+  script_->invoke("resumed", [&](lua_State*) {
+    push_handle(id);
+    return 1;
+  });
+}
+
+void ServerRole::enter_grace(ENetPeer* peer) {
+  PeerState& st = state_of(peer);
+  ClientId id = st.id;
+  st = PeerState{};
+  slot_entries_[id.slot].peer = nullptr;
+  sessions_.mark_lost(id.slot, monotonic_ns() + static_cast<int64_t>(options_.resume_grace_ms) * 1'000'000);
+  log_write(LogLevel::info, "server",
+            "client in slot " + std::to_string(id.slot) + " lost its link; holding the slot for " +
+                std::to_string(options_.resume_grace_ms) + " ms");
+  script_->invoke("lost", [&](lua_State*) {
+    push_handle(id);
+    return 1;
+  });
+}
+
+void ServerRole::expire_lost_sessions(int64_t now_ns) {
+  for (auto& [slot, reason] : sessions_.expired(now_ns)) drop_lost(slot, reason);
+}
+
+void ServerRole::drop_lost(uint32_t slot, const std::string& reason) {
+  ClientId id = slots_.id_at(slot);
+  log_write(LogLevel::info, "server", "client in slot " + std::to_string(slot) + " left: " + reason);
+  sessions_.revoke(slot);  // the token resumes nothing from here on
+  // Still marked lost while the handler runs, so liveness() says departing:
+  // slot() answers and nothing is sent.
+  sessions_.mark_lost(slot, 0);
+  script_->invoke("disconnect", [&](lua_State* L) {
+    push_handle(id);
+    lua_pushstring(L, reason.c_str());
+    return 2;
+  });
+  sessions_.revoke(slot);
+  SlotEntry& entry = slot_entries_[slot];
+  luaL_unref(script_->state(), LUA_REGISTRYINDEX, entry.handle_ref);
+  entry = SlotEntry{};
+  slots_.release(id);
+}
+
+bool ServerRole::within_message_rate(ENetPeer* peer) {
+  uint32_t rate = options_.limits.max_message_rate;
+  if (rate == 0) return true;
+  PeerState& st = state_of(peer);
+  if (st.phase != Phase::live && st.phase != Phase::handshake) return true;  // already going; ignored later
+  int64_t now = monotonic_ns();
+  if (st.rate_refill_ns == 0) {
+    st.rate_tokens = rate;
+    st.rate_refill_ns = now;
+  }
+  st.rate_tokens = std::min<double>(rate, st.rate_tokens + (now - st.rate_refill_ns) * 1e-9 * rate);
+  st.rate_refill_ns = now;
+  if (st.rate_tokens >= 1.0) {
+    st.rate_tokens -= 1.0;
+    return true;
+  }
+  if (st.phase == Phase::live) {
+    kick(st.id, "rate_limit");
+  } else {
+    log_write(LogLevel::warn, "server", "rejected " + format_address(peer->address) + ": rate_limit");
+    refuse(peer, "rate_limit");
+  }
+  return false;
+}
+
+bool ServerRole::admit_handshake(ENetPeer* peer) {
+  enet_peer_timeout(peer, 0, options_.limits.link_timeout_ms, options_.limits.link_timeout_ms);
+  size_t pending = 0;
+  for (const PeerState& p : peers_) pending += p.phase == Phase::handshake;
+  if (pending < options_.limits.max_pending_handshakes) return true;
+  log_write(LogLevel::warn, "server",
+            "dropped " + format_address(peer->address) + ": too many pending handshakes (" +
+                std::to_string(pending) + ")");
+  enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::rejected));
+  state_of(peer) = PeerState{};
+  return false;
+}
+
+bool ServerRole::admit_connect(const ENetAddress& from) const {
+  // Half-open ENet peers and peers still owing their hello, from this address.
+  const ENetHost* host = endpoint_->host();
+  uint32_t pending = 0;
+  for (size_t i = 0; i < host->peerCount; ++i) {
+    const ENetPeer& p = host->peers[i];
+    if (p.address.host != from.host) continue;
+    bool half_open = p.state == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT ||
+                     p.state == ENET_PEER_STATE_CONNECTION_PENDING ||
+                     p.state == ENET_PEER_STATE_CONNECTION_SUCCEEDED;
+    if (half_open || (p.state == ENET_PEER_STATE_CONNECTED && peers_[i].phase == Phase::handshake)) ++pending;
+  }
+  return pending < options_.limits.max_pending_per_address;
+}
+
+void ServerRole::expire_half_open(size_t index, int64_t now_ns) {
+  // ENet keeps a peer whose connect never completes until its own timeouts;
+  // the handshake timeout bounds that too.
+  ENetPeer* peer = &endpoint_->host()->peers[index];
+  PeerState& st = peers_[index];
+  bool half_open = peer->state == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT ||
+                   peer->state == ENET_PEER_STATE_CONNECTION_PENDING ||
+                   peer->state == ENET_PEER_STATE_CONNECTION_SUCCEEDED;
+  if (!half_open) {
+    st.half_open_connect_id = 0;
+    return;
+  }
+  if (st.half_open_connect_id != peer->connectID || st.since_ns == 0) {
+    st.half_open_connect_id = peer->connectID;
+    st.since_ns = now_ns;
+    return;
+  }
+  if (now_ns - st.since_ns > static_cast<int64_t>(options_.limits.handshake_timeout_ms) * 1'000'000) {
+    log_write(LogLevel::debug, "server", "dropped half-open " + format_address(peer->address));
+    enet_peer_reset(peer);
+    st = PeerState{};
+  }
 }
 
 void ServerRole::on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes) {
@@ -223,7 +399,12 @@ void ServerRole::on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes
 
 void ServerRole::on_peer_gone(ENetPeer* peer, uint32_t code) {
   PeerState& st = state_of(peer);
-  if (st.phase == Phase::live || st.phase == Phase::departing) {
+  // Only a link that dropped (ENet timeout, code none) is held for a resume;
+  // a leave, a hop or any other deliberate disconnect ends the session.
+  if (st.phase == Phase::live && !stopping_ && st.depart_reason.empty() && options_.resume_grace_ms > 0 &&
+      code == static_cast<uint32_t>(wire::DisconnectCode::none)) {
+    enter_grace(peer);
+  } else if (st.phase == Phase::live || st.phase == Phase::departing) {
     std::string reason = stopping_                  ? "shutdown"
                          : !st.depart_reason.empty() ? st.depart_reason
                          : code == static_cast<uint32_t>(wire::DisconnectCode::leave) ? "left"
@@ -254,6 +435,7 @@ void ServerRole::finish_departure(ENetPeer* peer, const std::string& reason) {
   luaL_unref(script_->state(), LUA_REGISTRYINDEX, entry.handle_ref);
   entry = SlotEntry{};
   slots_.release(id);
+  sessions_.revoke(id.slot);
   st = PeerState{};
 }
 
@@ -280,6 +462,7 @@ void ServerRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
               "tick " + std::to_string(beat.tick_num) + " ran " + std::to_string(beat.lateness_ns / 1'000'000) +
                   " ms late; skipped " + std::to_string(beat.skipped) + " beat(s)");
   expire_stale_peers(now_ns);
+  expire_lost_sessions(now_ns);
   script_->invoke("tick", [&](lua_State* L) {
     lua_pushinteger(L, static_cast<lua_Integer>(beat.tick_num));
     return 1;
@@ -305,9 +488,14 @@ void ServerRole::expire_stale_peers(int64_t now_ns) {
   for (size_t i = 0; i < host->peerCount; ++i) {
     PeerState& st = peers_[i];
     ENetPeer* peer = &host->peers[i];
-    if (st.phase == Phase::handshake && now_ns - st.since_ns > kHandshakeTimeoutNs) {
-      log_write(LogLevel::info, "server", "dropped " + format_address(peer->address) + ": no hello within 5 s");
-      enet_peer_reset(peer);
+    int64_t handshake_timeout_ns = static_cast<int64_t>(options_.limits.handshake_timeout_ms) * 1'000'000;
+    if (st.phase == Phase::idle) {
+      expire_half_open(i, now_ns);
+    } else if (st.phase == Phase::handshake && now_ns - st.since_ns > handshake_timeout_ns) {
+      log_write(LogLevel::info, "server",
+                "dropped " + format_address(peer->address) + ": no hello within " +
+                    std::to_string(options_.limits.handshake_timeout_ms) + " ms");
+      enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::rejected));
       st = PeerState{};
     } else if (st.phase == Phase::rejected && now_ns - st.since_ns > kDepartTimeoutNs) {
       enet_peer_reset(peer);
@@ -321,6 +509,7 @@ void ServerRole::expire_stale_peers(int64_t now_ns) {
 
 ServerApi::Liveness ServerRole::liveness(ClientId id) const {
   if (!slots_.valid(id)) return Liveness::stale;
+  if (sessions_.lost(id.slot)) return Liveness::departing;  // in its grace window: nothing is sent
   const ENetPeer* peer = slot_entries_[id.slot].peer;
   if (!peer) return Liveness::stale;
   const PeerState& st = peers_[static_cast<size_t>(peer - endpoint_->host()->peers)];
@@ -365,6 +554,10 @@ size_t ServerRole::broadcast(std::string_view data, Channel channel) {
 }
 
 bool ServerRole::kick(ClientId id, std::string_view reason) {
+  if (slots_.valid(id) && sessions_.lost(id.slot)) {
+    sessions_.expire_now(id.slot, "kicked");  // a kick skips the grace window
+    return true;
+  }
   if (liveness(id) != Liveness::live) return false;
   ENetPeer* peer = slot_entries_[id.slot].peer;
   std::string bytes = wire::encode_notice(wire::Notice{wire::ControlType::kick, std::string(reason)});
@@ -375,6 +568,7 @@ bool ServerRole::kick(ClientId id, std::string_view reason) {
   st.phase = Phase::departing;
   st.since_ns = monotonic_ns();
   st.depart_reason = "kicked";
+  sessions_.revoke(id.slot);  // a kicked client cannot resume
   endpoint_->mark_dirty();
   log_write(LogLevel::info, "server", "kicking slot " + std::to_string(id.slot) + ": " + std::string(reason));
   return true;
@@ -395,6 +589,7 @@ bool ServerRole::redirect(ClientId id, std::string_view url, std::string_view ha
   st.phase = Phase::departing;
   st.since_ns = monotonic_ns();
   st.depart_reason = "redirect";
+  sessions_.revoke(id.slot);  // the session moves to the destination; nothing to resume here
   log_write(LogLevel::info, "server", "redirecting slot " + std::to_string(id.slot) + " to " + std::string(url));
   return true;
 }

@@ -11,6 +11,7 @@
 #include "runtime/host_api.hpp"
 #include "runtime/role_runner.hpp"
 #include "runtime/script_host.hpp"
+#include "runtime/session.hpp"
 #include "runtime/slot_table.hpp"
 #include "runtime/tick_driver.hpp"
 #include "runtime/wire.hpp"
@@ -19,16 +20,13 @@ namespace nshost {
 
 class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoint::Listener {
  public:
-  // A peer that has not completed the hello in this time is dropped.
-  static constexpr int64_t kHandshakeTimeoutNs = 5'000'000'000;
   // A kicked or rejected peer that does not acknowledge the disconnect in
   // this time is reset.
   static constexpr int64_t kDepartTimeoutNs = 2'000'000'000;
   // SIGTERM waits at most this long for clients to acknowledge the shutdown.
   static constexpr uint64_t kShutdownGraceMs = 1500;
-  // ENet peers beyond max_clients, so a joiner past capacity can be told
-  // "rejected: full" rather than silently ignored.
-  static constexpr uint32_t kSparePeers = 32;
+  // ENet peers beyond max_clients are --max-pending-handshakes, so a joiner
+  // past capacity can be told "rejected: full" rather than silently ignored.
 
   ServerRole(uv_loop_t* loop, Options options);
   ~ServerRole() override;
@@ -72,6 +70,11 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
     ClientId id;
     int64_t since_ns = 0;      // when the current phase began
     std::string depart_reason;  // set when we kicked it
+    // --max-message-rate: a token bucket refilled at the rate, one burst second deep.
+    double rate_tokens = 0;
+    int64_t rate_refill_ns = 0;
+    // A half-open ENet peer (connect not yet completed) and since when.
+    uint32_t half_open_connect_id = 0;
   };
   struct SlotEntry {
     ENetPeer* peer = nullptr;
@@ -81,6 +84,17 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   void on_enet_event(ENetEvent& event) override;
   void on_control(ENetPeer* peer, std::string_view bytes);
   void on_hello(ENetPeer* peer, std::string_view bytes);
+  // Resume (seed 002): the pieces are kept apart from the join path.
+  void send_welcome(ENetPeer* peer, ClientId id, bool resumed);
+  void resume(ENetPeer* peer, uint32_t slot);
+  void enter_grace(ENetPeer* peer);
+  void expire_lost_sessions(int64_t now_ns);
+  void drop_lost(uint32_t slot, const std::string& reason);
+  // Limits: false when the peer was kicked for flooding.
+  bool within_message_rate(ENetPeer* peer);
+  bool admit_handshake(ENetPeer* peer);
+  bool admit_connect(const ENetAddress& from) const;
+  void expire_half_open(size_t index, int64_t now_ns);
   void refuse(ENetPeer* peer, std::string_view reason);
   void on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes);
   void on_peer_gone(ENetPeer* peer, uint32_t code);
@@ -103,6 +117,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   std::unique_ptr<EnetEndpoint> endpoint_;
   std::unique_ptr<ScriptHost> script_;
   SlotTable slots_;
+  SessionTable sessions_;
   std::vector<SlotEntry> slot_entries_;
   std::vector<PeerState> peers_;
   TickDriver tick_;

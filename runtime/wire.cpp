@@ -100,6 +100,21 @@ bool expect_type(Reader& r, ControlType type, std::string& error) {
   return true;
 }
 
+bool read_token(std::string_view value, bool& seen, std::string& out, std::string& error) {
+  if (seen) {
+    error = "duplicate session token field";
+    return false;
+  }
+  if (value.size() != kSessionTokenBytes) {
+    error = "session token of " + std::to_string(value.size()) + " bytes (expected " +
+            std::to_string(kSessionTokenBytes) + ")";
+    return false;
+  }
+  seen = true;
+  out.assign(value);
+  return true;
+}
+
 }  // namespace
 
 std::string encode_hello(const Hello& hello) {
@@ -108,6 +123,7 @@ std::string encode_hello(const Hello& hello) {
   w.u32(kHelloMagic);
   w.u16(hello.protocol_version);
   if (!hello.handoff.empty()) w.field(kFieldHandoff, hello.handoff);
+  if (!hello.session_token.empty()) w.field(kFieldSessionToken, hello.session_token);
   return w.take();
 }
 
@@ -124,6 +140,8 @@ std::string encode_welcome(const Welcome& welcome) {
     size.u32(welcome.bundle_bytes);
     w.field(kFieldBundleBytes, size.take());
   }
+  if (!welcome.session_token.empty()) w.field(kFieldSessionToken, welcome.session_token);
+  if (welcome.resumed) w.field(kFieldResumed, std::string_view("\x01", 1));
   return w.take();
 }
 
@@ -166,9 +184,12 @@ bool decode_hello(std::string_view bytes, Hello& out, std::string& error) {
     return false;
   }
   out.handoff.clear();
+  out.session_token.clear();
   if (out.protocol_version != kProtocolVersion) return true;
   bool seen_handoff = false;
+  bool seen_token = false;
   return read_fields(r, error, [&](uint8_t tag, std::string_view value) {
+    if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
     if (tag != kFieldHandoff) return true;  // unknown fields are skipped
     if (seen_handoff) {
       error = "duplicate handoff field";
@@ -193,9 +214,19 @@ bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error) {
   }
   out.script_hash.clear();
   out.bundle_bytes = 0;
-  bool seen_size = false;
+  out.session_token.clear();
+  out.resumed = false;
+  bool seen_size = false, seen_token = false, seen_resumed = false;
   bool ok = read_fields(r, error, [&](uint8_t tag, std::string_view value) {
-    if (tag == kFieldScriptHash) {
+    if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
+    if (tag == kFieldResumed) {
+      if (seen_resumed || value.size() != 1 || static_cast<uint8_t>(value[0]) > 1) {
+        error = "malformed resumed field";
+        return false;
+      }
+      seen_resumed = true;
+      out.resumed = value[0] == 1;
+    } else if (tag == kFieldScriptHash) {
       if (value.size() != 32 || !out.script_hash.empty()) {
         error = "bad script hash field";
         return false;

@@ -44,9 +44,15 @@ enum class DisconnectCode : uint32_t {
 
 // Field tags inside hello and welcome (TLV: u8 tag, u32 length, bytes).
 constexpr uint8_t kFieldHandoff = 1;       // hello, redirect
+// Session resume (seed 002): hello carries the token of the session it
+// resumes; welcome carries the token to resume this one with, and whether it
+// resumed (docs/reliability.md).
+constexpr uint8_t kFieldSessionToken = 8;  // hello, welcome: kSessionTokenBytes random bytes
+constexpr uint8_t kFieldResumed = 9;       // welcome: one byte, 1 when the session resumed
 constexpr uint8_t kFieldScriptHash = 16;   // welcome: SHA-256 of the served bundle, 32 bytes
 constexpr uint8_t kFieldBundleBytes = 17;  // welcome: size of that bundle, u32
 constexpr uint8_t kFieldUrl = 18;          // redirect: nshost:// URL of the destination
+constexpr size_t kSessionTokenBytes = 16;
 
 // Largest bundle_part payload a server sends (bytes of bundle per message).
 constexpr size_t kBundlePartBytes = 32 * 1024;
@@ -58,6 +64,7 @@ constexpr size_t kMaxReasonBytes = 255;
 struct Hello {
   uint16_t protocol_version = kProtocolVersion;
   std::string handoff;  // opaque bytes for server.connect; "" on a fresh join
+  std::string session_token;  // "" or kSessionTokenBytes: the session to resume
 };
 
 struct Welcome {
@@ -67,6 +74,8 @@ struct Welcome {
   uint16_t tick_rate_hz = 0;
   std::string script_hash;    // raw SHA-256 of the served bundle; "" if none
   uint32_t bundle_bytes = 0;  // its encoded size
+  std::string session_token;  // "" or kSessionTokenBytes: resumes this session later
+  bool resumed = false;       // true: the hello's token resumed its session
 };
 
 struct Redirect {

@@ -1,0 +1,25 @@
+// libFuzzer target: the hello decoder (handshake, its handoff and session
+// token fields), fed raw bytes as they arrive on the control channel.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "runtime/wire.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  nshost::wire::Hello hello;
+  std::string error;
+  if (!nshost::wire::decode_hello(bytes, hello, error)) {
+    if (error.empty()) std::abort();  // every refusal names its reason
+    return 0;
+  }
+  if (hello.handoff.size() > nshost::wire::kMaxHandoffBytes) std::abort();
+  if (!hello.session_token.empty() && hello.session_token.size() != nshost::wire::kSessionTokenBytes) std::abort();
+  if (hello.protocol_version != nshost::wire::kProtocolVersion) return 0;
+  // What decodes re-encodes to something that decodes to the same hello.
+  nshost::wire::Hello again;
+  if (!nshost::wire::decode_hello(nshost::wire::encode_hello(hello), again, error)) std::abort();
+  if (again.handoff != hello.handoff || again.session_token != hello.session_token) std::abort();
+  return 0;
+}

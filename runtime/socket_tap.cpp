@@ -1,0 +1,195 @@
+#include "runtime/socket_tap.hpp"
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <enet/protocol.h>
+
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "runtime/uv_handle.hpp"
+
+namespace nshost {
+namespace {
+
+using SendFn = int (*)(ENetSocket, const ENetAddress*, const ENetBuffer*, size_t);
+using ReceiveFn = int (*)(ENetSocket, ENetAddress*, ENetBuffer*, size_t);
+
+// libenet's own definitions, behind ours in the lookup order.
+SendFn real_send() {
+  static SendFn fn = reinterpret_cast<SendFn>(dlsym(RTLD_NEXT, "enet_socket_send"));
+  return fn;
+}
+ReceiveFn real_receive() {
+  static ReceiveFn fn = reinterpret_cast<ReceiveFn>(dlsym(RTLD_NEXT, "enet_socket_receive"));
+  return fn;
+}
+
+struct Registry {
+  std::mutex mutex;
+  std::unordered_map<ENetSocket, SocketTap*> taps;
+};
+Registry& registry() {
+  static Registry* r = new Registry;  // outlives every static destructor that might still send
+  return *r;
+}
+
+SocketTap* find_tap(ENetSocket socket) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto it = r.taps.find(socket);
+  return it == r.taps.end() ? nullptr : it->second;
+}
+
+}  // namespace
+
+const char* verdict_name(DatagramVerdict verdict) {
+  switch (verdict) {
+    case DatagramVerdict::ok: return "ok";
+    case DatagramVerdict::too_short: return "too short";
+    case DatagramVerdict::bad_peer_id: return "unknown peer id";
+    case DatagramVerdict::compressed: return "compressed";
+    case DatagramVerdict::bad_command: return "bad command";
+  }
+  return "?";
+}
+
+DatagramVerdict check_enet_datagram(const uint8_t* data, size_t length, size_t peer_count) {
+  if (length < 2) return DatagramVerdict::too_short;
+  uint16_t raw = static_cast<uint16_t>((data[0] << 8) | data[1]);
+  size_t header = (raw & ENET_PROTOCOL_HEADER_FLAG_SENT_TIME) ? 4 : 2;
+  if (length < header + sizeof(ENetProtocolCommandHeader)) return DatagramVerdict::too_short;
+  if (raw & ENET_PROTOCOL_HEADER_FLAG_COMPRESSED) return DatagramVerdict::compressed;
+  uint16_t peer_id = raw & ~(ENET_PROTOCOL_HEADER_FLAG_MASK | ENET_PROTOCOL_HEADER_SESSION_MASK);
+  if (peer_id != ENET_PROTOCOL_MAXIMUM_PEER_ID && peer_id >= peer_count) return DatagramVerdict::bad_peer_id;
+  uint8_t command = data[header] & ENET_PROTOCOL_COMMAND_MASK;
+  if (command == ENET_PROTOCOL_COMMAND_NONE || command >= ENET_PROTOCOL_COMMAND_COUNT)
+    return DatagramVerdict::bad_command;
+  // Without a peer only a connect means anything.
+  if (peer_id == ENET_PROTOCOL_MAXIMUM_PEER_ID && command != ENET_PROTOCOL_COMMAND_CONNECT)
+    return DatagramVerdict::bad_command;
+  return DatagramVerdict::ok;
+}
+
+SocketTap::SocketTap(ENetSocket socket, size_t peer_count, const NetsimConfig& netsim)
+    : socket_(socket), peer_count_(peer_count) {
+  if (netsim.enabled) {
+    outbound_ = std::make_unique<NetsimLink>(netsim, 1);
+    inbound_ = std::make_unique<NetsimLink>(netsim, 2);
+  }
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.taps[socket_] = this;
+}
+
+SocketTap::~SocketTap() {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto it = r.taps.find(socket_);
+  if (it != r.taps.end() && it->second == this) r.taps.erase(it);
+}
+
+void SocketTap::pump() {
+  if (!outbound_) return;
+  int64_t now = monotonic_ns();
+  NetsimLink::Datagram d;
+  while (outbound_->pop_due(now, d)) {
+    ENetBuffer buffer;
+    buffer.data = d.bytes.data();
+    buffer.dataLength = d.bytes.size();
+    real_send()(socket_, &d.address, &buffer, 1);  // a lost send is just more loss
+  }
+}
+
+int64_t SocketTap::next_due_ns() const {
+  if (!outbound_) return -1;
+  int64_t a = outbound_->next_due_ns(), b = inbound_->next_due_ns();
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return std::min(a, b);
+}
+
+bool SocketTap::admit(const uint8_t* data, size_t length, const ENetAddress& from) {
+  ++stats_.datagrams_in;
+  if (check_enet_datagram(data, length, peer_count_) == DatagramVerdict::ok) {
+    // check_enet_datagram passed it, so a peer-less datagram is a connect.
+    bool connect = ((data[0] << 8 | data[1]) & 0x0FFF) == ENET_PROTOCOL_MAXIMUM_PEER_ID;
+    if (connect && connect_filter_ && !connect_filter_(from)) {
+      ++stats_.refused_connects;
+      return false;
+    }
+    return true;
+  }
+  ++stats_.malformed_in;
+  stats_.last_malformed_from = from;
+  return false;
+}
+
+int SocketTap::on_send(const ENetAddress* address, const ENetBuffer* buffers, size_t count) {
+  if (!outbound_ || !address) return real_send()(socket_, address, buffers, count);
+  std::string bytes;
+  for (size_t i = 0; i < count; ++i) bytes.append(static_cast<const char*>(buffers[i].data), buffers[i].dataLength);
+  int length = static_cast<int>(bytes.size());
+  outbound_->submit(monotonic_ns(), *address, std::move(bytes));
+  pump();
+  return length;
+}
+
+int SocketTap::on_receive(ENetAddress* address, ENetBuffer* buffers, size_t count) {
+  if (!inbound_) {
+    while (true) {
+      ENetAddress from{};
+      int n = real_receive()(socket_, &from, buffers, count);
+      if (n <= 0) return n;
+      if (count == 1 && !admit(static_cast<const uint8_t*>(buffers[0].data), static_cast<size_t>(n), from))
+        continue;
+      if (address) *address = from;
+      return n;
+    }
+  }
+  pump();
+  // Take everything the socket holds into the simulated link, then hand ENet
+  // the next datagram that is due.
+  uint8_t scratch[ENET_PROTOCOL_MAXIMUM_MTU];
+  int64_t now = monotonic_ns();
+  while (true) {
+    ENetBuffer buffer{};
+    buffer.data = scratch;
+    buffer.dataLength = sizeof scratch;
+    ENetAddress from{};
+    int n = real_receive()(socket_, &from, &buffer, 1);
+    if (n == 0) break;
+    if (n < 0) {
+      if (inbound_->queued() == 0) return n;
+      break;
+    }
+    if (admit(scratch, static_cast<size_t>(n), from))
+      inbound_->submit(now, from, std::string(reinterpret_cast<char*>(scratch), static_cast<size_t>(n)));
+  }
+  NetsimLink::Datagram d;
+  if (count < 1 || !inbound_->pop_due(now, d)) return 0;
+  if (d.bytes.size() > buffers[0].dataLength) return -1;
+  std::memcpy(buffers[0].data, d.bytes.data(), d.bytes.size());
+  if (address) *address = d.address;
+  return static_cast<int>(d.bytes.size());
+}
+
+}  // namespace nshost
+
+// The interposed ENet socket calls (see socket_tap.hpp). They keep ENet's C
+// linkage and contract: bytes sent or received, 0 for "would block", -1 on error.
+extern "C" {
+
+ENET_API int enet_socket_send(ENetSocket socket, const ENetAddress* address, const ENetBuffer* buffers,
+                              size_t count) {
+  if (nshost::SocketTap* tap = nshost::find_tap(socket)) return tap->on_send(address, buffers, count);
+  return nshost::real_send()(socket, address, buffers, count);
+}
+
+ENET_API int enet_socket_receive(ENetSocket socket, ENetAddress* address, ENetBuffer* buffers, size_t count) {
+  if (nshost::SocketTap* tap = nshost::find_tap(socket)) return tap->on_receive(address, buffers, count);
+  return nshost::real_receive()(socket, address, buffers, count);
+}
+
+}

@@ -46,6 +46,11 @@ int run(const Options& options) {
     role->on_finished = [&] {
       sigint.close();
       sigterm.close();
+      // The role has stopped and the process is on its way out with its exit
+      // code; a late signal (say a SIGTERM racing a client's own exit after
+      // server_left) must not turn that into death by signal.
+      std::signal(SIGINT, SIG_IGN);
+      std::signal(SIGTERM, SIG_IGN);
     };
 
     std::string error;

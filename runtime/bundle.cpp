@@ -1,5 +1,7 @@
 #include "runtime/bundle.hpp"
 
+#include "runtime/byte_codec.hpp"
+
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -18,42 +20,7 @@ namespace nshost {
 namespace fs = std::filesystem;
 namespace {
 
-void put_u16(std::string& out, uint16_t v) {
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v));
-}
-void put_u32(std::string& out, uint32_t v) {
-  put_u16(out, static_cast<uint16_t>(v >> 16));
-  put_u16(out, static_cast<uint16_t>(v));
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool u16(uint16_t& v) {
-    if (in_.size() - pos_ < 2) return false;
-    v = static_cast<uint16_t>((static_cast<uint8_t>(in_[pos_]) << 8) | static_cast<uint8_t>(in_[pos_ + 1]));
-    pos_ += 2;
-    return true;
-  }
-  bool u32(uint32_t& v) {
-    uint16_t a, b;
-    if (!u16(a) || !u16(b)) return false;
-    v = (static_cast<uint32_t>(a) << 16) | b;
-    return true;
-  }
-  bool bytes(size_t n, std::string_view& v) {
-    if (in_.size() - pos_ < n) return false;
-    v = in_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  bool done() const { return pos_ == in_.size(); }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-};
+using Reader = ByteReader;
 
 // Encoded size of one file record.
 size_t record_bytes(const BundleFile& f) { return 2 + f.path.size() + 4 + f.text.size(); }
@@ -150,22 +117,22 @@ bool bundle_directory(const std::string& entry_script, size_t max_bytes, Bundle&
 }
 
 std::string encode_bundle(const Bundle& bundle) {
-  std::string out;
+  ByteWriter w;
   size_t size = 10 + bundle.entry.size();
   for (const BundleFile& f : bundle.files) size += record_bytes(f);
-  out.reserve(size);
-  put_u32(out, kBundleMagic);
-  put_u16(out, kBundleFormat);
-  put_u16(out, static_cast<uint16_t>(bundle.files.size()));
-  put_u16(out, static_cast<uint16_t>(bundle.entry.size()));
-  out.append(bundle.entry);
+  w.reserve(size);
+  w.u32(kBundleMagic);
+  w.u16(kBundleFormat);
+  w.u16(static_cast<uint16_t>(bundle.files.size()));
+  w.u16(static_cast<uint16_t>(bundle.entry.size()));
+  w.bytes(bundle.entry);
   for (const BundleFile& f : bundle.files) {
-    put_u16(out, static_cast<uint16_t>(f.path.size()));
-    out.append(f.path);
-    put_u32(out, static_cast<uint32_t>(f.text.size()));
-    out.append(f.text);
+    w.u16(static_cast<uint16_t>(f.path.size()));
+    w.bytes(f.path);
+    w.u32(static_cast<uint32_t>(f.text.size()));
+    w.bytes(f.text);
   }
-  return out;
+  return w.take();
 }
 
 bool decode_bundle(std::string_view bytes, Bundle& out, std::string& error) {

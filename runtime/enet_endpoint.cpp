@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
@@ -167,18 +168,35 @@ void EnetEndpoint::service() {
   last_service_ms_ = uv_now(loop_);
   tap_->pump();
   ENetEvent event;
-  while (enet_host_service(host_, &event, 0) > 0) {
-    struct PacketOwner {
-      ENetPacket* packet;
-      ~PacketOwner() {
-        if (packet) enet_packet_destroy(packet);
-      }
-    } owner{event.type == ENET_EVENT_TYPE_RECEIVE ? event.packet : nullptr};
-    listener_.on_enet_event(event);
+  {
+    SocketTap::Batch batch(*tap_);  // every datagram of this pass, sent together at its end
+    while (enet_host_service(host_, &event, 0) > 0) {
+      struct PacketOwner {
+        ENetPacket* packet;
+        ~PacketOwner() {
+          if (packet) enet_packet_destroy(packet);
+        }
+      } owner{event.type == ENET_EVENT_TYPE_RECEIVE ? event.packet : nullptr};
+      listener_.on_enet_event(event);
+    }
   }
   servicing_ = false;
   dirty_ = false;  // enet_host_service sent everything queued so far
   report_malformed();
+  report_send_failures();
+}
+
+void EnetEndpoint::report_send_failures() {
+  const SocketTap::Stats& stats = tap_->stats();
+  if (stats.failed_out == failed_reported_) return;
+  int64_t now = monotonic_ns();
+  if (failed_report_ns_ != 0 && now - failed_report_ns_ < kMalformedReportIntervalNs) return;
+  log_write(LogLevel::warn, log_tag_,
+            "lost " + std::to_string(stats.failed_out - failed_reported_) + " outgoing datagram(s) (total " +
+                std::to_string(stats.failed_out) + " of " + std::to_string(stats.batched_out) +
+                "; latest: " + std::strerror(stats.last_send_errno) + ")");
+  failed_reported_ = stats.failed_out;
+  failed_report_ns_ = now;
 }
 
 void EnetEndpoint::report_malformed() {
@@ -197,7 +215,11 @@ void EnetEndpoint::report_malformed() {
 
 void EnetEndpoint::flush() {
   dirty_ = false;
-  enet_host_flush(host_);
+  {
+    SocketTap::Batch batch(*tap_);
+    enet_host_flush(host_);
+  }
+  report_send_failures();
 }
 
 std::string format_address(const ENetAddress& address) {

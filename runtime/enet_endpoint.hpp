@@ -5,7 +5,9 @@
 // each endpoint not serviced for kHousekeepingIntervalMs, for ENet's own timers
 // (retransmits, pings, timeouts) — so a thousand bot endpoints cost one timer
 // wakeup per interval, not a thousand; sends made during a loop iteration are
-// flushed once, in the check phase at the end of that iteration.
+// flushed once, in the check phase at the end of that iteration. Each service
+// and flush pass opens a SocketTap::Batch, so its datagrams reach the kernel
+// in sendmmsg(2) batches.
 #include <enet/enet.h>
 
 #include <cstdint>
@@ -50,7 +52,8 @@ class EnetEndpoint {
     NetsimConfig netsim;                  // shapes every datagram when enabled
     std::string log_tag = "net";          // for the malformed-datagram report
   };
-  // Malformed datagrams are reported at most this often (one log line).
+  // Malformed datagrams, and outgoing datagrams the kernel refused, are each
+  // reported at most this often (one log line).
   static constexpr int64_t kMalformedReportIntervalNs = 10'000'000'000;
 
   // Creates the host and starts watching it. nullptr with `error` set on failure.
@@ -74,6 +77,7 @@ class EnetEndpoint {
 
  private:
   void report_malformed();
+  void report_send_failures();
 
   friend class Housekeeper;
   EnetEndpoint(uv_loop_t* loop, ENetHost* host, Listener& listener)
@@ -86,6 +90,8 @@ class EnetEndpoint {
   std::string log_tag_;
   uint64_t malformed_reported_ = 0;
   int64_t malformed_report_ns_ = 0;
+  uint64_t failed_reported_ = 0;
+  int64_t failed_report_ns_ = 0;
   UvHandle<uv_poll_t> poll_;
   UvHandle<uv_check_t> flush_check_;
   uint64_t last_service_ms_ = 0;  // uv_now() of the last service()

@@ -9,14 +9,25 @@
 //     a peer id beyond the peer table, a compressed or unknown command) before
 //     ENet parses them, and counts them;
 //   - with a NetsimConfig, shapes every datagram sent and received through
-//     one NetsimLink per direction.
+//     one NetsimLink per direction;
+//   - without one, batches sends: while a Batch is open (EnetEndpoint opens
+//     one around each enet_host_service / enet_host_flush pass), every
+//     datagram ENet sends is copied (ENet's buffers are only valid during the
+//     call) and handed to the kernel with one sendmmsg(2) per
+//     kMaxBatchDatagrams when the batch fills or closes, instead of one
+//     sendmsg(2) each. ENet is told the datagram was sent; one the kernel
+//     refuses later is counted (Stats::failed_out) and the rest still go out.
 // Single-threaded per socket: the tap is used from its endpoint's loop only.
 #include <enet/enet.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/netsim.hpp"
 
@@ -37,6 +48,29 @@ class SocketTap {
     uint64_t malformed_in = 0;  // of those, dropped by check_enet_datagram
     uint64_t refused_connects = 0;  // connects the connect filter turned away
     ENetAddress last_malformed_from{};
+    uint64_t batched_out = 0;    // datagrams queued in a batch
+    uint64_t batch_syscalls = 0;  // sendmmsg(2) calls made for them
+    uint64_t failed_out = 0;     // batched datagrams the kernel refused (lost, like a failed sendmsg)
+    int last_send_errno = 0;     // errno of the latest of those
+  };
+
+  // Datagrams per sendmmsg(2): enough to amortise the system call; the
+  // batch's bytes (at most this many MTUs) are kept between batches.
+  static constexpr size_t kMaxBatchDatagrams = 64;
+
+  // Holds this socket's sends from construction to destruction and sends
+  // them in batches. Nests: only the outermost one sends on close.
+  class Batch {
+   public:
+    explicit Batch(SocketTap& tap) : tap_(tap) { ++tap_.batch_depth_; }
+    ~Batch() {
+      if (--tap_.batch_depth_ == 0) tap_.send_batch();
+    }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    SocketTap& tap_;
   };
 
   // Attaches to `socket` (an ENet host's) until destroyed.
@@ -65,12 +99,25 @@ class SocketTap {
 
  private:
   bool admit(const uint8_t* data, size_t length, const ENetAddress& from);
+  // Hands every queued datagram to the kernel; a refused one is counted and
+  // skipped, the rest still sent.
+  void send_batch();
+
+  struct Queued {
+    size_t offset, length;  // in batch_bytes_
+    sockaddr_in to;
+  };
 
   ENetSocket socket_;
   size_t peer_count_;
   std::unique_ptr<NetsimLink> outbound_, inbound_;  // null when the simulator is off
   Stats stats_;
   ConnectFilter connect_filter_;
+  int batch_depth_ = 0;
+  std::vector<uint8_t> batch_bytes_;
+  std::vector<Queued> batch_;
+  std::vector<mmsghdr> headers_;  // sized on use: a bot's tap never grows past a few
+  std::vector<iovec> iovecs_;
 };
 
 }  // namespace nshost

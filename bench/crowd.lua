@@ -42,28 +42,27 @@ function server.receive(c, data, channel)
   end
 end
 
--- The snapshot for everyone in cell (cx, cy).
-local function build(tick32, cx, cy)
+-- around[k]: the cells of cell k's area of interest, k itself first, then
+-- its neighbours on the map; computed once.
+local around = {}
+
+-- The snapshot for everyone in cell k: header, then at most MAX_VISIBLE
+-- entries, joined by one table.concat.
+local function build(tick32, k)
   local n = 0
-  for pass = 0, 1 do
-    for dx = -1, 1 do
-      for dy = -1, 1 do
-        local x, y = cx + dx, cy + dy
-        -- pass 0: the cell itself; pass 1: its neighbours on the map
-        if ((dx == 0 and dy == 0) == (pass == 0)) and x >= 0 and y >= 0 and x < cols and y < cols then
-          local k = x * cols + y + 1
-          local list = cells[k]
-          for i = 1, cell_len[k] do
-            n = n + 1
-            parts[n] = entry[list[i]]
-            if n == MAX_VISIBLE then goto full end
-          end
-        end
-      end
+  local cells_k = around[k]
+  for j = 1, #cells_k do
+    local c = cells_k[j]
+    local list = cells[c]
+    for i = 1, cell_len[c] do
+      n = n + 1
+      parts[n + 1] = entry[list[i]]
+      if n == MAX_VISIBLE then goto full end
     end
   end
   ::full::
-  return pack("<I4I2", tick32, n) .. concat(parts, "", 1, n)
+  parts[1] = pack("<I4I2", tick32, n)
+  return concat(parts, "", 1, n + 1)
 end
 
 function server.tick(tick_num)
@@ -72,6 +71,20 @@ function server.tick(tick_num)
     side = map_side(slots)
     cols = side // CELL + 1
     for k = 1, cols * cols do cells[k], cell_len[k], built_tick[k] = {}, 0, -1 end
+    for cx = 0, cols - 1 do
+      for cy = 0, cols - 1 do
+        local list = { cx * cols + cy + 1 }
+        for dx = -1, 1 do
+          for dy = -1, 1 do
+            local x, y = cx + dx, cy + dy
+            if (dx ~= 0 or dy ~= 0) and x >= 0 and y >= 0 and x < cols and y < cols then
+              list[#list + 1] = x * cols + y + 1
+            end
+          end
+        end
+        around[cx * cols + cy + 1] = list
+      end
+    end
   end
   for k = 1, cols * cols do cell_len[k] = 0 end
   for s = 0, slots - 1 do
@@ -94,7 +107,7 @@ function server.tick(tick_num)
       local k = cell_of[s]
       if built_tick[k] ~= tick_num then
         built_tick[k] = tick_num
-        built[k] = build(tick32, (k - 1) // cols, (k - 1) % cols)
+        built[k] = build(tick32, k)
       end
       send(c, built[k], "unreliable")
     end

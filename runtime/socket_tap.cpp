@@ -4,6 +4,9 @@
 #include <dlfcn.h>
 #include <enet/protocol.h>
 
+#include <netinet/udp.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -133,7 +136,7 @@ int SocketTap::on_send(const ENetAddress* address, const ENetBuffer* buffers, si
       send_batch();  // keeps the socket's datagrams in order
       return real_send()(socket_, address, buffers, count);
     }
-    if (batch_.size() == kMaxBatchDatagrams) send_batch();
+    if (batch_.size() == kMaxHeldDatagrams) send_batch();
     Queued q{batch_bytes_.size(), 0, {}};
     for (size_t i = 0; i < count; ++i) {
       const auto* data = static_cast<const uint8_t*>(buffers[i].data);
@@ -156,40 +159,95 @@ int SocketTap::on_send(const ENetAddress* address, const ENetBuffer* buffers, si
   return length;
 }
 
+size_t SocketTap::build_messages(size_t from, bool gso) {
+  size_t n = order_.size(), m = 0;
+  for (size_t p = from; p < n; ++m) {
+    const Queued& lead = batch_[order_[p]];
+    size_t end = p + 1, bytes = lead.length;
+    // order_ groups each address's datagrams, in the order ENet sent them: a
+    // run of one size with at most a shorter last one (a snapshot's
+    // fragments) goes as one UDP GSO message.
+    while (gso && end < n && end - p < kMaxGsoSegments) {
+      const Queued& q = batch_[order_[end]];
+      if (q.to.sin_addr.s_addr != lead.to.sin_addr.s_addr || q.to.sin_port != lead.to.sin_port ||
+          q.length > lead.length || bytes + q.length > kMaxGsoBytes)
+        break;
+      bytes += q.length;
+      ++end;
+      if (q.length < lead.length) break;
+    }
+    msghdr& h = headers_[m].msg_hdr;
+    h = msghdr{};
+    h.msg_name = const_cast<sockaddr_in*>(&lead.to);
+    h.msg_namelen = sizeof(sockaddr_in);
+    h.msg_iov = &iovecs_[p];
+    h.msg_iovlen = end - p;
+    if (end - p > 1) {
+      h.msg_control = controls_[m].bytes;
+      h.msg_controllen = sizeof controls_[m].bytes;
+      cmsghdr* c = CMSG_FIRSTHDR(&h);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      auto segment = static_cast<uint16_t>(lead.length);
+      std::memcpy(CMSG_DATA(c), &segment, sizeof segment);
+    }
+    first_of_[m] = p;
+    p = end;
+  }
+  return m;
+}
+
 void SocketTap::send_batch() {
   if (batch_.empty()) return;
-  // Built only now: batch_bytes_ may have moved while the batch grew.
   size_t n = batch_.size();
   if (headers_.size() < n) {
     headers_.resize(n);
     iovecs_.resize(n);
+    controls_.resize(n);
+    first_of_.resize(n);
   }
-  for (size_t i = 0; i < n; ++i) {
-    iovecs_[i].iov_base = batch_bytes_.data() + batch_[i].offset;
-    iovecs_[i].iov_len = batch_[i].length;
-    msghdr& h = headers_[i].msg_hdr;
-    h = msghdr{};
-    h.msg_name = &batch_[i].to;
-    h.msg_namelen = sizeof(sockaddr_in);
-    h.msg_iov = &iovecs_[i];
-    h.msg_iovlen = 1;
+  // Each address's datagrams together, each in its own order; datagrams to
+  // different addresses carry no order between them.
+  order_.resize(n);
+  for (size_t i = 0; i < n; ++i) order_[i] = i;
+  auto key = [&](size_t i) {
+    return (static_cast<uint64_t>(batch_[i].to.sin_addr.s_addr) << 16) | batch_[i].to.sin_port;
+  };
+  std::stable_sort(order_.begin(), order_.end(), [&](size_t a, size_t b) { return key(a) < key(b); });
+  // Built only now: batch_bytes_ may have moved while the batch grew.
+  for (size_t p = 0; p < n; ++p) {
+    iovecs_[p].iov_base = batch_bytes_.data() + batch_[order_[p]].offset;
+    iovecs_[p].iov_len = batch_[order_[p]].length;
   }
-  size_t next = 0;
-  while (next < n) {
+  size_t count = build_messages(0, true), next = 0;
+  while (next < count) {
     ++stats_.batch_syscalls;
-    int sent = sendmmsg(socket_, headers_.data() + next, static_cast<unsigned>(n - next), MSG_NOSIGNAL);
+    size_t chunk = std::min(count - next, kMaxMessagesPerCall);
+    int sent = sendmmsg(socket_, headers_.data() + next, static_cast<unsigned>(chunk), MSG_NOSIGNAL);
     if (sent > 0) {
+      for (size_t k = next; k < next + static_cast<size_t>(sent); ++k)
+        if (headers_[k].msg_hdr.msg_iovlen > 1) ++stats_.gso_messages;
       next += static_cast<size_t>(sent);
-    } else if (sent < 0 && errno == EINTR) {
       continue;
-    } else {
-      // sendmmsg reports an error only for the first datagram of the call
-      // (a later one ends the call short, and the retry meets it first), so
-      // this one is lost, as a failed sendmsg would lose it; the rest still go.
-      ++stats_.failed_out;
-      stats_.last_send_errno = sent < 0 ? errno : EIO;
-      ++next;
     }
+    if (sent < 0 && errno == EINTR) continue;
+    int error = sent < 0 ? errno : EIO;
+    size_t first = first_of_[next], datagrams = headers_[next].msg_hdr.msg_iovlen;
+    if (datagrams > 1) {
+      // A kernel or route without UDP GSO, or one bad datagram in the run:
+      // the rest of this batch goes one datagram per message.
+      ++stats_.gso_fallbacks;
+      count = build_messages(first, false);
+      next = 0;
+      continue;
+    }
+    // sendmmsg reports an error only for the first message of the call (a
+    // later one ends the call short, and the retry meets it first), so this
+    // datagram is lost, as a failed sendmsg would lose it; the rest still go.
+    ++stats_.failed_out;
+    stats_.last_send_errno = error;
+    ++next;
   }
   batch_.clear();
   batch_bytes_.clear();

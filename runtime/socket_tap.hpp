@@ -13,10 +13,16 @@
 //   - without one, batches sends: while a Batch is open (EnetEndpoint opens
 //     one around each enet_host_service / enet_host_flush pass), every
 //     datagram ENet sends is copied (ENet's buffers are only valid during the
-//     call) and handed to the kernel with one sendmmsg(2) per
-//     kMaxBatchDatagrams when the batch fills or closes, instead of one
-//     sendmsg(2) each. ENet is told the datagram was sent; one the kernel
-//     refuses later is counted (Stats::failed_out) and the rest still go out.
+//     call) and held; when the batch closes (or holds kMaxHeldDatagrams) the
+//     datagrams are grouped by address, each address's in the order ENet sent
+//     them, and handed to the kernel with one sendmmsg(2) per
+//     kMaxMessagesPerCall messages instead of one sendmsg(2) per datagram. A
+//     run of datagrams to one address of one size, with at most a shorter
+//     last one (the fragments of a snapshot: ENet sends one datagram per peer
+//     per pass over its peers, so they are never adjacent as sent), goes as
+//     one UDP GSO message (UDP_SEGMENT), which the kernel splits back into
+//     the same datagrams. ENet is told each datagram was sent; one the kernel
+//     refuses is counted (Stats::failed_out) and the rest still go out.
 // Single-threaded per socket: the tap is used from its endpoint's loop only.
 #include <enet/enet.h>
 
@@ -50,13 +56,22 @@ class SocketTap {
     ENetAddress last_malformed_from{};
     uint64_t batched_out = 0;    // datagrams queued in a batch
     uint64_t batch_syscalls = 0;  // sendmmsg(2) calls made for them
+    uint64_t gso_messages = 0;   // messages carrying several datagrams (UDP GSO)
+    uint64_t gso_fallbacks = 0;  // GSO messages refused, then resent one datagram each
     uint64_t failed_out = 0;     // batched datagrams the kernel refused (lost, like a failed sendmsg)
     int last_send_errno = 0;     // errno of the latest of those
   };
 
-  // Datagrams per sendmmsg(2): enough to amortise the system call; the
-  // batch's bytes (at most this many MTUs) are kept between batches.
-  static constexpr size_t kMaxBatchDatagrams = 64;
+  // Datagrams held before they are sent even though the batch is open: a
+  // server's flush to ~700 peers with 3 fragments each; at most this many
+  // MTUs of memory, kept between batches.
+  static constexpr size_t kMaxHeldDatagrams = 2048;
+  // Messages per sendmmsg(2) call: enough to amortise the system call.
+  static constexpr size_t kMaxMessagesPerCall = 64;
+  // One UDP GSO message: at most this many segments, and no more payload
+  // than one UDP/IPv4 datagram may carry.
+  static constexpr size_t kMaxGsoSegments = 64;
+  static constexpr size_t kMaxGsoBytes = 65507;
 
   // Holds this socket's sends from construction to destruction and sends
   // them in batches. Nests: only the outermost one sends on close.
@@ -102,6 +117,9 @@ class SocketTap {
   // Hands every queued datagram to the kernel; a refused one is counted and
   // skipped, the rest still sent.
   void send_batch();
+  // Fills headers_ with the messages for order_[from...], as GSO runs or one
+  // datagram each; returns how many.
+  size_t build_messages(size_t from, bool gso);
 
   struct Queued {
     size_t offset, length;  // in batch_bytes_
@@ -116,8 +134,15 @@ class SocketTap {
   int batch_depth_ = 0;
   std::vector<uint8_t> batch_bytes_;
   std::vector<Queued> batch_;
-  std::vector<mmsghdr> headers_;  // sized on use: a bot's tap never grows past a few
-  std::vector<iovec> iovecs_;
+  // Sized on use: a bot's tap never grows past a few.
+  std::vector<size_t> order_;     // batch_ indices grouped by address
+  std::vector<iovec> iovecs_;     // one per datagram, in order_
+  std::vector<mmsghdr> headers_;  // one per message
+  struct Control {
+    alignas(cmsghdr) unsigned char bytes[CMSG_SPACE(sizeof(uint16_t))];
+  };
+  std::vector<Control> controls_;  // each GSO message's UDP_SEGMENT
+  std::vector<size_t> first_of_;   // message -> its first position in order_
 };
 
 }  // namespace nshost

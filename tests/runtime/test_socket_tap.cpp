@@ -64,60 +64,71 @@ int send_two_part(const Socket& from, const ENetAddress& to, const std::string& 
 
 }  // namespace
 
-TEST_CASE("socket tap: a batch larger than one sendmmsg delivers every datagram, in order") {
-  Socket sender(true), receiver(true);
+TEST_CASE("socket tap: a batch holds every datagram until it closes, then delivers each, in order") {
+  Socket sender(true);
+  Socket receivers[3] = {Socket(true), Socket(true), Socket(true)};
   SocketTap tap(sender.fd, 1, NetsimConfig{});
-  const size_t count = SocketTap::kMaxBatchDatagrams * 2 + 22;
-  ENetAddress to = receiver.address();
+  // Round-robin over the receivers, as ENet sends one datagram per peer per
+  // pass: each receiver's datagrams are never adjacent as sent.
+  const size_t rounds = SocketTap::kMaxGsoSegments + 16;
+  auto payload = [](size_t r, size_t round) {
+    return "r" + std::to_string(r) + "-" + std::to_string(1000 + round);
+  };
   {
     SocketTap::Batch batch(tap);
     {
       SocketTap::Batch inner(tap);  // nested: only the outermost one sends
-      for (size_t i = 0; i < count / 2; ++i)
-        CHECK(send_two_part(sender, to, "d" + std::to_string(i), std::string(40, 'x')) ==
-              static_cast<int>(1 + std::to_string(i).size() + 40));
+      for (size_t round = 0; round < rounds / 2; ++round)
+        for (size_t r = 0; r < 3; ++r)
+          CHECK(send_two_part(sender, receivers[r].address(), payload(r, round), std::string(40, 'x')) ==
+                static_cast<int>(payload(r, round).size() + 40));
     }
-    for (size_t i = count / 2; i < count; ++i)
-      send_two_part(sender, to, "d" + std::to_string(i), std::string(40, 'x'));
-    // Only full batches have left so far.
-    CHECK(tap.stats().batch_syscalls == 2);
+    for (size_t round = rounds / 2; round < rounds; ++round)
+      for (size_t r = 0; r < 3; ++r) send_two_part(sender, receivers[r].address(), payload(r, round), std::string(40, 'x'));
+    CHECK(tap.stats().batch_syscalls == 0);  // nothing has left yet
   }
-  std::vector<std::string> got = receive(receiver, count);
-  REQUIRE(got.size() == count);
-  for (size_t i = 0; i < count; ++i) CHECK(got[i] == "d" + std::to_string(i) + std::string(40, 'x'));
-  CHECK(tap.stats().batched_out == count);
-  CHECK(tap.stats().batch_syscalls == 3);
+  for (size_t r = 0; r < 3; ++r) {
+    std::vector<std::string> got = receive(receivers[r], rounds);
+    REQUIRE(got.size() == rounds);
+    for (size_t round = 0; round < rounds; ++round) CHECK(got[round] == payload(r, round) + std::string(40, 'x'));
+  }
+  CHECK(tap.stats().batched_out == 3 * rounds);
   CHECK(tap.stats().failed_out == 0);
+  // Each receiver's run left as UDP GSO messages of at most kMaxGsoSegments
+  // (6 here), all in one call, and still arrived as the datagrams they were.
+  CHECK(tap.stats().gso_messages == 6);
+  CHECK(tap.stats().batch_syscalls == 1);
 
-  // Outside a batch a send goes straight out, one system call each.
-  send_two_part(sender, to, "late", "");
-  CHECK(receive(receiver, 1) == std::vector<std::string>{"late"});
-  CHECK(tap.stats().batched_out == count);
+  // Outside a batch a send goes straight out.
+  send_two_part(sender, receivers[0].address(), "late", "");
+  CHECK(receive(receivers[0], 1) == std::vector<std::string>{"late"});
+  CHECK(tap.stats().batched_out == 3 * rounds);
 }
 
-TEST_CASE("socket tap: a datagram the kernel refuses mid-batch is counted and the rest still go") {
+TEST_CASE("socket tap: datagrams the kernel refuses mid-batch are counted and the rest still go") {
   Socket sender(true), receiver(true);
   SocketTap tap(sender.fd, 1, NetsimConfig{});
   ENetAddress to = receiver.address();
   ENetAddress port_zero = to;
   port_zero.port = 0;  // Linux refuses a UDP send to port 0 with EINVAL
-  const size_t count = SocketTap::kMaxBatchDatagrams + 10;
+  const size_t count = SocketTap::kMaxMessagesPerCall + 10;
+  // 5, 6, 7 form one GSO run, refused whole, then resent one by one (and
+  // refused one by one); 67 is refused on its own.
+  auto refused = [](size_t i) { return (i >= 5 && i <= 7) || i == 67; };
   {
     SocketTap::Batch batch(tap);
-    for (size_t i = 0; i < count; ++i) {
-      bool refused = i == 5 || i == SocketTap::kMaxBatchDatagrams + 3;
+    for (size_t i = 0; i < count; ++i)
       // ENet is told it went: the kernel sees it only when the batch leaves.
-      CHECK(send_two_part(sender, refused ? port_zero : to, std::to_string(i), "") ==
+      CHECK(send_two_part(sender, refused(i) ? port_zero : to, std::to_string(i), "") ==
             static_cast<int>(std::to_string(i).size()));
-    }
   }
-  std::vector<std::string> got = receive(receiver, count - 2);
-  REQUIRE(got.size() == count - 2);
   std::vector<std::string> expected;
   for (size_t i = 0; i < count; ++i)
-    if (i != 5 && i != SocketTap::kMaxBatchDatagrams + 3) expected.push_back(std::to_string(i));
+    if (!refused(i)) expected.push_back(std::to_string(i));
+  std::vector<std::string> got = receive(receiver, expected.size());
   CHECK(got == expected);
-  CHECK(tap.stats().failed_out == 2);
+  CHECK(tap.stats().failed_out == 4);
+  CHECK(tap.stats().gso_fallbacks == 1);
   CHECK(tap.stats().last_send_errno == EINVAL);
   CHECK(receive(receiver, 1).empty());  // nothing else arrives
 }

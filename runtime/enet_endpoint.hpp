@@ -7,7 +7,7 @@
 // wakeup per interval, not a thousand; sends made during a loop iteration are
 // flushed once, in the check phase at the end of that iteration. Each service
 // and flush pass opens a SocketTap::Batch, so its datagrams reach the kernel
-// in sendmmsg(2) batches.
+// together: sendmmsg(2), with each peer's fragments as one UDP GSO message.
 #include <enet/enet.h>
 
 #include <cstdint>

@@ -30,15 +30,6 @@ const char* kClient = R"(
 
 std::string eval(ServerRole& s, const std::string& code) { return RoleFixture::eval(s.script()->state(), code); }
 
-// Runs `code` inside a server handler, where send/broadcast/kick are allowed.
-std::string in_handler(ServerRole& s, const std::string& code) {
-  lua_State* L = s.script()->state();
-  std::string wrapped = "result = nil function server.shutdown() result = table.pack(pcall(function() " + code +
-                        " end)) end";
-  REQUIRE(RoleFixture::eval(L, wrapped) == "ok");
-  s.script()->invoke("shutdown");
-  return RoleFixture::eval(L, "return table.unpack(result, 1, result.n)");
-}
 
 }  // namespace
 
@@ -52,7 +43,7 @@ TEST_CASE("server builtins: connect, receive on both channels, send and broadcas
         "ok: connect 0, receive hi reliable same=true, receive fast unreliable same=true");
   CHECK(eval(server, "return slot(conn), connected(conn), tostring(conn)") == "ok: 0, true, client(slot=0)");
   CHECK(eval(server, "local t = {[conn] = 'x'} return t[conn], conn == conn") == "ok: x, true");
-  CHECK(in_handler(server, "return send(conn, 'one'), send(conn, 'two', 'unreliable'), broadcast('all')") ==
+  CHECK(RoleFixture::in_handler(server, "return send(conn, 'one'), send(conn, 'two', 'unreliable'), broadcast('all')") ==
         "ok: true, true, true, 1");
   REQUIRE(f.step_until([&] { return RoleFixture::eval(C, "return #got") == "ok: 3"; }));
   CHECK(RoleFixture::eval(C, "return got[1], got[2], got[3]") == "ok: one/reliable, two/unreliable, all/reliable");
@@ -67,11 +58,11 @@ TEST_CASE("server builtins: misuse raises a clear error") {
   REQUIRE(f.step_until([&] { return eval(server, "return conn ~= nil") == "ok: true"; }));
   CHECK(eval(server, "send(conn, 'x')").find("send: only callable from an event handler") != std::string::npos);
   CHECK(eval(server, "broadcast('x')").find("broadcast: only callable from an event handler") != std::string::npos);
-  CHECK(in_handler(server, "send(conn, 'x', 'sideways')").find("invalid option 'sideways'") != std::string::npos);
-  CHECK(in_handler(server, "send(conn, string.rep('x', 1025))")
+  CHECK(RoleFixture::in_handler(server, "send(conn, 'x', 'sideways')").find("invalid option 'sideways'") != std::string::npos);
+  CHECK(RoleFixture::in_handler(server, "send(conn, string.rep('x', 1025))")
             .find("message of 1025 bytes is over the limit of 1024 bytes") != std::string::npos);
-  CHECK(in_handler(server, "slot({})").find("nshost.client expected") != std::string::npos);
-  CHECK(in_handler(server, "send(42, 'x')").find("nshost.client expected") != std::string::npos);
+  CHECK(RoleFixture::in_handler(server, "slot({})").find("nshost.client expected") != std::string::npos);
+  CHECK(RoleFixture::in_handler(server, "send(42, 'x')").find("nshost.client expected") != std::string::npos);
   CHECK(eval(server, "return connected(42), connected(nil), connected({})") == "ok: false, false, false");
 }
 
@@ -80,14 +71,14 @@ TEST_CASE("kick: the client hears the reason, the server sees 'kicked', then the
   ServerRole& server = f.start_server(kServer);
   ClientRole& client = f.start_client(kClient);
   REQUIRE(f.step_until([&] { return eval(server, "return conn ~= nil") == "ok: true"; }));
-  CHECK(in_handler(server, "return kick(conn, 'cheating'), kick(conn)") == "ok: true, true, false");
+  CHECK(RoleFixture::in_handler(server, "return kick(conn, 'cheating'), kick(conn)") == "ok: true, true, false");
   CHECK(eval(server, "return connected(conn), slot(conn)") == "ok: false, 0");  // departing
   lua_State* C = client.script()->state();
   REQUIRE(f.step_until([&] { return RoleFixture::eval(C, "return gone") == "ok: kicked: cheating"; }));
   REQUIRE(f.step_until([&] { return eval(server, "return events[#events]") == "ok: disconnect 0 kicked connected=false"; }));
   CHECK(eval(server, "return pcall(slot, conn)") == "ok: false, stale client handle");
-  CHECK(in_handler(server, "return send(conn, 'x')").find("ok: false, ") == 0);
-  CHECK(in_handler(server, "return send(conn, 'x')").find(":1: stale client handle") != std::string::npos);
+  CHECK(RoleFixture::in_handler(server, "return send(conn, 'x')").find("ok: false, ") == 0);
+  CHECK(RoleFixture::in_handler(server, "return send(conn, 'x')").find(":1: stale client handle") != std::string::npos);
   CHECK(eval(server, "return connected(conn), tostring(conn)") == "ok: false, client(slot=0, stale)");
 }
 

@@ -7,20 +7,6 @@
 using namespace nshost;
 using nshost::test::RoleFixture;
 
-namespace {
-
-// Runs `code` inside server.shutdown (a handler) and returns pcall's results.
-std::string in_handler(ServerRole& s, const std::string& code) {
-  lua_State* L = s.script()->state();
-  std::string wrapped = "result = nil function server.shutdown() result = table.pack(pcall(function() " + code +
-                        " end)) end";
-  REQUIRE(RoleFixture::eval(L, wrapped) == "ok");
-  s.script()->invoke("shutdown");
-  return RoleFixture::eval(L, "return table.unpack(result, 1, result.n)");
-}
-
-}  // namespace
-
 TEST_CASE("redirect: raises on a bad URL, an oversized handoff, a stale handle and outside a handler") {
   RoleFixture f;
   ServerRole& server = f.start_server("function server.connect(c) conn = c end");
@@ -29,11 +15,11 @@ TEST_CASE("redirect: raises on a bad URL, an oversized handoff, a stale handle a
   lua_State* S = server.script()->state();
   CHECK(RoleFixture::eval(S, "redirect(conn, 'nshost://127.0.0.1:1')").find("only callable from an event handler") !=
         std::string::npos);
-  CHECK(in_handler(server, "return redirect(conn, 'http://x')").find("is not an nshost:// URL") != std::string::npos);
-  CHECK(in_handler(server, "return redirect(conn, 'nshost://h:1', ('x'):rep(65537))")
+  CHECK(RoleFixture::in_handler(server, "return redirect(conn, 'http://x')").find("is not an nshost:// URL") != std::string::npos);
+  CHECK(RoleFixture::in_handler(server, "return redirect(conn, 'nshost://h:1', ('x'):rep(65537))")
             .find("handoff of 65537 bytes is over the limit of 65536 bytes") != std::string::npos);
-  CHECK(in_handler(server, "return redirect(conn, 'nshost://127.0.0.1:1', 'h')") == "ok: true, true");
-  CHECK(in_handler(server, "return redirect(conn, 'nshost://127.0.0.1:1', 'h')") == "ok: true, false");  // departing
+  CHECK(RoleFixture::in_handler(server, "return redirect(conn, 'nshost://127.0.0.1:1', 'h')") == "ok: true, true");
+  CHECK(RoleFixture::in_handler(server, "return redirect(conn, 'nshost://127.0.0.1:1', 'h')") == "ok: true, false");  // departing
   CHECK(RoleFixture::eval(S, "return hop") == "ok: nil");  // client-only
 }
 

@@ -78,4 +78,13 @@ std::string RoleFixture::eval(lua_State* L, const std::string& code) {
   return out;
 }
 
+std::string RoleFixture::in_handler(ServerRole& server, const std::string& code) {
+  lua_State* L = server.script()->state();
+  std::string wrapped =
+      "result = nil function server.shutdown() result = table.pack(pcall(function() " + code + " end)) end";
+  REQUIRE(eval(L, wrapped) == "ok");
+  server.script()->invoke("shutdown");
+  return eval(L, "return table.unpack(result, 1, result.n)");
+}
+
 }  // namespace nshost::test

@@ -29,6 +29,10 @@ class RoleFixture {
   // Runs `code` as a chunk in L; returns "ok" plus the results joined with
   // ", " ("ok: 1, x"), or "error: <message>".
   static std::string eval(lua_State* L, const std::string& code);
+  // Runs `code` inside a server handler (server.shutdown, replaced for the
+  // call), where send/broadcast/kick/redirect are allowed; returns pcall's
+  // results as eval does ("ok: true, 1" or "ok: false, <error>").
+  static std::string in_handler(ServerRole& server, const std::string& code);
 
   uv_loop_t* loop() { return &loop_; }
   const std::string& dir() const { return dir_; }

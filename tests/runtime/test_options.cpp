@@ -1,14 +1,12 @@
 #include <doctest/doctest.h>
 
 #include "runtime/options.hpp"
+#include "tests/support/cli.hpp"
 #include "runtime/url.hpp"
 
 using namespace nshost;
 
-static ParsedArgs parse(std::vector<std::string> args, const char* env_role = nullptr) {
-  args.insert(args.begin(), "nshost");
-  return parse_args(args, env_role);
-}
+using nshost::test::parse;
 
 TEST_CASE("options: defaults and every flag") {
   auto p = parse({"--role=server", "game.lua"});

@@ -3,19 +3,13 @@
 #include <doctest/doctest.h>
 
 #include "runtime/options.hpp"
+#include "tests/support/cli.hpp"
 #include "runtime/session.hpp"
 #include "runtime/wire.hpp"
 
 using namespace nshost;
 
-namespace {
-
-ParsedArgs parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "nshost");
-  return parse_args(args, nullptr);
-}
-
-}  // namespace
+using nshost::test::parse;
 
 TEST_CASE("session table: tokens name one slot, are re-issued on resume and revoked on leave") {
   SessionTable sessions(4);

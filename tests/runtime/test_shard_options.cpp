@@ -2,17 +2,11 @@
 #include <doctest/doctest.h>
 
 #include "runtime/options.hpp"
+#include "tests/support/cli.hpp"
 
 using namespace nshost;
 
-namespace {
-
-ParsedArgs parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "nshost");
-  return parse_args(args, nullptr);
-}
-
-}  // namespace
+using nshost::test::parse;
 
 TEST_CASE("options: shard flags, their defaults and their ranges") {
   auto p = parse({"--role=server", "game.lua"});

@@ -101,7 +101,7 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
   // Bounds what one peer can make us buffer for reassembly and delivery.
   host->maximumWaitingData = config.max_message_bytes * 4;
   std::unique_ptr<EnetEndpoint> self(new EnetEndpoint(loop, host, listener));
-  self->tap_ = std::make_unique<SocketTap>(host->socket, host->peerCount, config.netsim);
+  self->tap_ = std::make_unique<SocketTap>(host->socket, host->peerCount, config.netsim, config.receive_batch);
   self->log_tag_ = config.log_tag;
   if (config.netsim.enabled)
     log_write(LogLevel::info, config.log_tag, "network simulator on: " + format_netsim(config.netsim));
@@ -109,10 +109,12 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
   int rc = self->poll_.init([&](uv_poll_t* p) { return uv_poll_init_socket(loop, p, host->socket); });
   if (rc == 0) {
     self->poll_.get()->data = raw;
-    rc = uv_poll_start(self->poll_.get(), UV_READABLE, [](uv_poll_t* p, int status, int) {
-      if (status < 0 || !p->data) return;
-      static_cast<EnetEndpoint*>(p->data)->service();
-    });
+    rc = uv_poll_start(self->poll_.get(), UV_READABLE, &EnetEndpoint::on_poll);
+  }
+  self->min_service_gap_ms_ = config.min_service_gap_ms;
+  if (rc == 0 && config.min_service_gap_ms > 0) {
+    rc = self->gap_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop, t); });
+    if (rc == 0) self->gap_timer_.get()->data = raw;
   }
   if (rc == 0) {
     self->last_service_ms_ = uv_now(loop);
@@ -150,6 +152,7 @@ EnetEndpoint::~EnetEndpoint() {
     log_write(LogLevel::debug, log_tag_, line);
   }
   poll_.close();
+  gap_timer_.close();
   if (housekept_) Housekeeper::remove(this);
   flush_check_.close();
   if (host_) enet_host_destroy(host_);
@@ -162,6 +165,28 @@ uint16_t EnetEndpoint::local_port() const {
   return address.port;
 }
 
+void EnetEndpoint::on_poll(uv_poll_t* poll, int status, int) {
+  auto* self = static_cast<EnetEndpoint*>(poll->data);
+  if (status < 0 || !self) return;
+  uint64_t since_ms = uv_now(self->loop_) - self->last_service_ms_;
+  if (self->min_service_gap_ms_ == 0 || since_ms >= self->min_service_gap_ms_) {
+    self->service();
+    return;
+  }
+  // Serviced less than the gap ago: stop watching and come back when the gap
+  // is over, to read everything that arrived meanwhile in one pass.
+  uv_poll_stop(poll);
+  uv_timer_start(
+      self->gap_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* ep = static_cast<EnetEndpoint*>(t->data);
+        if (!ep) return;
+        uv_poll_start(ep->poll_.get(), UV_READABLE, &EnetEndpoint::on_poll);
+        ep->service();
+      },
+      self->min_service_gap_ms_ - since_ms, 0);
+}
+
 void EnetEndpoint::service() {
   if (servicing_) return;
   servicing_ = true;
@@ -170,18 +195,27 @@ void EnetEndpoint::service() {
   ENetEvent event;
   {
     SocketTap::Batch batch(*tap_);  // every datagram of this pass, sent together at its end
-    while (enet_host_service(host_, &event, 0) > 0) {
-      struct PacketOwner {
-        ENetPacket* packet;
-        ~PacketOwner() {
-          if (packet) enet_packet_destroy(packet);
-        }
-      } owner{event.type == ENET_EVENT_TYPE_RECEIVE ? event.packet : nullptr};
-      listener_.on_enet_event(event);
+    // One enet_host_service pass (send, receive, send: each send walks every
+    // peer), then only the events it queued: another pass per event would
+    // walk a thousand peers again for nothing. Datagrams it left in the socket
+    // wake the poll again (level-triggered); those the tap holds are served here.
+    dirty_ = false;
+    int got = enet_host_service(host_, &event, 0);
+    while (got > 0) {
+      {
+        struct PacketOwner {
+          ENetPacket* packet;
+          ~PacketOwner() {
+            if (packet) enet_packet_destroy(packet);
+          }
+        } owner{event.type == ENET_EVENT_TYPE_RECEIVE ? event.packet : nullptr};
+        listener_.on_enet_event(event);
+      }
+      got = enet_host_check_events(host_, &event);
+      if (got == 0 && tap_->held_in() > 0) got = enet_host_service(host_, &event, 0);
     }
   }
   servicing_ = false;
-  dirty_ = false;  // enet_host_service sent everything queued so far
   report_malformed();
   report_send_failures();
 }

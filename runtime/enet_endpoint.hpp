@@ -51,6 +51,13 @@ class EnetEndpoint {
     size_t max_message_bytes = 1u << 20;  // ENet's maximumPacketSize
     NetsimConfig netsim;                  // shapes every datagram when enabled
     std::string log_tag = "net";          // for the malformed-datagram report
+    // Datagrams taken per recvmmsg(2) (SocketTap); 1 for one recvmsg each.
+    // A server with many peers takes many per wakeup; a bot takes one or two.
+    size_t receive_batch = 1;
+    // At most one service per this many ms when the socket turns readable
+    // (0: service on every wakeup). Datagrams that arrive within the gap wait
+    // for it (adding up to this much latency) and are read in one pass.
+    uint64_t min_service_gap_ms = 0;
   };
   // Malformed datagrams, and outgoing datagrams the kernel refused, are each
   // reported at most this often (one log line).
@@ -76,6 +83,7 @@ class EnetEndpoint {
   void set_connect_filter(SocketTap::ConnectFilter filter) { tap_->set_connect_filter(std::move(filter)); }
 
  private:
+  static void on_poll(uv_poll_t* poll, int status, int events);
   void report_malformed();
   void report_send_failures();
 
@@ -93,6 +101,8 @@ class EnetEndpoint {
   uint64_t failed_reported_ = 0;
   int64_t failed_report_ns_ = 0;
   UvHandle<uv_poll_t> poll_;
+  UvHandle<uv_timer_t> gap_timer_;  // only with min_service_gap_ms
+  uint64_t min_service_gap_ms_ = 0;
   UvHandle<uv_check_t> flush_check_;
   uint64_t last_service_ms_ = 0;  // uv_now() of the last service()
   bool housekept_ = false;        // registered with the loop's Housekeeper

@@ -88,6 +88,8 @@ std::string usage_text() {
       "                           client: reconnect ladder (default 200,2,5000,8,60000)\n"
       "  --link-timeout=MS        silence before a link counts as dropped (default 5000)\n"
       "  --max-message-rate=N     server: messages/s per client before a kick (default 1000; 0 off)\n"
+      "  --coalesce=MS            server: read arriving datagrams at most once per MS ms,\n"
+      "                           many per pass (default 1; 0: on every wakeup)\n"
       "  --max-pending-handshakes=N  server: peers not yet through the hello (default 32)\n"
       "  --max-pending-per-address=N  server: of those, from one IP address (default 4)\n"
       "  --handshake-timeout=MS   server: drop a peer with no hello by then (default 5000)\n"
@@ -209,6 +211,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
         return flag_error("expected BASE_MS,FACTOR,CAP_MS,ATTEMPTS,TOTAL_MS (e.g. 200,2,5000,8,60000) or off");
     } else if (name == "link-timeout") {
       if (!need_value() || !uint_in(100, 600'000, o.limits.link_timeout_ms)) return flag_error("expected 100..600000 (ms)");
+    } else if (name == "coalesce") {
+      if (!need_value() || !uint_in(0, 100, o.coalesce_ms)) return flag_error("expected 0..100 (ms)");
     } else if (name == "max-message-rate") {
       if (!need_value() || !uint_in(0, 10'000'000, o.limits.max_message_rate))
         return flag_error("expected 0..10000000 (messages/s)");

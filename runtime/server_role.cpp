@@ -55,6 +55,8 @@ bool ServerRole::start(std::string& error) {
   config.max_message_bytes = options_.max_message_bytes;
   config.netsim = options_.netsim;
   config.log_tag = "server";
+  config.receive_batch = kServerReceiveBatch;
+  config.min_service_gap_ms = options_.coalesce_ms;
   endpoint_ = EnetEndpoint::create(loop_, config, *this, error);
   if (!endpoint_) {
     error = "nshost: " + error;

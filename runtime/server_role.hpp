@@ -25,6 +25,8 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   static constexpr int64_t kDepartTimeoutNs = 2'000'000'000;
   // SIGTERM waits at most this long for clients to acknowledge the shutdown.
   static constexpr uint64_t kShutdownGraceMs = 1500;
+  // Datagrams read per recvmmsg(2): 64 slots of 4 KiB (256 KiB, once).
+  static constexpr size_t kServerReceiveBatch = 64;
   // ENet peers beyond max_clients are --max-pending-handshakes, so a joiner
   // past capacity can be told "rejected: full" rather than silently ignored.
 
@@ -38,6 +40,8 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   // The bound UDP port (useful with --port=0).
   uint16_t port() const { return endpoint_ ? endpoint_->local_port() : 0; }
   ScriptHost* script() const { return script_.get(); }
+  // The transport; null before start() and after shutdown.
+  const EnetEndpoint* endpoint() const { return endpoint_.get(); }
   // Closes everything at once; only from a loop callback, never from an event.
   void finish_now();
 

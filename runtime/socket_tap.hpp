@@ -23,6 +23,10 @@
 //     one UDP GSO message (UDP_SEGMENT), which the kernel splits back into
 //     the same datagrams. ENet is told each datagram was sent; one the kernel
 //     refuses is counted (Stats::failed_out) and the rest still go out.
+// A tapped socket without the simulator may also batch receives: given a
+// receive batch of K > 1, one recvmmsg(2) takes up to K datagrams from the
+// kernel and ENet's next K receive calls are served from them (held_in()
+// says how many are still held; the endpoint services again while any are).
 // Single-threaded per socket: the tap is used from its endpoint's loop only.
 #include <enet/enet.h>
 
@@ -51,6 +55,8 @@ class SocketTap {
  public:
   struct Stats {
     uint64_t datagrams_in = 0;  // received from the network, before shaping
+    uint64_t receive_syscalls = 0;  // recvmmsg(2) calls that returned datagrams (receive batching only)
+    uint64_t truncated_in = 0;  // datagrams longer than ENet's largest, dropped (counted in malformed_in too)
     uint64_t malformed_in = 0;  // of those, dropped by check_enet_datagram
     uint64_t refused_connects = 0;  // connects the connect filter turned away
     ENetAddress last_malformed_from{};
@@ -88,8 +94,10 @@ class SocketTap {
     SocketTap& tap_;
   };
 
-  // Attaches to `socket` (an ENet host's) until destroyed.
-  SocketTap(ENetSocket socket, size_t peer_count, const NetsimConfig& netsim);
+  // Attaches to `socket` (an ENet host's) until destroyed. `receive_batch`:
+  // datagrams taken per recvmmsg(2) (1: one recvmsg per datagram, ENet's own
+  // way; more costs ENET_PROTOCOL_MAXIMUM_MTU bytes each, allocated on first use).
+  SocketTap(ENetSocket socket, size_t peer_count, const NetsimConfig& netsim, size_t receive_batch = 1);
   ~SocketTap();
   SocketTap(const SocketTap&) = delete;
   SocketTap& operator=(const SocketTap&) = delete;
@@ -105,6 +113,8 @@ class SocketTap {
   // direction, or -1.
   int64_t next_due_ns() const;
   const Stats& stats() const { return stats_; }
+  // Datagrams taken from the kernel and not yet handed to ENet.
+  size_t held_in() const { return in_count_ - in_next_; }
   const NetsimLink* outbound() const { return outbound_.get(); }
   const NetsimLink* inbound() const { return inbound_.get(); }
 
@@ -114,6 +124,8 @@ class SocketTap {
 
  private:
   bool admit(const uint8_t* data, size_t length, const ENetAddress& from);
+  // Serves ENet's receive call from the datagrams one recvmmsg(2) took.
+  int receive_batched(ENetAddress* address, ENetBuffer* buffers, size_t count);
   // Hands every queued datagram to the kernel; a refused one is counted and
   // skipped, the rest still sent.
   void send_batch();
@@ -143,6 +155,12 @@ class SocketTap {
   };
   std::vector<Control> controls_;  // each GSO message's UDP_SEGMENT
   std::vector<size_t> first_of_;   // message -> its first position in order_
+  size_t receive_batch_;
+  std::vector<uint8_t> in_bytes_;     // receive_batch_ slots of ENET_PROTOCOL_MAXIMUM_MTU bytes
+  std::vector<mmsghdr> in_headers_;
+  std::vector<iovec> in_iovecs_;
+  std::vector<sockaddr_in> in_from_;
+  size_t in_count_ = 0, in_next_ = 0;  // datagrams held / handed to ENet so far
 };
 
 }  // namespace nshost

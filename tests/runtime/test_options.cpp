@@ -16,6 +16,9 @@ TEST_CASE("options: defaults and every flag") {
   CHECK(p.options.max_clients == 64);
   CHECK(p.options.tick_rate_hz == 30);
   CHECK(p.options.connect_url == "nshost://127.0.0.1:7777");
+  CHECK(p.options.coalesce_ms == 1);
+  CHECK(parse({"--role=server", "--coalesce=0", "g.lua"}).options.coalesce_ms == 0);
+  CHECK(parse({"--role=server", "--coalesce=100", "g.lua"}).options.coalesce_ms == 100);
   p = parse({"--role=client", "--port=9", "--bind=0.0.0.0", "--connect=nshost://h:1", "--max-clients=4095",
              "--tick-rate=1000", "--headless", "--log-level=debug", "--strict", "--max-message-size=4096", "g.lua"});
   REQUIRE(p.action == ParsedArgs::Action::run);
@@ -42,6 +45,7 @@ TEST_CASE("options: bad values give one readable line") {
   CHECK(parse({"--role=server", "--max-clients=0", "g"}).action == ParsedArgs::Action::error);
   CHECK(parse({"--role=server", "--tick-rate=1001", "g"}).error == "--tick-rate: expected 1..1000 (Hz)");
   CHECK(parse({"--role=server", "--port=65536", "g"}).action == ParsedArgs::Action::error);
+  CHECK(parse({"--role=server", "--coalesce=101", "g"}).error == "--coalesce: expected 0..100 (ms)");
   CHECK(parse({"--role=server", "--port=12x", "g"}).action == ParsedArgs::Action::error);
   CHECK(parse({"--role=server", "--log-level=loud", "g"}).action == ParsedArgs::Action::error);
   CHECK(parse({"--role=server", "--frobnicate", "g"}).error == "unknown option '--frobnicate' (see --help)");

@@ -24,5 +24,7 @@ void push_client_handle(lua_State* L, ClientId id);
 // The id inside the handle at `arg`; raises a Lua argument error if it is not
 // a client handle. Validity is the caller's to check.
 ClientId check_client_handle(lua_State* L, int arg);
+// The id inside the value at `index` if it is a client handle; false otherwise.
+bool to_client_handle(lua_State* L, int index, ClientId& id);
 
 }  // namespace nshost

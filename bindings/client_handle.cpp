@@ -48,4 +48,11 @@ ClientId check_client_handle(lua_State* L, int arg) {
   return static_cast<ClientHandle*>(luaL_checkudata(L, arg, kClientHandleType))->id;
 }
 
+bool to_client_handle(lua_State* L, int index, ClientId& id) {
+  auto* h = static_cast<ClientHandle*>(luaL_testudata(L, index, kClientHandleType));
+  if (!h) return false;
+  id = h->id;
+  return true;
+}
+
 }  // namespace nshost

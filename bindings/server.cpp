@@ -1,3 +1,5 @@
+#include <vector>
+
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
 #include "runtime/script_host.hpp"
@@ -46,7 +48,26 @@ int server_broadcast(lua_State* L) {
   std::string_view data = check_bytes(L, 1);
   Channel channel = check_channel(L, 2);
   check_message_size(L, data);
-  lua_pushinteger(L, static_cast<lua_Integer>(server_of(L).broadcast(data, channel)));
+  if (lua_isnoneornil(L, 3)) {
+    lua_pushinteger(L, static_cast<lua_Integer>(server_of(L).broadcast(data, channel)));
+    return guard.returns(1);
+  }
+  luaL_checktype(L, 3, LUA_TTABLE);
+  // Reused across calls: a crowd's tick makes hundreds of these.
+  static thread_local std::vector<ClientId> targets;
+  targets.clear();
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 3));
+  for (lua_Integer i = 1; i <= n; ++i) {
+    lua_rawgeti(L, 3, i);  // [..., targets[i]]
+    ClientId id;
+    bool is_handle = to_client_handle(L, -1, id);
+    lua_pop(L, 1);
+    if (!is_handle) return luaL_error(L, "broadcast: targets[%d] is not a client handle", static_cast<int>(i));
+    if (server_of(L).liveness(id) == ServerApi::Liveness::stale)
+      return luaL_error(L, "broadcast: targets[%d] is a stale client handle", static_cast<int>(i));
+    targets.push_back(id);
+  }
+  lua_pushinteger(L, static_cast<lua_Integer>(server_of(L).broadcast(data, channel, targets)));
   return guard.returns(1);
 }
 

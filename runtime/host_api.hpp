@@ -3,6 +3,7 @@
 // and client roles implement these; bindings reach them through ScriptHost.
 // Implementations never throw into Lua: failures come back as return values.
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,9 @@ class ServerApi : public HostApi {
   virtual bool send(ClientId id, std::string_view data, Channel channel) = 0;
   // Sends one shared packet to every live client; returns how many.
   virtual size_t broadcast(std::string_view data, Channel channel) = 0;
+  // Sends one shared packet to each live client of `targets` (departing and
+  // stale ones are skipped; a repeated id is sent to again); returns how many.
+  virtual size_t broadcast(std::string_view data, Channel channel, std::span<const ClientId> targets) = 0;
   // Tells a live client why and disconnects it; false if already departing.
   virtual bool kick(ClientId id, std::string_view reason) = 0;
   // Sends a live client to `url` (already validated) carrying `handoff` (at

@@ -555,6 +555,19 @@ size_t ServerRole::broadcast(std::string_view data, Channel channel) {
   return sent;
 }
 
+size_t ServerRole::broadcast(std::string_view data, Channel channel, std::span<const ClientId> targets) {
+  ENetPacket* packet = nullptr;
+  size_t sent = 0;
+  for (const ClientId& id : targets) {
+    if (liveness(id) != Liveness::live) continue;
+    if (!packet && !(packet = make_packet(data, channel))) return 0;
+    if (enet_peer_send(slot_entries_[id.slot].peer, channel_id(channel), packet) == 0) ++sent;
+  }
+  if (packet && packet->referenceCount == 0) enet_packet_destroy(packet);
+  if (sent) endpoint_->mark_dirty();
+  return sent;
+}
+
 bool ServerRole::kick(ClientId id, std::string_view reason) {
   if (slots_.valid(id) && sessions_.lost(id.slot)) {
     sessions_.expire_now(id.slot, "kicked");  // a kick skips the grace window

@@ -60,6 +60,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   Liveness liveness(ClientId id) const override;
   bool send(ClientId id, std::string_view data, Channel channel) override;
   size_t broadcast(std::string_view data, Channel channel) override;
+  size_t broadcast(std::string_view data, Channel channel, std::span<const ClientId> targets) override;
   bool kick(ClientId id, std::string_view reason) override;
   bool redirect(ClientId id, std::string_view url, std::string_view handoff) override;
   // SHA-256 (raw) of the script bundle this shard serves; "" if none.

@@ -49,6 +49,27 @@ TEST_CASE("server builtins: connect, receive on both channels, send and broadcas
   CHECK(RoleFixture::eval(C, "return got[1], got[2], got[3]") == "ok: one/reliable, two/unreliable, all/reliable");
 }
 
+TEST_CASE("broadcast with a target list: one packet to each live target, stale and non-handles raise") {
+  RoleFixture f;
+  ServerRole& server = f.start_server(kServer);
+  ClientRole& client = f.start_client(kClient);
+  lua_State* C = client.script()->state();
+  REQUIRE(f.step_until([&] { return eval(server, "return #events") == "ok: 3"; }));
+  CHECK(RoleFixture::in_handler(server, "return broadcast('a', 'reliable', {conn}), broadcast('b', 'unreliable', {}),"
+                                        " broadcast('c', 'reliable', {conn, conn})") == "ok: true, 1, 0, 2");
+  REQUIRE(f.step_until([&] { return RoleFixture::eval(C, "return #got") == "ok: 3"; }));
+  CHECK(RoleFixture::eval(C, "return got[1], got[2], got[3]") == "ok: a/reliable, c/reliable, c/reliable");
+  CHECK(RoleFixture::in_handler(server, "broadcast('x', 'reliable', {conn, 42})")
+            .find("broadcast: targets[2] is not a client handle") != std::string::npos);
+  CHECK(RoleFixture::in_handler(server, "broadcast('x', 'reliable', 'conn')").find("table expected") != std::string::npos);
+  // A kicked client is departing: skipped, not counted.
+  CHECK(RoleFixture::in_handler(server, "kick(conn) return broadcast('x', 'reliable', {conn})") == "ok: true, 0");
+  REQUIRE(f.step_until([&] { return eval(server, "return connected(conn) or #events < 4") == "ok: false"; }));
+  REQUIRE(f.step_until([&] { return eval(server, "return tostring(conn)") == "ok: client(slot=0, stale)"; }));
+  CHECK(RoleFixture::in_handler(server, "broadcast('x', 'reliable', {conn})")
+            .find("broadcast: targets[1] is a stale client handle") != std::string::npos);
+}
+
 TEST_CASE("server builtins: misuse raises a clear error") {
   RoleFixture f;
   Options o;

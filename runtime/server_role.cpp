@@ -469,18 +469,20 @@ void ServerRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
     lua_pushinteger(L, static_cast<lua_Integer>(beat.tick_num));
     return 1;
   });
+  int64_t flush_start_ns = options_.stats ? monotonic_ns() : 0;
   // The snapshots a tick sends leave with the tick, so its duration counts them.
   if (endpoint_) endpoint_->flush();
   if (options_.stats && endpoint_) {
     int64_t end_ns = monotonic_ns();
     const ENetHost* host = endpoint_->host();
-    char line[192];
+    char line[224];
     std::snprintf(line, sizeof line,
-                  "stats t=%.6f tick=%llu dur_us=%lld late_us=%lld cpu_us=%lld sent_bytes=%u sent_packets=%u",
+                  "stats t=%.6f tick=%llu dur_us=%lld late_us=%lld cpu_us=%lld sent_bytes=%u sent_packets=%u "
+                  "flush_us=%lld",
                   static_cast<double>(end_ns) / 1e9, static_cast<unsigned long long>(beat.tick_num),
                   static_cast<long long>((end_ns - now_ns) / 1000), static_cast<long long>(beat.lateness_ns / 1000),
                   static_cast<long long>((thread_cpu_ns() - cpu_start_ns) / 1000), host->totalSentData,
-                  host->totalSentPackets);
+                  host->totalSentPackets, static_cast<long long>((end_ns - flush_start_ns) / 1000));
     log_write(LogLevel::info, "server", line);
   }
 }

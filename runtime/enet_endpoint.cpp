@@ -199,8 +199,15 @@ void EnetEndpoint::service() {
     // peer), then only the events it queued: another pass per event would
     // walk a thousand peers again for nothing. Datagrams it left in the socket
     // wake the poll again (level-triggered); those the tap holds are served here.
+    // A connect or disconnect ends the pass before its last send (the replies
+    // and acks it queued), so that send then happens in this iteration's flush.
     dirty_ = false;
-    int got = enet_host_service(host_, &event, 0);
+    auto pass = [&] {
+      int r = enet_host_service(host_, &event, 0);
+      if (r > 0 && event.type != ENET_EVENT_TYPE_RECEIVE) dirty_ = true;
+      return r;
+    };
+    int got = pass();
     while (got > 0) {
       {
         struct PacketOwner {
@@ -212,7 +219,7 @@ void EnetEndpoint::service() {
         listener_.on_enet_event(event);
       }
       got = enet_host_check_events(host_, &event);
-      if (got == 0 && tap_->held_in() > 0) got = enet_host_service(host_, &event, 0);
+      if (got == 0 && tap_->held_in() > 0) got = pass();
     }
   }
   servicing_ = false;

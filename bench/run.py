@@ -259,7 +259,10 @@ def main():
     relay_ns = [int(x) for x in a.relay.split(",") if x]
     crowd_ns = [int(x) for x in a.crowd.split(",") if x]
     anchor = None if a.no_colyseus or not relay_ns else prepare_anchor(a.anchor, build)
-    nshost = [os.path.join(build, "nshost"), "--role=server"]
+    # Every bot joins from 127.0.0.1: the per-address cap on half-open
+    # handshakes (a flood guard, default 4) would turn a load test's joins
+    # away, so it is raised to the overall cap.
+    nshost = [os.path.join(build, "nshost"), "--role=server", "--max-pending-per-address=32"]
     raw = [os.path.join(build, "nshost_raw_server")]
 
     runs = []  # (rep, workload, server, n, figures)

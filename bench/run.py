@@ -254,6 +254,7 @@ def main():
     ap.add_argument("--no-colyseus", action="store_true")
     ap.add_argument("--anchor", default=os.path.join(os.path.dirname(ROOT), "shared", "anchors", "colyseus-relay"))
     ap.add_argument("--json", help="also write every run's figures to this file")
+    ap.add_argument("--nshost-flags", default="", help="extra flags for the nshost server, e.g. --coalesce=0")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     relay_ns = [int(x) for x in a.relay.split(",") if x]
@@ -262,7 +263,7 @@ def main():
     # Every bot joins from 127.0.0.1: the per-address cap on half-open
     # handshakes (a flood guard, default 4) would turn a load test's joins
     # away, so it is raised to the overall cap.
-    nshost = [os.path.join(build, "nshost"), "--role=server", "--max-pending-per-address=32"]
+    nshost = [os.path.join(build, "nshost"), "--role=server", "--max-pending-per-address=32"] + a.nshost_flags.split()
     raw = [os.path.join(build, "nshost_raw_server")]
 
     runs = []  # (rep, workload, server, n, figures)

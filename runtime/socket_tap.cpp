@@ -125,9 +125,13 @@ bool SocketTap::admit(const uint8_t* data, size_t length, const ENetAddress& fro
     }
     return true;
   }
+  count_malformed(from);
+  return false;
+}
+
+void SocketTap::count_malformed(const ENetAddress& from) {
   ++stats_.malformed_in;
   stats_.last_malformed_from = from;
-  return false;
 }
 
 int SocketTap::on_send(const ENetAddress* address, const ENetBuffer* buffers, size_t count) {
@@ -258,21 +262,23 @@ int SocketTap::receive_batched(ENetAddress* address, ENetBuffer* buffers, size_t
     if (in_next_ == in_count_) {
       in_next_ = in_count_ = 0;
       if (in_headers_.empty()) {
+        // Set up once: the kernel writes back only each message's length,
+        // flags and address length, which recvmmsg sets on every call.
         in_bytes_.resize(receive_batch_ * ENET_PROTOCOL_MAXIMUM_MTU);
         in_headers_.resize(receive_batch_);
         in_iovecs_.resize(receive_batch_);
         in_from_.resize(receive_batch_);
+        for (size_t i = 0; i < receive_batch_; ++i) {
+          in_iovecs_[i].iov_base = in_bytes_.data() + i * ENET_PROTOCOL_MAXIMUM_MTU;
+          in_iovecs_[i].iov_len = ENET_PROTOCOL_MAXIMUM_MTU;
+          msghdr& h = in_headers_[i].msg_hdr;
+          h = msghdr{};
+          h.msg_name = &in_from_[i];
+          h.msg_iov = &in_iovecs_[i];
+          h.msg_iovlen = 1;
+        }
       }
-      for (size_t i = 0; i < receive_batch_; ++i) {
-        in_iovecs_[i].iov_base = in_bytes_.data() + i * ENET_PROTOCOL_MAXIMUM_MTU;
-        in_iovecs_[i].iov_len = ENET_PROTOCOL_MAXIMUM_MTU;
-        msghdr& h = in_headers_[i].msg_hdr;
-        h = msghdr{};
-        h.msg_name = &in_from_[i];
-        h.msg_namelen = sizeof(sockaddr_in);
-        h.msg_iov = &in_iovecs_[i];
-        h.msg_iovlen = 1;
-      }
+      for (size_t i = 0; i < receive_batch_; ++i) in_headers_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
       int n = recvmmsg(socket_, in_headers_.data(), static_cast<unsigned>(receive_batch_), MSG_DONTWAIT, nullptr);
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
@@ -292,9 +298,8 @@ int SocketTap::receive_batched(ENetAddress* address, ENetBuffer* buffers, size_t
       // Longer than any ENet datagram: ENet's own receive would fail the
       // whole service call for it; here it is one more malformed datagram.
       ++stats_.datagrams_in;
-      ++stats_.malformed_in;
       ++stats_.truncated_in;
-      stats_.last_malformed_from = from;
+      count_malformed(from);
       continue;
     }
     if (!admit(data, m.msg_len, from)) continue;

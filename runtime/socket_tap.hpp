@@ -124,6 +124,7 @@ class SocketTap {
 
  private:
   bool admit(const uint8_t* data, size_t length, const ENetAddress& from);
+  void count_malformed(const ENetAddress& from);
   // Serves ENet's receive call from the datagrams one recvmmsg(2) took.
   int receive_batched(ENetAddress* address, ENetBuffer* buffers, size_t count);
   // Hands every queued datagram to the kernel; a refused one is counted and

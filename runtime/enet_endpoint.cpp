@@ -227,31 +227,32 @@ void EnetEndpoint::service() {
   report_send_failures();
 }
 
+uint64_t EnetEndpoint::Reported::take_due(uint64_t total) {
+  if (total == count) return 0;
+  int64_t now = monotonic_ns();
+  if (at_ns != 0 && now - at_ns < kMalformedReportIntervalNs) return 0;
+  uint64_t fresh = total - count;
+  count = total;
+  at_ns = now;
+  return fresh;
+}
+
 void EnetEndpoint::report_send_failures() {
   const SocketTap::Stats& stats = tap_->stats();
-  if (stats.failed_out == failed_reported_) return;
-  int64_t now = monotonic_ns();
-  if (failed_report_ns_ != 0 && now - failed_report_ns_ < kMalformedReportIntervalNs) return;
-  log_write(LogLevel::warn, log_tag_,
-            "lost " + std::to_string(stats.failed_out - failed_reported_) + " outgoing datagram(s) (total " +
-                std::to_string(stats.failed_out) + " of " + std::to_string(stats.batched_out) +
-                "; latest: " + std::strerror(stats.last_send_errno) + ")");
-  failed_reported_ = stats.failed_out;
-  failed_report_ns_ = now;
+  if (uint64_t fresh = send_failures_.take_due(stats.failed_out))
+    log_write(LogLevel::warn, log_tag_,
+              "lost " + std::to_string(fresh) + " outgoing datagram(s) (total " + std::to_string(stats.failed_out) +
+                  " of " + std::to_string(stats.batched_out) + "; latest: " + std::strerror(stats.last_send_errno) +
+                  ")");
 }
 
 void EnetEndpoint::report_malformed() {
   const SocketTap::Stats& stats = tap_->stats();
-  if (stats.malformed_in == malformed_reported_) return;
-  int64_t now = monotonic_ns();
-  if (malformed_report_ns_ != 0 && now - malformed_report_ns_ < kMalformedReportIntervalNs) return;
-  log_write(LogLevel::warn, log_tag_,
-            "dropped " + std::to_string(stats.malformed_in - malformed_reported_) +
-                " malformed datagram(s) (total " + std::to_string(stats.malformed_in) + " of " +
-                std::to_string(stats.datagrams_in) + " received; latest from " +
-                format_address(stats.last_malformed_from) + ")");
-  malformed_reported_ = stats.malformed_in;
-  malformed_report_ns_ = now;
+  if (uint64_t fresh = malformed_.take_due(stats.malformed_in))
+    log_write(LogLevel::warn, log_tag_,
+              "dropped " + std::to_string(fresh) + " malformed datagram(s) (total " +
+                  std::to_string(stats.malformed_in) + " of " + std::to_string(stats.datagrams_in) +
+                  " received; latest from " + format_address(stats.last_malformed_from) + ")");
 }
 
 void EnetEndpoint::flush() {

@@ -96,10 +96,15 @@ class EnetEndpoint {
   Listener& listener_;
   std::unique_ptr<SocketTap> tap_;
   std::string log_tag_;
-  uint64_t malformed_reported_ = 0;
-  int64_t malformed_report_ns_ = 0;
-  uint64_t failed_reported_ = 0;
-  int64_t failed_report_ns_ = 0;
+  // A count reported at most once per kMalformedReportIntervalNs.
+  struct Reported {
+    uint64_t count = 0;  // the total at the last report
+    int64_t at_ns = 0;   // when it was made
+    // How many are new since the last report if one is due now (and marks
+    // them reported); 0 otherwise.
+    uint64_t take_due(uint64_t total);
+  };
+  Reported malformed_, send_failures_;
   UvHandle<uv_poll_t> poll_;
   UvHandle<uv_timer_t> gap_timer_;  // only with min_service_gap_ms
   uint64_t min_service_gap_ms_ = 0;

@@ -497,6 +497,7 @@ ScriptHost::Sandbox ClientRole::sandbox_limits(bool enabled) const {
   sandbox.enabled = enabled;
   sandbox.memory_limit_bytes = options_.memory_limit_bytes;
   sandbox.instruction_budget = options_.instruction_budget;
+  sandbox.handler_timeout_ms = options_.handler_timeout_ms;
   return sandbox;
 }
 

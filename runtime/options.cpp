@@ -106,7 +106,10 @@ std::string usage_text() {
       "  --sandbox                run the local script in the sandbox (fetched scripts always are)\n"
       "  --max-bundle-size=BYTES  largest script bundle served or fetched (default 4194304)\n"
       "  --cache-dir=DIR          client: bundle cache (default $XDG_CACHE_HOME/nshost/bundles)\n"
-      "  --instruction-budget=N   Lua instructions per handler call, 0 = no limit (default 50000000)\n"
+      "  --handler-timeout=MS     wall-clock ms one Lua handler call may run, 0 = no limit\n"
+      "                           (default 1000)\n"
+      "  --instruction-budget=N   Lua instructions per handler call, 0 = no limit (default 0;\n"
+      "                           deterministic, but slows every Lua instruction)\n"
       "  --memory-limit=BYTES     bytes per Lua state, 0 = no limit (default 268435456)\n"
       "  --version                print the version and exit\n"
       "  --help                   print this text and exit\n"
@@ -189,6 +192,9 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "cache-dir") {
       if (!need_value() || value.empty()) return flag_error("expected a directory");
       o.cache_dir = value;
+    } else if (name == "handler-timeout") {
+      if (!need_value() || !uint_in(0, 3'600'000, o.handler_timeout_ms))
+        return flag_error("expected 0..3600000 (ms; 0: no limit)");
     } else if (name == "instruction-budget") {
       if (!need_value() || !uint_in(0, uint64_t{1} << 48, o.instruction_budget))
         return flag_error("expected a number of instructions (0: no limit)");

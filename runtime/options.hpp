@@ -51,7 +51,8 @@ struct Options {
   bool sandbox = false;                     // sandbox the local script too (fetched ones always are)
   uint32_t max_bundle_bytes = 4u << 20;     // largest script bundle served or fetched, bytes
   std::string cache_dir;                    // client: bundle cache; "" = BundleCache::default_dir()
-  uint64_t instruction_budget = 50'000'000;  // every Lua state: VM instructions per handler, 0 = unlimited
+  uint32_t handler_timeout_ms = 1000;  // every Lua state: wall-clock ms per handler, 0 = unlimited
+  uint64_t instruction_budget = 0;     // every Lua state: VM instructions per handler, 0 = unlimited
   uint64_t memory_limit_bytes = 256u << 20;  // every Lua state: bytes, 0 = unlimited
   uint32_t bots = 0;                        // client: 0 = one client; N = N bot clients in this process
   uint32_t bots_ramp_per_s = 0;             // client: bot joins started per second (0: all at once)

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <new>
 #include <stdexcept>
 
@@ -135,40 +136,156 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbo
   if (host_.role() == Role::server) open_server(L);
   else open_client(L);
   open_shard(L);
+  // coroutine.resume/wrap must go through the host (see the header).
+  if (lua_getglobal(L, LUA_COLIBNAME) == LUA_TTABLE) {
+    lua_pushcfunction(L, &ScriptHost::coroutine_resume);
+    lua_setfield(L, -2, "resume");
+    lua_pushcfunction(L, &ScriptHost::coroutine_wrap);
+    lua_setfield(L, -2, "wrap");
+  }
+  lua_pop(L, 1);
   // The limits hold for every state (issue 5); `enabled` adds the allow-list.
   memory_.limit = sandbox_.memory_limit_bytes;
-  if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
+  if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::limits_hook, LUA_MASKCOUNT, kBudgetStep);
+  if (sandbox_.handler_timeout_ms > 0) deadline_watch_ = DeadlineWatch::for_this_thread(sandbox_.handler_timeout_ms);
 }
 
-void ScriptHost::budget_hook(lua_State* L, lua_Debug*) {
+void ScriptHost::limits_hook(lua_State* L, lua_Debug*) {
   ScriptHost& self = ScriptHost::from(L);
+  if (self.timed_out_) {
+    // As for an exhausted budget: every instruction raises, so a pcall in
+    // the script cannot swallow it.
+    lua_sethook(L, &ScriptHost::limits_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "handler timed out (ran over %d ms; --handler-timeout)",
+               static_cast<int>(self.sandbox_.handler_timeout_ms));
+  }
+  if (self.sandbox_.instruction_budget == 0) {
+    // A coroutine hooked by an earlier timeout, resumed outside the host's
+    // coroutine.resume (e.g. by the debug library).
+    lua_sethook(L, nullptr, 0, 0);
+    return;
+  }
   if (!self.budget_exhausted_) {
     // A coroutine may still run at the step of an earlier exhaustion.
-    if (lua_gethookcount(L) != kBudgetStep) lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
+    if (lua_gethookcount(L) != kBudgetStep) lua_sethook(L, &ScriptHost::limits_hook, LUA_MASKCOUNT, kBudgetStep);
     self.instructions_used_ += kBudgetStep;
     if (self.instructions_used_ <= self.sandbox_.instruction_budget) return;
     self.budget_exhausted_ = true;
   }
-  // From now on every instruction raises, so a pcall in the script that
-  // catches the error fails again at its next instruction, up to the host.
-  lua_sethook(L, &ScriptHost::budget_hook, LUA_MASKCOUNT, 1);
+  lua_sethook(L, &ScriptHost::limits_hook, LUA_MASKCOUNT, 1);
   luaL_error(L, "instruction budget exceeded (over %I instructions in one handler; --instruction-budget)",
              static_cast<lua_Integer>(self.sandbox_.instruction_budget));
 }
 
-void ScriptHost::begin_budget() {
+void ScriptHost::on_deadline() noexcept {
+  timed_out_ = 1;
+  lua_sethook(state_, &ScriptHost::limits_hook, LUA_MASKCOUNT, 1);
+  for (int i = 0; i < resume_depth_; ++i) lua_sethook(resumed_[i], &ScriptHost::limits_hook, LUA_MASKCOUNT, 1);
+}
+
+void ScriptHost::begin_limits() {
   if (handler_depth_ > 0) return;
   instructions_used_ = 0;
   budget_exhausted_ = false;
   memory_.enforcing = true;
+  if (deadline_watch_) {
+    timed_out_ = 0;
+    outer_armed_ = deadline_watch_->arm(
+        this, DeadlineWatch::monotonic_now_ns() + int64_t{sandbox_.handler_timeout_ms} * 1'000'000);
+  }
 }
 
-void ScriptHost::end_budget() {
+void ScriptHost::end_limits() {
   if (handler_depth_ > 0) return;
   memory_.enforcing = false;
-  if (sandbox_.instruction_budget == 0) return;
+  if (deadline_watch_) deadline_watch_->disarm(outer_armed_);
+  if (!timed_out_ && !budget_exhausted_) return;
+  timed_out_ = 0;
   budget_exhausted_ = false;
-  lua_sethook(state_, &ScriptHost::budget_hook, LUA_MASKCOUNT, kBudgetStep);
+  if (sandbox_.instruction_budget > 0) lua_sethook(state_, &ScriptHost::limits_hook, LUA_MASKCOUNT, kBudgetStep);
+  else lua_sethook(state_, nullptr, 0, 0);
+}
+
+int ScriptHost::resume_tracked(lua_State* L, lua_State* co, int nargs, bool close_on_error) {
+  ScriptHost& self = ScriptHost::from(L);
+  if (!lua_checkstack(co, nargs)) {
+    lua_pop(L, nargs);
+    lua_pushliteral(L, "too many arguments to resume");
+    return -1;
+  }
+  if (self.resume_depth_ >= kMaxResumeDepth) {
+    lua_pop(L, nargs);
+    lua_pushliteral(L, "coroutines nested too deeply");
+    return -1;
+  }
+  lua_xmove(L, co, nargs);
+  // The coroutine runs under the resumer's limits: no hook, the budget's, or
+  // an expired deadline's. Other hooks (the debug library's) are left alone.
+  lua_Hook ours = &ScriptHost::limits_hook;
+  if (lua_gethook(L) == ours || lua_gethook(co) == ours)
+    lua_sethook(co, lua_gethook(L), lua_gethookmask(L), lua_gethookcount(L));
+  struct Tracked {
+    ScriptHost& self;
+    Tracked(ScriptHost& s, lua_State* co) : self(s) {
+      self.resumed_[self.resume_depth_] = co;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      self.resume_depth_ = self.resume_depth_ + 1;
+    }
+    ~Tracked() { self.resume_depth_ = self.resume_depth_ - 1; }
+  } tracked(self, co);
+  // A deadline that passed while the hook above was being copied.
+  if (self.timed_out_) lua_sethook(co, ours, LUA_MASKCOUNT, 1);
+  int nresults = 0;
+  int status = lua_resume(co, L, nargs, &nresults);
+  if (status != LUA_OK && status != LUA_YIELD) {
+    // Closing its to-be-closed variables leaves the error (or a closing
+    // method's own) on top.
+    if (close_on_error) lua_resetthread(co);
+    lua_xmove(co, L, 1);  // [..., error]
+    return -1;
+  }
+  if (!lua_checkstack(L, nresults + 1)) {
+    lua_pop(co, nresults);
+    lua_pushliteral(L, "too many results to resume");
+    return -1;
+  }
+  lua_xmove(co, L, nresults);
+  return nresults;
+}
+
+int ScriptHost::coroutine_resume(lua_State* L) {
+  lua_State* co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  int nresults = resume_tracked(L, co, lua_gettop(L) - 1, false);
+  if (nresults < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);  // [false, error]
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(nresults + 1));  // [true, results...]
+  return nresults + 1;
+}
+
+int ScriptHost::coroutine_wrap(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State* co = lua_newthread(L);  // [f, co]
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, &ScriptHost::wrapped_call, 1);
+  return 1;
+}
+
+int ScriptHost::wrapped_call(lua_State* L) {
+  lua_State* co = lua_tothread(L, lua_upvalueindex(1));
+  int nresults = resume_tracked(L, co, lua_gettop(L), true);
+  if (nresults >= 0) return nresults;
+  if (lua_type(L, -1) == LUA_TSTRING) {  // position of the call, as the standard wrap adds
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
 }
 
 ScriptHost::~ScriptHost() {
@@ -227,9 +344,9 @@ bool ScriptHost::load_bundle(std::shared_ptr<const Bundle> bundle, std::string& 
 
 bool ScriptHost::run_chunk(std::string& error) {
   lua_State* L = state_;
-  begin_budget();
+  begin_limits();
   int status = lua_pcall(L, 0, 0, 0);
-  end_budget();
+  end_limits();
   if (status != LUA_OK) {
     error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
     lua_pop(L, 1);
@@ -274,11 +391,11 @@ bool ScriptHost::call_pushed(const char* name, int nargs) {
   int handler_index = lua_gettop(L) - nargs;  // [..., handler, args...]
   lua_pushcfunction(L, traceback_handler);
   lua_insert(L, handler_index);  // [..., traceback, handler, args...]
-  begin_budget();
+  begin_limits();
   ++handler_depth_;
   int status = lua_pcall(L, nargs, 0, handler_index);
   --handler_depth_;
-  end_budget();
+  end_limits();
   if (status == LUA_OK) {
     lua_pop(L, 1);
     return true;

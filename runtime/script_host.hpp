@@ -6,22 +6,25 @@
 // error aborts only that handler, is logged once, and is reported to the host.
 #include <lua.hpp>
 
+#include <csignal>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "runtime/bundle.hpp"
+#include "runtime/deadline_watch.hpp"
 #include "runtime/host_api.hpp"
 
 namespace nshost {
 
-class ScriptHost {
+class ScriptHost final : private DeadlineWatch::Target {
  public:
-  // Limits for a state. The two limits hold whenever they are non-zero (the
-  // roles set them from --memory-limit and --instruction-budget for every
-  // state); `enabled` also restricts the libraries to the allow-list of
-  // runtime/sandbox.hpp (untrusted, fetched code).
+  // Limits for a state. The limits hold whenever they are non-zero (the
+  // roles set them from --memory-limit, --handler-timeout and
+  // --instruction-budget for every state); `enabled` also restricts the
+  // libraries to the allow-list of runtime/sandbox.hpp (untrusted, fetched
+  // code).
   struct Sandbox {
     bool enabled = false;
     // Bytes the whole state may allocate; past it the allocation fails and
@@ -31,6 +34,10 @@ class ScriptHost {
     // it the handler is aborted with an error that pcall/xpcall inside the
     // script cannot stop. Counted in steps of kBudgetStep. 0: unlimited.
     uint64_t instruction_budget = 0;
+    // Wall-clock ms one handler (or the top-level chunk) may run; past it the
+    // handler is aborted the same way (runtime/deadline_watch.hpp: no cost
+    // per instruction). 0: unlimited.
+    uint32_t handler_timeout_ms = 0;
   };
   static constexpr int kBudgetStep = 1000;
 
@@ -81,6 +88,12 @@ class ScriptHost {
   // Bytes the state currently has allocated.
   size_t memory_used() const { return memory_.used; }
 
+  // coroutine.resume and coroutine.wrap of every state: the standard ones,
+  // but the host knows which Lua threads run, so a handler timeout stops a
+  // coroutine too. [co, args...] -> [true, results...] | [false, error]
+  static int coroutine_resume(lua_State* L);
+  static int coroutine_wrap(lua_State* L);  // [f] -> [function]
+
  private:
   struct MemoryBudget {
     size_t used = 0;
@@ -95,10 +108,18 @@ class ScriptHost {
   bool call_pushed(const char* name, int nargs);
   void install_require();
   bool run_chunk(std::string& error);  // [chunk] -> []
-  // The instruction budget: a count hook, armed for each outermost call.
-  static void budget_hook(lua_State* L, lua_Debug* ar);
-  void begin_budget();
-  void end_budget();
+  // The instruction budget and the handler timeout: armed for each
+  // outermost call; both abort through limits_hook.
+  static void limits_hook(lua_State* L, lua_Debug* ar);
+  void begin_limits();
+  void end_limits();
+  void on_deadline() noexcept override;
+  // Resumes `co` with the top `nargs` values of L as a tracked thread;
+  // returns how many results it moved onto L, or -1 with the error on L.
+  // `close_on_error`: a coroutine that dies of an error is closed (its
+  // to-be-closed variables run), as coroutine.wrap does.
+  static int resume_tracked(lua_State* L, lua_State* co, int nargs, bool close_on_error);
+  static int wrapped_call(lua_State* L);
 
   HostApi& host_;
   std::string log_tag_;
@@ -111,6 +132,15 @@ class ScriptHost {
   std::shared_ptr<const Bundle> bundle_;
   uint64_t instructions_used_ = 0;
   bool budget_exhausted_ = false;
+  std::shared_ptr<DeadlineWatch> deadline_watch_;  // set when handler_timeout_ms > 0
+  DeadlineWatch::Armed outer_armed_;
+  // Set by on_deadline (a signal handler) until the outermost call ends.
+  volatile sig_atomic_t timed_out_ = 0;
+  // The coroutines being resumed, outermost first: on_deadline hooks them
+  // too. Lua refuses deeper nesting (LUAI_MAXCCALLS, 200) long before this.
+  static constexpr int kMaxResumeDepth = 256;
+  lua_State* volatile resumed_[kMaxResumeDepth] = {};
+  volatile sig_atomic_t resume_depth_ = 0;
 };
 
 // The shipped scripts/ directory: $NSHOST_SCRIPTS_DIR if set, else the

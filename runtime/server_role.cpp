@@ -72,7 +72,8 @@ bool ServerRole::start(std::string& error) {
   endpoint_->set_connect_filter([this](const ENetAddress& from) { return admit_connect(from); });
   try {
     script_ = std::make_unique<ScriptHost>(
-        *this, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget});
+        *this, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget,
+                                              options_.handler_timeout_ms});
   } catch (const std::exception& e) {
     error = std::string("nshost: cannot create the Lua state: ") + e.what();
     return false;

@@ -85,3 +85,114 @@ TEST_CASE("script host: the memory in use is counted") {
   RoleFixture::eval(server.script()->state(), "big = string.rep('x', 1 << 20)");
   CHECK(server.script()->memory_used() >= before + 1'000'000);
 }
+
+namespace {
+
+// A server whose next tick runs away in the way `mode` names, with a 100 ms
+// handler timeout; ticks counts every tick that starts.
+const char* kRunaway = R"(
+ticks, mode = 0, nil
+local function spin() while true do pcall(function() while true do end end) end end
+function server.tick()
+  ticks = ticks + 1
+  local m = mode
+  mode = nil
+  if m == 'spin' then spin()
+  elseif m == 'wrap' then
+    local co = coroutine.wrap(spin)
+    while true do pcall(co) end
+  elseif m == 'resume' then
+    local co = coroutine.create(spin)
+    while true do coroutine.resume(co) end
+  elseif m == 'nested' then
+    coroutine.wrap(function() coroutine.wrap(function() coroutine.wrap(spin)() end)() end)()
+  elseif m == 'yielded' then
+    -- a coroutine suspended when the deadline passes, resumed in a later tick
+    kept = coroutine.create(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+    assert(select(2, coroutine.resume(kept, 1)) == 2)
+    spin()
+  end
+end
+)";
+
+Options with_timeout_ms(uint32_t ms) {
+  Options o;
+  o.handler_timeout_ms = ms;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("handler timeout: a runaway handler is stopped past its deadline, even in coroutines, and the host goes on") {
+  RoleFixture f;
+  ServerRole& server = f.start_server(kRunaway, with_timeout_ms(100));
+  lua_State* L = server.script()->state();
+  uint64_t errors = 0;
+  for (const char* mode : {"spin", "wrap", "resume", "nested", "yielded"}) {
+    CAPTURE(mode);
+    REQUIRE(f.step_until([&] { return RoleFixture::eval(L, "return ticks > 0") == "ok: true"; }));
+    std::string text;
+    int64_t started_ns = 0, stopped_ns = 0;
+    {
+      test::StderrCapture capture;
+      RoleFixture::eval(L, std::string("mode, before = '") + mode + "', ticks");
+      started_ns = DeadlineWatch::monotonic_now_ns();
+      REQUIRE(f.step_until([&] { return server.script()->error_count() > errors; }));
+      stopped_ns = DeadlineWatch::monotonic_now_ns();
+      // The next tick runs normally.
+      REQUIRE(f.step_until([&] { return RoleFixture::eval(L, "return ticks >= before + 2") == "ok: true"; }));
+      text = capture.text();
+    }
+    errors = server.script()->error_count();
+    CHECK_MESSAGE(text.find("error in server.tick: ") != std::string::npos, text);
+    CHECK_MESSAGE(text.find("handler timed out (ran over 100 ms; --handler-timeout)") != std::string::npos, text);
+    CHECK(stopped_ns - started_ns >= 100'000'000);
+    CHECK(lua_gettop(L) == 0);
+  }
+  // The coroutine that was suspended when its tick timed out still works.
+  CHECK(RoleFixture::eval(L, "return coroutine.resume(kept, 21)") == "ok: true, 42");
+  CHECK(server.script()->error_count() == 5);
+}
+
+TEST_CASE("handler timeout: no hook is set until a deadline passes; coroutine.resume and wrap keep their standard behaviour") {
+  RoleFixture f;
+  ServerRole& server = f.start_server("", with_timeout_ms(1000));
+  lua_State* L = server.script()->state();
+  // No per-instruction cost: the hook appears only past a deadline.
+  CHECK(RoleFixture::in_handler(server, "return debug.gethook()") == "ok: true, nil");
+  CHECK(RoleFixture::eval(L, R"(
+    local co = coroutine.create(function(a, b)
+      local c = coroutine.yield(a + b, 'y')
+      return c, 'done'
+    end)
+    local r = table.pack(coroutine.resume(co, 1, 2))
+    local s = table.pack(coroutine.resume(co, 'c'))
+    local t = table.pack(coroutine.resume(co))
+    return r[1], r[2], r[3], s[1], s[2], s[3], t[1], t[2], coroutine.status(co))") ==
+        "ok: true, 3, y, true, c, done, false, cannot resume dead coroutine, dead");
+  CHECK(RoleFixture::eval(L, "return coroutine.resume(coroutine.running())") ==
+        "ok: false, cannot resume non-suspended coroutine");
+  std::string boom = RoleFixture::eval(L, "return coroutine.resume(coroutine.create(function() error('boom') end))");
+  CHECK_MESSAGE((boom.rfind("ok: false, [string ", 0) == 0 && boom.find("]:1: boom") != std::string::npos), boom);
+  CHECK(RoleFixture::eval(L, "return coroutine.resume(coroutine.create(function() error({}) end))").rfind("ok: false, table: ", 0) == 0);
+  CHECK(RoleFixture::eval(L, "coroutine.resume(42)").find("bad argument #1 to 'resume' (coroutine expected") !=
+        std::string::npos);
+  // wrap: values pass both ways; an error carries the caller's position and
+  // closes the coroutine's to-be-closed variables.
+  CHECK(RoleFixture::eval(L, R"(
+    local gen = coroutine.wrap(function(n) for i = 1, n do coroutine.yield(i) end return 'end' end)
+    return gen(2), gen(), gen())") == "ok: 1, 2, end");
+  CHECK(RoleFixture::eval(L, R"(
+    closed = false
+    local w = coroutine.wrap(function()
+      local guard <close> = setmetatable({}, {__close = function() closed = true end})
+      error('inner')
+    end)
+    local ok, err = pcall(w)
+    return ok, err, closed)").find("inner, true") != std::string::npos);
+  CHECK(RoleFixture::eval(L, "local w = coroutine.wrap(function() end) w() return pcall(w)") ==
+        "ok: false, cannot resume dead coroutine");
+  CHECK(RoleFixture::eval(L, "coroutine.wrap(42)").find("bad argument #1 to 'wrap' (function expected") !=
+        std::string::npos);
+  CHECK(lua_gettop(L) == 0);
+}

@@ -202,6 +202,19 @@ TEST_CASE("scripts: the instruction budget stops a runaway loop that pcall tries
   CHECK(server.process->wait_stdout("tick rate"));
 }
 
+TEST_CASE("scripts: the handler timeout stops a runaway loop in pcall and in a coroutine, in a real process") {
+  Server server = start_server(test_script("hostile.lua"), {"--handler-timeout=150"});
+  REQUIRE(server.port > 0);
+  auto client = start_client(test_script("hostile.lua"), server.port, {}, {"SAY=spin,cospin,ping"});
+  for (int i = 0; i < 2; ++i) {
+    auto err = server.process->wait_stderr("error in server.receive:");
+    REQUIRE(err);
+    CHECK_MESSAGE(err->find("handler timed out (ran over 150 ms; --handler-timeout)") != std::string::npos, *err);
+  }
+  CHECK(client->wait_stdout("got pong"));
+  CHECK(server.process->wait_stdout("tick rate"));
+}
+
 TEST_CASE("hostile: SIGTERM under load runs server.shutdown, tells every client and exits 0 promptly") {
   Server server = start_server(test_script("hostile.lua"), {"--max-message-rate=0"});
   REQUIRE(server.port > 0);

@@ -98,7 +98,8 @@ TEST_CASE("options: reliability flags, their defaults and the reconnect ladder")
   CHECK(d.limits.max_handoff_bytes == 65536);
   CHECK(d.limits.link_timeout_ms == 5000);
   CHECK(d.memory_limit_bytes == 256u << 20);
-  CHECK(d.instruction_budget == 50'000'000);
+  CHECK(d.instruction_budget == 0);
+  CHECK(d.handler_timeout_ms == 1000);
   CHECK_FALSE(d.netsim.enabled);
   // 200, 400, 800, 1600, 3200, then the 5000 cap.
   for (auto [k, ms] : {std::pair{0u, 200u}, {1u, 400u}, {4u, 3200u}, {5u, 5000u}, {7u, 5000u}})
@@ -107,7 +108,7 @@ TEST_CASE("options: reliability flags, their defaults and the reconnect ladder")
   p = parse({"--role=server", "--netsim=10,2,1%,0,0.5,3", "--resume-grace=0", "--reconnect=50,1.5,400,3,2000",
              "--link-timeout=300", "--max-message-rate=0", "--max-pending-handshakes=2",
              "--max-pending-per-address=1", "--handshake-timeout=100", "--max-handoff-size=0",
-             "--memory-limit=0", "--instruction-budget=10000", "g.lua"});
+             "--memory-limit=0", "--instruction-budget=10000", "--handler-timeout=0", "g.lua"});
   REQUIRE(p.action == ParsedArgs::Action::run);
   const Options& o = p.options;
   CHECK(o.netsim.enabled);
@@ -122,6 +123,7 @@ TEST_CASE("options: reliability flags, their defaults and the reconnect ladder")
   CHECK(o.limits.max_handoff_bytes == 0);
   CHECK(o.memory_limit_bytes == 0);
   CHECK(o.instruction_budget == 10000);
+  CHECK(o.handler_timeout_ms == 0);
   CHECK(parse({"--role=client", "--reconnect=off", "g.lua"}).options.reconnect.attempts == 0);
 
   for (auto [flag, message] : std::initializer_list<std::pair<const char*, const char*>>{

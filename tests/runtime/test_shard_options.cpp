@@ -14,18 +14,21 @@ TEST_CASE("options: shard flags, their defaults and their ranges") {
   CHECK_FALSE(p.options.sandbox);
   CHECK(p.options.max_bundle_bytes == 4u << 20);
   CHECK(p.options.cache_dir.empty());
-  CHECK(p.options.instruction_budget == 50'000'000);
+  CHECK(p.options.instruction_budget == 0);
+  CHECK(p.options.handler_timeout_ms == 1000);
   CHECK(p.options.memory_limit_bytes == 256u << 20);
-  p = parse({"--role=client", "--sandbox", "--max-bundle-size=1024", "--cache-dir=/tmp/c", "--instruction-budget=0",
-             "--memory-limit=0", "g.lua"});
+  p = parse({"--role=client", "--sandbox", "--max-bundle-size=1024", "--cache-dir=/tmp/c", "--instruction-budget=7",
+             "--memory-limit=0", "--handler-timeout=250", "g.lua"});
   REQUIRE(p.action == ParsedArgs::Action::run);
   CHECK(p.options.sandbox);
   CHECK(p.options.max_bundle_bytes == 1024);
   CHECK(p.options.cache_dir == "/tmp/c");
-  CHECK(p.options.instruction_budget == 0);
+  CHECK(p.options.instruction_budget == 7);
+  CHECK(p.options.handler_timeout_ms == 250);
   CHECK(p.options.memory_limit_bytes == 0);
   for (const char* bad : {"--max-bundle-size=1023", "--max-bundle-size=67108865", "--cache-dir=", "--memory-limit=1000",
-                          "--instruction-budget=x", "--sandbox=1"})
+                          "--instruction-budget=x", "--sandbox=1", "--handler-timeout=3600001",
+                          "--handler-timeout=-1", "--handler-timeout"})
     CHECK_MESSAGE(parse({"--role=client", bad, "g.lua"}).action == ParsedArgs::Action::error, bad);
 }
 

@@ -1,0 +1,110 @@
+#include "runtime/deadline_watch.hpp"
+
+#include <errno.h>
+#include <signal.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace nshost {
+namespace {
+
+// Read by the signal handler on this thread; set by arm()/disarm() on it.
+thread_local DeadlineWatch::Target* t_target = nullptr;
+thread_local int64_t t_deadline_ns = 0;
+thread_local std::weak_ptr<DeadlineWatch> t_watch;
+
+int deadline_signal() { return SIGRTMIN + 3; }
+
+int poll_ms_for(uint32_t timeout_ms) { return static_cast<int>(std::clamp<uint32_t>(timeout_ms / 10, 5, 100)); }
+
+void on_deadline_signal(int) {
+  int saved_errno = errno;
+  DeadlineWatch::Target* target = t_target;
+  if (target && DeadlineWatch::monotonic_now_ns() >= t_deadline_ns) target->on_deadline();
+  errno = saved_errno;
+}
+
+void install_signal_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction action {};
+    action.sa_handler = on_deadline_signal;
+    sigemptyset(&action.sa_mask);
+    // Interrupted system calls restart: the signal only ever means "a
+    // handler overran" and must not surface as EINTR elsewhere.
+    action.sa_flags = SA_RESTART;
+    sigaction(deadline_signal(), &action, nullptr);
+  });
+}
+
+}  // namespace
+
+int64_t DeadlineWatch::monotonic_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::shared_ptr<DeadlineWatch> DeadlineWatch::for_this_thread(uint32_t timeout_ms) {
+  if (auto watch = t_watch.lock()) {
+    watch->hold(timeout_ms);
+    return watch;
+  }
+  auto watch = std::make_shared<DeadlineWatch>(timeout_ms);
+  t_watch = watch;
+  return watch;
+}
+
+DeadlineWatch::DeadlineWatch(uint32_t timeout_ms) : loop_thread_(pthread_self()), poll_ms_(poll_ms_for(timeout_ms)) {
+  install_signal_handler();
+  watchdog_ = std::thread([this] { run(); });
+}
+
+DeadlineWatch::~DeadlineWatch() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  watchdog_.join();
+}
+
+void DeadlineWatch::hold(uint32_t timeout_ms) {
+  int wanted = poll_ms_for(timeout_ms);
+  int current = poll_ms_.load();
+  while (wanted < current && !poll_ms_.compare_exchange_weak(current, wanted)) {
+  }
+}
+
+DeadlineWatch::Armed DeadlineWatch::arm(Target* target, int64_t deadline_ns) {
+  Armed previous{t_target, t_deadline_ns};
+  // The deadline first: the signal handler reads it once it sees the target.
+  t_deadline_ns = deadline_ns;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_target = target;
+  deadline_ns_.store(deadline_ns, std::memory_order_release);
+  return previous;
+}
+
+void DeadlineWatch::disarm(const Armed& previous) {
+  deadline_ns_.store(previous.target ? previous.deadline_ns : 0, std::memory_order_release);
+  t_target = nullptr;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_deadline_ns = previous.deadline_ns;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_target = previous.target;
+}
+
+void DeadlineWatch::run() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, std::chrono::milliseconds(poll_ms_.load()), [&] { return stopping_; })) {
+    int64_t deadline_ns = deadline_ns_.load(std::memory_order_acquire);
+    // Signalled again at every poll while the handler overruns: a hook the
+    // script's own code replaced in between is set again.
+    if (deadline_ns != 0 && monotonic_now_ns() >= deadline_ns) pthread_kill(loop_thread_, deadline_signal());
+  }
+}
+
+}  // namespace nshost

@@ -5,7 +5,9 @@
 -- Counting happens only in the window [BENCH_START, BENCH_START+BENCH_WINDOW]
 -- of sys.time() (seconds since the process started, shared by every bot of
 -- the process); at its end the bot prints one line and leaves:
---   bench snaps=<n> entries=<n> max_entries=<n> rtt_ms=<r1,r2,...>
+--   bench snaps=<n> entries=<n> max_entries=<n> ticks=<n> rtt_ms=<r1,r2,...>
+-- where ticks spans the first to the last tick number it received in the
+-- window: ticks - snaps snapshots of that span never arrived.
 -- Without BENCH_WINDOW the bot runs until stopped and prints nothing.
 local M = {}
 
@@ -19,6 +21,7 @@ function M.install(opts)
   local window_end = window_s and window_start + window_s or math.huge
   local map_side = opts.map_side            -- function(max_clients) -> side, or nil for a circle walk
   local snaps, entries, max_entries, rtts = 0, 0, 0, {}
+  local first_tick, last_tick
   local x, y, vx, vy, side
   local next_ping, done = 0, false
 
@@ -42,8 +45,9 @@ function M.install(opts)
     local now = sys.time()
     if now >= window_end then
       done = true
-      print(("bench snaps=%d entries=%d max_entries=%d rtt_ms=%s"):format(
-        snaps, entries, max_entries, table.concat(rtts, ",")))
+      local ticks = first_tick and last_tick - first_tick + 1 or 0
+      print(("bench snaps=%d entries=%d max_entries=%d ticks=%d rtt_ms=%s"):format(
+        snaps, entries, max_entries, ticks, table.concat(rtts, ",")))
       sys.quit(0)
       return
     end
@@ -75,8 +79,10 @@ function M.install(opts)
       return
     end
     if not in_window(now) or #data < HEADER_BYTES then return end
-    local _, count = unpack("<I4I2", data)
+    local tick, count = unpack("<I4I2", data)
     if #data ~= HEADER_BYTES + count * ENTRY_BYTES then return end
+    if not first_tick or tick < first_tick then first_tick = tick end
+    if not last_tick or tick > last_tick then last_tick = tick end
     snaps = snaps + 1
     entries = entries + count
     if count > max_entries then max_entries = count end

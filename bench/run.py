@@ -154,21 +154,25 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build):
         except subprocess.TimeoutExpired:
             srv.kill()
             srv.wait()
-    snaps, entries, rtts, reports = 0, 0, [], 0
+    snaps, entries, rtts, reports, ticks = 0, 0, [], 0, 0
     max_entries = 0
     for _, line in bots_out.lines:
-        m = re.match(r"bench snaps=(\d+) entries=(\d+) max_entries=(\d+) rtt_ms=(.*)", line)
+        m = re.match(r"bench snaps=(\d+) entries=(\d+) max_entries=(\d+) ticks=(\d+) rtt_ms=(.*)", line)
         if not m:
             continue
         reports += 1
         snaps += int(m.group(1))
         entries += int(m.group(2))
         max_entries = max(max_entries, int(m.group(3)))
-        rtts += [float(x) for x in m.group(4).split(",") if x]
+        ticks += int(m.group(4))
+        rtts += [float(x) for x in m.group(5).split(",") if x]
     window = w1 - w0
     out = {"clients": n, "joined": joined, "reports": reports, "window_s": window,
            "server_cpu_s": c1 - c0, "cpu_per_s": (c1 - c0) / window, "rss_mib": rss,
            "snaps_per_s": snaps / window_s, "expected_per_s": n * TICK_HZ,
+           # snapshots missing from the tick spans the bots saw: 0 = every
+           # one sent to a bot in its window arrived
+           "lost": ticks - snaps,
            "entries_per_snap": entries / snaps if snaps else 0, "max_entries": max_entries,
            "rtt_ms_p50": pct(rtts, 0.5), "rtt_ms_p99": pct(rtts, 0.99)}
     out.update(tick_figures(srv_log.lines, w0, w1))
@@ -294,9 +298,9 @@ def main():
 
     print(f"\nwindow {a.window:g} s after {a.warmup:g} s warm-up; median of {a.repeat} run(s); "
           f"tick rate {TICK_HZ} Hz\n")
-    print("| workload | N | server | CPU s/s | CPU µs/snap | snaps/s (of expected) | peak RSS MiB | sent MB/s "
+    print("| workload | N | server | CPU s/s | CPU µs/snap | snaps/s (of expected) | lost | peak RSS MiB | sent MB/s "
           "| tick ms p50/p99/max | tick CPU ms p50/p99 | late ms p50/p99/max | RTT ms p50/p99 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w, ns in (("relay", relay_ns), ("crowd", crowd_ns)):
         for n in ns:
             for s in ("nshost", "raw", "colyseus"):
@@ -307,6 +311,7 @@ def main():
                 bps = m("bytes_per_s")
                 print(f"| {w} | {n} | {s} | {fmt(m('cpu_per_s'), '.3f')} | {fmt(m('us_per_snap'), '.1f')} "
                       f"| {fmt(m('snaps_per_s'), '.0f')} of {n * TICK_HZ} ({fmt(100 * m('snaps_per_s') / (n * TICK_HZ), '.1f')}%) "
+                      f"| {fmt(m('lost'), '.0f')} "
                       f"| {fmt(m('rss_mib'), '.1f')} | {fmt(bps / 1e6 if bps else None, '.2f')} "
                       f"| {fmt(m('tick_ms_p50'))}/{fmt(m('tick_ms_p99'))}/{fmt(m('tick_ms_max'))} "
                       f"| {fmt(m('tick_cpu_ms_p50'))}/{fmt(m('tick_cpu_ms_p99'))} "

@@ -5,7 +5,9 @@ Workload 1, relay (N = 64, 256, 512), back to back against three servers:
   nshost    nshost --role=server bench/relay.lua
   raw       build/nshost_raw_server: the same work in plain C++ ENet, no Lua
   colyseus  the Colyseus 0.16 anchor (its own bots; run.sh N SECONDS)
-Workload 2, crowd (N = 1024, 2048): nshost bench/crowd.lua.
+Workload 2, crowd (N = 1024, 2048): nshost bench/crowd.lua, then its floor:
+  floor     build/nshost_fanout_floor: the kernel alone sending one datagram
+            to each of N sockets per tick, no ENet, no Lua
 nshost and raw are driven by the same bots: nshost --role=client --bots=N.
 
 Every figure is taken over the same fixed window after a warm-up; with
@@ -234,6 +236,17 @@ def run_colyseus(anchor, n, window_s):
             "bot_procs": procs}
 
 
+# About a crowd snapshot's datagram: 6-byte header, ~22 six-byte entries,
+# ENet's headers (docs/benchmarks.md).
+FLOOR_DATAGRAM_BYTES = 150
+
+
+def run_floor(build, n, window_s):
+    out = subprocess.run([os.path.join(build, "nshost_fanout_floor"), str(n), str(FLOOR_DATAGRAM_BYTES),
+                          str(int(window_s * TICK_HZ)), str(TICK_HZ)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def us_per_snap(r):
     return r["cpu_per_s"] / r["snaps_per_s"] * 1e6 if r.get("snaps_per_s") else None
 
@@ -289,6 +302,8 @@ def main():
                          build)
             r["us_per_snap"] = us_per_snap(r)
             runs.append((rep, "crowd", "nshost", n, r))
+            print(f"# rep {rep + 1}/{a.repeat}: crowd N={n} kernel fan-out floor", file=sys.stderr, flush=True)
+            runs.append((rep, "crowd", "floor", n, run_floor(build, n, a.window)))
     if a.json:
         with open(a.json, "w") as f:
             json.dump([{"rep": rep, "workload": w, "server": s, "n": n, **r} for rep, w, s, n, r in runs], f, indent=1)
@@ -332,7 +347,24 @@ def main():
                 return statistics.median(vals) if vals else None
             print(f"| {n} | {fmt(ratios('nshost', 'raw'))} | {fmt(ratios('nshost', 'colyseus'))} "
                   f"| {fmt(ratios('raw', 'colyseus'))} |")
-    short = [(w, s, n, r) for _, w, s, n, r in runs if r.get("joined", n) < n or r.get("reports", n) < n]
+    if crowd_ns:
+        print("\nCrowd tick against the kernel's floor (one datagram to each of N sockets per tick, "
+              f"{FLOOR_DATAGRAM_BYTES} bytes, sendmmsg; bench/fanout_floor.cpp), medians:\n")
+        print("| N | floor send ms p50/p99 | nshost tick ms p50/p99 | tick p99 / floor p99 (per run, median) |")
+        print("|---|---|---|---|")
+        for n in crowd_ns:
+            floor, ns = cell("crowd", "floor", n), cell("crowd", "nshost", n)
+            per_run = []
+            for rep in range(a.repeat):
+                f = [r for rr, w, s, nn, r in runs if (rr, w, s, nn) == (rep, "crowd", "floor", n)]
+                t = [r for rr, w, s, nn, r in runs if (rr, w, s, nn) == (rep, "crowd", "nshost", n)]
+                if f and t and t[0].get("tick_ms_p99") and f[0]["send_ms_p99"]:
+                    per_run.append(t[0]["tick_ms_p99"] / f[0]["send_ms_p99"])
+            print(f"| {n} | {fmt(median_of(floor, 'send_ms_p50'))}/{fmt(median_of(floor, 'send_ms_p99'))} "
+                  f"| {fmt(median_of(ns, 'tick_ms_p50'))}/{fmt(median_of(ns, 'tick_ms_p99'))} "
+                  f"| {fmt(statistics.median(per_run) if per_run else None)} |")
+    short = [(w, s, n, r) for _, w, s, n, r in runs
+             if s != "floor" and (r.get("joined", n) < n or r.get("reports", n) < n)]
     for w, s, n, r in short:
         print(f"\nnote: {w} N={n} {s}: {r.get('joined')} of {n} bots joined before the window, "
               f"{r.get('reports', '—')} reported")

@@ -1,9 +1,9 @@
 #include "runtime/script_host.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <atomic>
 #include <new>
 #include <stdexcept>
 
@@ -238,9 +238,11 @@ int ScriptHost::resume_tracked(lua_State* L, lua_State* co, int nargs, bool clos
   int nresults = 0;
   int status = lua_resume(co, L, nargs, &nresults);
   if (status != LUA_OK && status != LUA_YIELD) {
-    // Closing its to-be-closed variables leaves the error (or a closing
-    // method's own) on top.
-    if (close_on_error) lua_resetthread(co);
+    // If it died of the error (not a refused resume of a running or dead
+    // one), closing its to-be-closed variables leaves the error (or a
+    // closing method's own) on top.
+    int co_status = lua_status(co);
+    if (close_on_error && co_status != LUA_OK && co_status != LUA_YIELD) lua_resetthread(co);
     lua_xmove(co, L, 1);  // [..., error]
     return -1;
   }

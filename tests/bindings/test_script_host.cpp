@@ -192,6 +192,11 @@ TEST_CASE("handler timeout: no hook is set until a deadline passes; coroutine.re
     return ok, err, closed)").find("inner, true") != std::string::npos);
   CHECK(RoleFixture::eval(L, "local w = coroutine.wrap(function() end) w() return pcall(w)") ==
         "ok: false, cannot resume dead coroutine");
+  // Resuming itself is refused and must not reset the running coroutine.
+  std::string self_resume = RoleFixture::eval(L, "local w; w = coroutine.wrap(function() return w() end) return pcall(w)");
+  CHECK_MESSAGE((self_resume.rfind("ok: false, ", 0) == 0 &&
+                 self_resume.find(":1: cannot resume non-suspended coroutine") != std::string::npos),
+                self_resume);
   CHECK(RoleFixture::eval(L, "coroutine.wrap(42)").find("bad argument #1 to 'wrap' (function expected") !=
         std::string::npos);
   CHECK(lua_gettop(L) == 0);

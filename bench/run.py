@@ -8,7 +8,8 @@ Workload 1, relay (N = 64, 256, 512), back to back against three servers:
 Workload 2, crowd (N = 1024, 2048): nshost bench/crowd.lua, then its floor:
   floor     build/nshost_fanout_floor: the kernel alone sending one datagram
             to each of N sockets per tick, no ENet, no Lua
-nshost and raw are driven by the same bots: nshost --role=client --bots=N.
+nshost and raw are driven by the same bots: nshost --role=client --bots=N, split
+over ceil(N / 1024) processes (--bots-per-process).
 
 Every figure is taken over the same fixed window after a warm-up; with
 --repeat=K each cell is the median of K runs, and each ratio is computed
@@ -119,11 +120,12 @@ def tick_figures(lines, w0, w1):
     }
 
 
-def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build):
-    """One server (nshost or raw) driven by `n` nshost bots in one process."""
+def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1):
+    """One server (nshost or raw) driven by `n` nshost bots, split over
+    `bot_procs` processes (the ramp split with them)."""
     srv = subprocess.Popen(server_cmd + ["--port=0", f"--max-clients={n}", "--stats"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    bots = None
+    bots, outs, errs = [], [], []
     try:
         srv_log = Reader(srv.stderr)
         m = srv_log.wait_for(r"listening on [\d.]+:(\d+)", 10)
@@ -133,23 +135,29 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build):
         start_s = n / RAMP_PER_S + 2 + warmup_s
         env = dict(os.environ, BENCH_START=str(start_s), BENCH_WINDOW=str(window_s))
         t0 = time.monotonic()
-        bots = subprocess.Popen(["nice", "-n", str(BOT_NICE), os.path.join(build, "nshost"), "--role=client", "--headless", f"--bots={n}",
-                                 f"--bots-ramp={RAMP_PER_S}", f"--connect=nshost://127.0.0.1:{port}",
-                                 os.path.join(ROOT, "bench", bot_script)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        bots_out, bots_err = Reader(bots.stdout), Reader(bots.stderr)
+        for k in range(bot_procs):
+            share = n // bot_procs + (1 if k < n % bot_procs else 0)
+            bots.append(subprocess.Popen(
+                ["nice", "-n", str(BOT_NICE), os.path.join(build, "nshost"), "--role=client", "--headless",
+                 f"--bots={share}", f"--bots-ramp={max(1, RAMP_PER_S // bot_procs)}",
+                 f"--connect=nshost://127.0.0.1:{port}", os.path.join(ROOT, "bench", bot_script)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            outs.append(Reader(bots[-1].stdout))
+            errs.append(Reader(bots[-1].stderr))
         sleep_until(t0 + start_s)
         c0, w0 = cpu_seconds(srv.pid), time.monotonic()
-        joined = sum(1 for _, l in bots_err.lines if "info: joined" in l)
+        joined = sum(1 for e in errs for _, l in e.lines if "info: joined" in l)
         sleep_until(t0 + start_s + window_s)
         c1, w1 = cpu_seconds(srv.pid), time.monotonic()
-        bots.wait(timeout=60)
-        bots_out.thread.join(5)
+        for b, o in zip(bots, outs):
+            b.wait(timeout=60)
+            o.thread.join(5)
         rss = peak_rss_mib(srv.pid)
     finally:
-        if bots and bots.poll() is None:
-            bots.kill()
-            bots.wait()
+        for b in bots:
+            if b.poll() is None:
+                b.kill()
+                b.wait()
         srv.send_signal(signal.SIGTERM)
         try:
             srv.wait(timeout=10)
@@ -158,7 +166,7 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build):
             srv.wait()
     snaps, entries, rtts, reports, ticks = 0, 0, [], 0, 0
     max_entries = 0
-    for _, line in bots_out.lines:
+    for _, line in (item for o in outs for item in o.lines):
         m = re.match(r"bench snaps=(\d+) entries=(\d+) max_entries=(\d+) ticks=(\d+) rtt_ms=(.*)", line)
         if not m:
             continue
@@ -271,6 +279,8 @@ def main():
     ap.add_argument("--no-colyseus", action="store_true")
     ap.add_argument("--anchor", default=os.path.join(os.path.dirname(ROOT), "shared", "anchors", "colyseus-relay"))
     ap.add_argument("--json", help="also write every run's figures to this file")
+    ap.add_argument("--bots-per-process", type=int, default=1024,
+                    help="split the bots of a run over ceil(N / this) processes (N = 2048: two)")
     ap.add_argument("--nshost-flags", default="", help="extra flags for the nshost server, e.g. --coalesce=0")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
@@ -283,12 +293,16 @@ def main():
     nshost = [os.path.join(build, "nshost"), "--role=server", "--max-pending-per-address=32"] + a.nshost_flags.split()
     raw = [os.path.join(build, "nshost_raw_server")]
 
+    def bot_procs(n):
+        return max(1, -(-n // max(1, a.bots_per_process)))
+
     runs = []  # (rep, workload, server, n, figures)
     for rep in range(a.repeat):
         for n in relay_ns:
             for server, fn in (("nshost", lambda: run_enet(nshost + [os.path.join(ROOT, "bench", "relay.lua")],
-                                                             "relay.lua", n, a.window, a.warmup, build)),
-                               ("raw", lambda: run_enet(raw, "relay.lua", n, a.window, a.warmup, build)),
+                                                             "relay.lua", n, a.window, a.warmup, build, bot_procs(n))),
+                               ("raw", lambda: run_enet(raw, "relay.lua", n, a.window, a.warmup, build,
+                                                        bot_procs(n))),
                                ("colyseus", lambda: run_colyseus(anchor, n, a.window))):
                 if server == "colyseus" and not anchor:
                     continue
@@ -299,7 +313,7 @@ def main():
         for n in crowd_ns:
             print(f"# rep {rep + 1}/{a.repeat}: crowd N={n} nshost", file=sys.stderr, flush=True)
             r = run_enet(nshost + [os.path.join(ROOT, "bench", "crowd.lua")], "crowd.lua", n, a.window, a.warmup,
-                         build)
+                         build, bot_procs(n))
             r["us_per_snap"] = us_per_snap(r)
             runs.append((rep, "crowd", "nshost", n, r))
             print(f"# rep {rep + 1}/{a.repeat}: crowd N={n} kernel fan-out floor", file=sys.stderr, flush=True)

@@ -154,7 +154,7 @@ TEST_CASE("handler timeout: a runaway handler is stopped past its deadline, even
   CHECK(server.script()->error_count() == 5);
 }
 
-TEST_CASE("handler timeout: no hook is set until a deadline passes; coroutine.resume and wrap keep their standard behaviour") {
+TEST_CASE("handler timeout: no hook is set until a deadline passes, and coroutine.resume and wrap keep their standard behaviour") {
   RoleFixture f;
   ServerRole& server = f.start_server("", with_timeout_ms(1000));
   lua_State* L = server.script()->state();

@@ -17,6 +17,16 @@ namespace {
 
 const std::vector<std::string> kFastClient = {"--link-timeout=500", "--reconnect=100,2,400,8,20000"};
 
+// Joins presenting `token`; REQUIREs a welcome and returns it.
+wire::Welcome welcomed_with(RawPeer& peer, const std::string& token) {
+  wire::Hello hello;
+  hello.session_token = token;
+  auto answer = peer.join(hello);
+  REQUIRE(answer);
+  REQUIRE(answer->welcomed);
+  return answer->welcome;
+}
+
 }  // namespace
 
 TEST_CASE("resume: a stopped client resumes within the window in the same slot with its server state") {
@@ -130,13 +140,9 @@ TEST_CASE("resume: a token cannot take over a live slot, a forged one is not a r
   // A forged token resumes nothing: the peer is admitted as a fresh join.
   {
     RawPeer forger(server.port);
-    wire::Hello hello;
-    hello.session_token = random_session_token();
-    auto answer = forger.join(hello);
-    REQUIRE(answer);
-    REQUIRE(answer->welcomed);
-    CHECK_FALSE(answer->welcome.resumed);
-    CHECK(answer->welcome.slot == 1);
+    wire::Welcome welcome = welcomed_with(forger, random_session_token());
+    CHECK_FALSE(welcome.resumed);
+    CHECK(welcome.slot == 1);
     CHECK(server.process->wait_stdout("connect slot=1"));
   }
 
@@ -146,14 +152,10 @@ TEST_CASE("resume: a token cannot take over a live slot, a forged one is not a r
   std::string second_token;
   {
     RawPeer heir(server.port);
-    wire::Hello hello;
-    hello.session_token = token;
-    auto answer = heir.join(hello);
-    REQUIRE(answer);
-    REQUIRE(answer->welcomed);
-    CHECK(answer->welcome.resumed);
-    CHECK(answer->welcome.slot == 0);
-    second_token = answer->welcome.session_token;
+    wire::Welcome welcome = welcomed_with(heir, token);
+    CHECK(welcome.resumed);
+    CHECK(welcome.slot == 0);
+    second_token = welcome.session_token;
     CHECK(second_token.size() == wire::kSessionTokenBytes);
     CHECK(second_token != token);
     CHECK(server.process->wait_stdout("resumed slot=0 count=0"));
@@ -165,13 +167,9 @@ TEST_CASE("resume: a token cannot take over a live slot, a forged one is not a r
   // Replaying the spent token is not a resume, even with the slot in its window.
   {
     RawPeer replayer(server.port);
-    wire::Hello hello;
-    hello.session_token = token;
-    auto answer = replayer.join(hello);
-    REQUIRE(answer);
-    REQUIRE(answer->welcomed);
-    CHECK_FALSE(answer->welcome.resumed);
-    CHECK(answer->welcome.slot != 0);
+    wire::Welcome welcome = welcomed_with(replayer, token);
+    CHECK_FALSE(welcome.resumed);
+    CHECK(welcome.slot != 0);
   }
   // The current token still resumes it, and a welcome lost with the link
   // does not strand the client: until the new link is used, the token it
@@ -179,27 +177,19 @@ TEST_CASE("resume: a token cannot take over a live slot, a forged one is not a r
   std::string third_token;
   {
     RawPeer heir(server.port);
-    wire::Hello hello;
-    hello.session_token = second_token;
-    auto answer = heir.join(hello);
-    REQUIRE(answer);
-    REQUIRE(answer->welcomed);
-    CHECK(answer->welcome.resumed);
-    CHECK(answer->welcome.slot == 0);
-    third_token = answer->welcome.session_token;
+    wire::Welcome welcome = welcomed_with(heir, second_token);
+    CHECK(welcome.resumed);
+    CHECK(welcome.slot == 0);
+    third_token = welcome.session_token;
     heir.cut();
   }
   CHECK(server.process->wait_stdout("lost slot=0", 5000));
   {
     RawPeer heir(server.port);
-    wire::Hello hello;
-    hello.session_token = second_token;
-    auto answer = heir.join(hello);
-    REQUIRE(answer);
-    REQUIRE(answer->welcomed);
-    CHECK(answer->welcome.resumed);
-    CHECK(answer->welcome.slot == 0);
-    CHECK(answer->welcome.session_token != third_token);
+    wire::Welcome welcome = welcomed_with(heir, second_token);
+    CHECK(welcome.resumed);
+    CHECK(welcome.slot == 0);
+    CHECK(welcome.session_token != third_token);
   }
 }
 

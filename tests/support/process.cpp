@@ -7,21 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
 #include <stdexcept>
+
+#include "tests/support/clock.hpp"
 
 extern char** environ;
 
 namespace nshost::test {
-namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 ChildProcess::ChildProcess(std::vector<std::string> args, std::vector<std::string> env) {
   int out_pipe[2], err_pipe[2];

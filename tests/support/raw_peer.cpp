@@ -1,17 +1,10 @@
 #include "tests/support/raw_peer.hpp"
 
-#include <chrono>
 #include <stdexcept>
 
+#include "tests/support/clock.hpp"
+
 namespace nshost::test {
-namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 RawPeer::RawPeer(int port) {
   host_ = enet_host_create(nullptr, 1, wire::kChannelCount, 0, 0);

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 namespace nshost {
 namespace {
@@ -24,6 +26,20 @@ void on_deadline_signal(int) {
   DeadlineWatch::Target* target = t_target;
   if (target && DeadlineWatch::monotonic_now_ns() >= t_deadline_ns) target->on_deadline();
   errno = saved_errno;
+}
+
+// The loop thread may hold stdio's lock (or the allocator's): write(2) and
+// _exit only.
+[[noreturn]] void end_stuck_process(int64_t grace_ms) {
+  char line[200];
+  int n = std::snprintf(line, sizeof line,
+                        "nshost: a Lua handler could not be stopped (finalizer, message handler or C call ran past "
+                        "--handler-timeout + %lld ms); exiting\n",
+                        static_cast<long long>(grace_ms));
+  if (n > 0 && write(STDERR_FILENO, line, std::min<size_t>(n, sizeof line - 1)) < 0) {
+    // Nothing more to do: the process ends either way.
+  }
+  _exit(DeadlineWatch::kStuckExitCode);
 }
 
 void install_signal_handler() {
@@ -78,8 +94,11 @@ void DeadlineWatch::hold(uint32_t timeout_ms) {
   }
 }
 
+int64_t DeadlineWatch::escalation_grace_ns(int64_t timeout_ns) { return std::max<int64_t>(1'000'000'000, timeout_ns); }
+
 DeadlineWatch::Armed DeadlineWatch::arm(Target* target, int64_t deadline_ns) {
-  Armed previous{t_target, t_deadline_ns};
+  Armed previous{t_target, t_deadline_ns, escalate_ns_.load(std::memory_order_relaxed)};
+  escalate_ns_.store(deadline_ns + escalation_grace_ns(deadline_ns - monotonic_now_ns()), std::memory_order_release);
   // The deadline first: the signal handler reads it once it sees the target.
   t_deadline_ns = deadline_ns;
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -90,6 +109,7 @@ DeadlineWatch::Armed DeadlineWatch::arm(Target* target, int64_t deadline_ns) {
 
 void DeadlineWatch::disarm(const Armed& previous) {
   deadline_ns_.store(previous.target ? previous.deadline_ns : 0, std::memory_order_release);
+  escalate_ns_.store(previous.target ? previous.escalate_ns : 0, std::memory_order_release);
   t_target = nullptr;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_deadline_ns = previous.deadline_ns;
@@ -104,6 +124,9 @@ void DeadlineWatch::run() {
     // Signalled again at every poll while the handler overruns: a hook the
     // script's own code replaced in between is set again.
     if (deadline_ns != 0 && monotonic_now_ns() >= deadline_ns) pthread_kill(loop_thread_, deadline_signal());
+    int64_t escalate_ns = escalate_ns_.load(std::memory_order_acquire);
+    if (escalate_ns != 0 && monotonic_now_ns() >= escalate_ns && deadline_ns != 0)
+      end_stuck_process((escalate_ns - deadline_ns) / 1'000'000);
   }
 }
 

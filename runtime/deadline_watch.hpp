@@ -11,8 +11,12 @@
 //     on_deadline(), which sets a count hook with lua_sethook, the way lua.c
 //     stops a running script on SIGINT (lua_sethook may be called from a
 //     signal handler); the hook raises at the next VM instruction.
-// A long C call (e.g. a pathological pattern match) is not interrupted: the
-// hook runs when Lua code runs again.
+// What the hook cannot stop - a finalizer or a message handler (Lua runs
+// them with hooks off), a long C call, a loop in lua_close's finalizers - is
+// ended by the escalation: if the same target is still armed a grace of
+// max(1 s, its timeout) past its deadline, the watchdog writes one line to
+// stderr ("nshost: a Lua handler could not be stopped (...); exiting") and
+// ends the process with _exit(kStuckExitCode): no destructor, no lua_close.
 #include <pthread.h>
 
 #include <atomic>
@@ -41,7 +45,13 @@ class DeadlineWatch {
   struct Armed {
     Target* target = nullptr;
     int64_t deadline_ns = 0;
+    int64_t escalate_ns = 0;
   };
+
+  // The exit code of a process the escalation ended (docs/reliability.md).
+  static constexpr int kStuckExitCode = 3;
+  // The escalation's grace past a deadline that was `timeout_ns` after arm().
+  static int64_t escalation_grace_ns(int64_t timeout_ns);
 
   // The watch of the calling thread, created (with its watchdog thread) on
   // first use and destroyed when the last holder lets go. `timeout_ms` is
@@ -50,8 +60,9 @@ class DeadlineWatch {
   static std::shared_ptr<DeadlineWatch> for_this_thread(uint32_t timeout_ms);
 
   // Watches `target` until disarm(): past `deadline_ns` (monotonic clock, as
-  // monotonic_now_ns()) its on_deadline() is called. Only on the watch's own
-  // thread. Returns what it replaced, for disarm().
+  // monotonic_now_ns()) its on_deadline() is called; past deadline_ns +
+  // escalation_grace_ns(deadline_ns - now) the process ends (see above).
+  // Only on the watch's own thread. Returns what it replaced, for disarm().
   Armed arm(Target* target, int64_t deadline_ns);
   void disarm(const Armed& previous);
 
@@ -68,6 +79,7 @@ class DeadlineWatch {
 
   pthread_t loop_thread_;
   std::atomic<int64_t> deadline_ns_{0};  // 0: no handler armed
+  std::atomic<int64_t> escalate_ns_{0};  // 0: no handler armed
   std::atomic<int> poll_ms_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "bindings/bindings.hpp"
+#include "bindings/lua_util.hpp"
 #include "runtime/log.hpp"
 #include "runtime/sandbox.hpp"
 
@@ -77,6 +78,12 @@ int search_module_roots(lua_State* L) {
   lua_pushstring(L, tried.c_str());
   return 1;
 }
+
+// The target armed around lua_close: the state is going away, so there is
+// no hook to set; the watchdog's escalation is what ends a stuck close.
+struct ClosingTarget final : DeadlineWatch::Target {
+  void on_deadline() noexcept override {}
+} closing_target;
 
 std::string directory_of(const std::string& path) {
   auto slash = path.find_last_of('/');
@@ -184,7 +191,7 @@ void ScriptHost::on_deadline() noexcept {
 }
 
 void ScriptHost::begin_limits() {
-  if (handler_depth_ > 0) return;
+  if (limits_depth_++ > 0) return;
   instructions_used_ = 0;
   budget_exhausted_ = false;
   memory_.enforcing = true;
@@ -196,7 +203,7 @@ void ScriptHost::begin_limits() {
 }
 
 void ScriptHost::end_limits() {
-  if (handler_depth_ > 0) return;
+  if (--limits_depth_ > 0) return;
   memory_.enforcing = false;
   if (deadline_watch_) deadline_watch_->disarm(outer_armed_);
   if (!timed_out_ && !budget_exhausted_) return;
@@ -291,7 +298,18 @@ int ScriptHost::wrapped_call(lua_State* L) {
 }
 
 ScriptHost::~ScriptHost() {
-  if (state_) lua_close(state_);
+  if (!state_) return;
+  // lua_close runs the finalizers still pending, with hooks off: only the
+  // watchdog's escalation can end one that loops. Their allocations stay
+  // under the cap (a failure there is caught by Lua's own protected call).
+  DeadlineWatch::Armed previous;
+  if (deadline_watch_)
+    previous = deadline_watch_->arm(&closing_target,
+                                    DeadlineWatch::monotonic_now_ns() + int64_t{sandbox_.handler_timeout_ms} * 1'000'000);
+  memory_.enforcing = true;
+  lua_close(state_);
+  state_ = nullptr;
+  if (deadline_watch_) deadline_watch_->disarm(previous);
 }
 
 ScriptHost& ScriptHost::from(lua_State* L) { return **static_cast<ScriptHost**>(lua_getextraspace(L)); }
@@ -317,13 +335,9 @@ void ScriptHost::install_require() {
 
 bool ScriptHost::load(const std::string& path, std::string& error) {
   module_roots_ = {directory_of(path), shipped_scripts_dir()};
-  lua_State* L = state_;
-  if (luaL_loadfilex(L, path.c_str(), "t") != LUA_OK) {
-    error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot load script";
-    lua_pop(L, 1);
-    return false;
-  }
-  return run_chunk(error);
+  Call call{Call::Kind::chunk};
+  call.chunk_name = path.c_str();
+  return run_chunk(call, error);
 }
 
 bool ScriptHost::load_bundle(std::shared_ptr<const Bundle> bundle, std::string& error) {
@@ -334,79 +348,129 @@ bool ScriptHost::load_bundle(std::shared_ptr<const Bundle> bundle, std::string& 
     error = "bundle has no entry script";
     return false;
   }
-  lua_State* L = state_;
   std::string chunkname = "@" + entry->path;
-  if (luaL_loadbufferx(L, entry->text.data(), entry->text.size(), chunkname.c_str(), "t") != LUA_OK) {
-    error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot load script";
-    lua_pop(L, 1);
-    return false;
-  }
-  return run_chunk(error);
+  Call call{Call::Kind::chunk};
+  call.chunk = &entry->text;
+  call.chunk_name = chunkname.c_str();
+  return run_chunk(call, error);
 }
 
-bool ScriptHost::run_chunk(std::string& error) {
+bool ScriptHost::run_chunk(Call& call, std::string& error) {
+  // No traceback: a load error is one line ("game.lua:12: ...").
+  if (protected_run(call, false) == LUA_OK) return true;
   lua_State* L = state_;
-  begin_limits();
-  int status = lua_pcall(L, 0, 0, 0);
-  end_limits();
-  if (status != LUA_OK) {
-    error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
-    lua_pop(L, 1);
-    return false;
-  }
-  return true;
-}
-
-bool ScriptHost::push_handler(const char* name) {
-  lua_State* L = state_;
-  if (lua_getglobal(L, role_name(host_.role())) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return false;
-  }
-  int type = lua_getfield(L, -1, name);  // [role_table, handler]
-  lua_remove(L, -2);                     // [handler]
-  if (type == LUA_TFUNCTION) return true;
-  if (type == LUA_TNIL) {
-    lua_pop(L, 1);
-    return false;
-  }
-  if (luaL_getmetafield(L, -1, "__call") != LUA_TNIL) {
-    lua_pop(L, 1);  // a callable object is a handler too
-    return true;
-  }
-  log_write(LogLevel::error, log_tag_,
-            std::string(role_name(host_.role())) + "." + name + " is a " + luaL_typename(L, -1) +
-                ", not a function; ignored");
-  ++error_count_;
+  error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
   lua_pop(L, 1);
   return false;
 }
 
-bool ScriptHost::has_handler(const char* name) {
-  if (!push_handler(name)) return false;
-  lua_pop(state_, 1);
-  return true;
+int ScriptHost::run_call(lua_State* L) {
+  Call& call = *static_cast<Call*>(lua_touserdata(L, 1));
+  lua_settop(L, 0);
+  switch (call.kind) {
+    case Call::Kind::chunk: {
+      int status = call.chunk ? luaL_loadbufferx(L, call.chunk->data(), call.chunk->size(), call.chunk_name, "t")
+                              : luaL_loadfilex(L, call.chunk_name, "t");
+      if (status != LUA_OK) return lua_error(L);
+      lua_call(L, 0, 0);
+      return 0;
+    }
+    case Call::Kind::work:
+      call.pusher->call(call.pusher->fn, L);
+      return 0;
+    case Call::Kind::handler:
+    case Call::Kind::lookup:
+      break;
+  }
+  // Either lookup may run the script's metamethods (an __index on _G or on
+  // the role table): that is why it is in here.
+  if (lua_getglobal(L, role_name(ScriptHost::from(L).host_.role())) != LUA_TTABLE) return 0;
+  int type = lua_getfield(L, 1, call.name);  // [role_table, handler]
+  if (type == LUA_TNIL) return 0;
+  if (type != LUA_TFUNCTION) {
+    // A callable object is a handler too (the metafield is read raw).
+    if (luaL_getmetafield(L, 2, "__call") == LUA_TNIL) {
+      call.not_callable = luaL_typename(L, 2);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  call.found = true;
+  if (call.kind == Call::Kind::lookup) return 0;
+  lua_remove(L, 1);  // [handler]
+  int nargs = call.pusher ? call.pusher->call(call.pusher->fn, L) : 0;
+  lua_call(L, nargs, 0);
+  return 0;
 }
 
-bool ScriptHost::call_pushed(const char* name, int nargs) {
+int ScriptHost::protected_run(Call& call, bool traceback) {
   lua_State* L = state_;
-  int handler_index = lua_gettop(L) - nargs;  // [..., handler, args...]
-  lua_pushcfunction(L, traceback_handler);
-  lua_insert(L, handler_index);  // [..., traceback, handler, args...]
+  int base = lua_gettop(L);
+  // Neither push allocates: nothing runs outside the pcall.
+  if (traceback) lua_pushcfunction(L, traceback_handler);
+  lua_pushcfunction(L, guarded<&ScriptHost::run_call>);
+  lua_pushlightuserdata(L, &call);
+  bool as_handler = call.kind == Call::Kind::handler || call.kind == Call::Kind::lookup;
   begin_limits();
-  ++handler_depth_;
-  int status = lua_pcall(L, nargs, 0, handler_index);
-  --handler_depth_;
+  if (as_handler) ++handler_depth_;
+  int status = lua_pcall(L, 1, 0, traceback ? base + 1 : 0);
+  if (as_handler) --handler_depth_;
   end_limits();
-  if (status == LUA_OK) {
-    lua_pop(L, 1);
-    return true;
-  }
+  if (traceback) lua_remove(L, base + 1);
+  return status;  // LUA_OK: the stack is as it was; else [..., message]
+}
+
+void ScriptHost::report_not_callable(const Call& call) {
+  if (!call.not_callable) return;
+  log_write(LogLevel::error, log_tag_,
+            std::string(role_name(host_.role())) + "." + call.name + " is a " + call.not_callable +
+                ", not a function; ignored");
+  ++error_count_;
+}
+
+bool ScriptHost::has_handler(const char* name) {
+  Call call{Call::Kind::lookup};
+  call.name = name;
+  int status = protected_run(call, true);
+  report_not_callable(call);
+  if (status == LUA_OK) return call.found;
+  lua_State* L = state_;
   std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  ++error_count_;
+  log_write(LogLevel::error, log_tag_,
+            std::string("error in looking up ") + role_name(host_.role()) + "." + name + ": " + message);
+  host_.on_script_error();
+  return false;
+}
+
+bool ScriptHost::call_handler(const char* name, const ArgPusher* pusher) {
+  Call call{Call::Kind::handler};
+  call.name = name;
+  call.pusher = pusher;
+  int status = protected_run(call, true);
+  report_not_callable(call);
+  if (status == LUA_OK) return true;
+  lua_State* L = state_;
+  std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
+  lua_pop(L, 1);
   ++error_count_;
   log_write(LogLevel::error, log_tag_,
             std::string("error in ") + role_name(host_.role()) + "." + name + ": " + message);
+  host_.on_script_error();
+  return false;
+}
+
+bool ScriptHost::call_protected(const char* what, const ArgPusher* pusher) {
+  Call call{Call::Kind::work};
+  call.pusher = pusher;
+  int status = protected_run(call, true);
+  if (status == LUA_OK) return true;
+  lua_State* L = state_;
+  std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
+  lua_pop(L, 1);
+  ++error_count_;
+  log_write(LogLevel::error, log_tag_, std::string("error in ") + what + ": " + message);
   host_.on_script_error();
   return false;
 }

@@ -2,14 +2,21 @@
 // One Lua state and everything that calls into it. Lifecycle: construct
 // (creates the state, opens the allowed libraries and the bindings for the
 // role), load() the entry script, invoke() handlers, destroy (lua_close).
-// Every call into Lua goes through one pcall with a traceback handler; an
-// error aborts only that handler, is logged once, and is reported to the host.
+// Every call into Lua - the handler's lookup (a role table or _G may have an
+// __index), its arguments, the call, the chunk's load, the host's own pushes
+// (protect()) - goes through one pcall with a traceback handler and under
+// the limits; an error aborts only that call, is logged once, and is
+// reported to the host. What the count hook cannot stop (a finalizer or a
+// message handler, where Lua runs with hooks off, or a long C call) is ended
+// by the watchdog's escalation (runtime/deadline_watch.hpp), lua_close
+// included.
 #include <lua.hpp>
 
 #include <csignal>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/bundle.hpp"
@@ -59,19 +66,35 @@ class ScriptHost final : private DeadlineWatch::Target {
   const Bundle* bundle() const { return bundle_.get(); }
   bool sandboxed() const { return sandbox_.enabled; }
 
-  // Calls <role table>.<name>(args...) if the script defined it. `push_args`
-  // is called with the state and returns how many values it pushed. Returns
-  // false if the handler raised (already logged with a traceback).
+  // Calls <role table>.<name>(args...) if the script defined it. The lookup
+  // honours metamethods (a role table with an __index is legitimate) and runs
+  // in the same protected call and under the same limits as the handler.
+  // `push_args` is called inside that call, only when the handler exists,
+  // with the state and returns how many values it pushed; it may raise a Lua
+  // error (e.g. out of memory) and must not throw. Returns false if the
+  // lookup or the handler raised (already logged with a traceback).
   template <class PushArgs>
   bool invoke(const char* name, PushArgs&& push_args) {
-    if (!push_handler(name)) return true;
-    int nargs = push_args(state_);
-    return call_pushed(name, nargs);
+    using Fn = std::remove_reference_t<PushArgs>;
+    ArgPusher pusher{&push_args, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
+    return call_handler(name, &pusher);
   }
-  bool invoke(const char* name) {
-    return invoke(name, [](lua_State*) { return 0; });
-  }
+  bool invoke(const char* name) { return call_handler(name, nullptr); }
+  // Whether <role table>.<name> is a function or callable, looked up as
+  // invoke() does (protected, limited); a lookup that raises is logged and
+  // answers false.
   bool has_handler(const char* name);
+  // Runs `work(L)` (the host's own stack work that allocates, e.g. a handle
+  // kept in the registry) in a protected call under the limits: an
+  // allocation may run a GC step and with it a finalizer. `work` returns how
+  // many values it left on the stack; they are dropped. `what` names the
+  // work in the log line. Returns false if it raised (logged).
+  template <class Work>
+  bool protect(const char* what, Work&& work) {
+    using Fn = std::remove_reference_t<Work>;
+    ArgPusher pusher{&work, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
+    return call_protected(what, &pusher);
+  }
 
   lua_State* state() const { return state_; }
   HostApi& host() const { return host_; }
@@ -104,10 +127,31 @@ class ScriptHost final : private DeadlineWatch::Target {
   };
   static void* allocate(void* ud, void* ptr, size_t old_size, size_t new_size);
 
-  bool push_handler(const char* name);  // [] -> [fn] when it returns true
-  bool call_pushed(const char* name, int nargs);
+  // A type-erased callable: pushes onto L, returns how many values.
+  struct ArgPusher {
+    void* fn;
+    int (*call)(void* fn, lua_State* L);
+  };
+  // What one protected call does; lives on the C++ stack of its caller.
+  struct Call {
+    enum class Kind { handler, lookup, work, chunk } kind;
+    const char* name = nullptr;          // the handler's name (handler, lookup)
+    const ArgPusher* pusher = nullptr;   // handler args or the work (may be null)
+    const std::string* chunk = nullptr;  // chunk: the text (null: load from `chunk_name` as a file)
+    const char* chunk_name = nullptr;    // chunk: "@path" or the file's path
+    bool found = false;                  // handler, lookup: a callable was there
+    const char* not_callable = nullptr;  // the type name of a non-callable value
+  };
+  static int run_call(lua_State* L);  // [lightuserdata Call] -> []
+  // Runs `call` in lua_pcall under the limits; LUA_OK or the error status
+  // with the message on the stack top (a traceback with `traceback`).
+  int protected_run(Call& call, bool traceback);
+  bool call_handler(const char* name, const ArgPusher* pusher);
+  bool call_protected(const char* what, const ArgPusher* pusher);
+  // Logs a non-callable handler the lookup found.
+  void report_not_callable(const Call& call);
   void install_require();
-  bool run_chunk(std::string& error);  // [chunk] -> []
+  bool run_chunk(Call& call, std::string& error);
   // The instruction budget and the handler timeout: armed for each
   // outermost call; both abort through limits_hook.
   static void limits_hook(lua_State* L, lua_Debug* ar);
@@ -126,6 +170,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   MemoryBudget memory_;
   lua_State* state_ = nullptr;
   int handler_depth_ = 0;
+  int limits_depth_ = 0;  // nested protected calls: the limits belong to the outermost
   uint64_t error_count_ = 0;
   std::vector<std::string> module_roots_;
   Sandbox sandbox_;

@@ -223,9 +223,11 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   st.id = *id;
   st.since_ns = monotonic_ns();
   slot_entries_[id->slot].peer = peer;
-  lua_State* L = script_->state();
-  push_client_handle(L, *id);
-  slot_entries_[id->slot].handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  script_->protect("creating a client handle", [&](lua_State* L) {
+    push_client_handle(L, *id);
+    slot_entries_[id->slot].handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+  });
   send_welcome(peer, *id, false);
   log_write(LogLevel::info, "server", "client " + who + " joined in slot " + std::to_string(id->slot));
 

@@ -49,6 +49,25 @@ int text_only_load(lua_State* L) {
   return lua_gettop(L);
 }
 
+// setmetatable(t, mt) refusing a metatable with a __gc field: in Lua 5.4 an
+// object is marked for finalization only if its metatable has __gc when
+// setmetatable runs, so untrusted code gets no finalizers (they run with
+// hooks off, out of the handler timeout's reach). The host's own userdata
+// keep their C __gc (set from C, not through this function).
+int no_gc_setmetatable(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    bool has_gc = lua_rawget(L, 2) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (has_gc) return luaL_error(L, "__gc metamethods are not available to fetched scripts (sandbox)");
+  }
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));  // [t, mt, setmetatable]
+  lua_insert(L, 1);
+  lua_call(L, 2, 1);
+  return 1;
+}
+
 void open_lib(lua_State* L, const char* name, lua_CFunction open, std::initializer_list<const char*> allowed) {
   luaL_requiref(L, name, open, 1);  // [lib]
   keep_only(L, allowed);
@@ -62,6 +81,9 @@ void open_sandboxed_libs(lua_State* L) {
   lua_getfield(L, -1, "load");
   lua_pushcclosure(L, text_only_load, 1);
   lua_setfield(L, -2, "load");
+  lua_getfield(L, -1, "setmetatable");
+  lua_pushcclosure(L, no_gc_setmetatable, 1);
+  lua_setfield(L, -2, "setmetatable");
   keep_only(L, {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print", "rawequal", "rawget",
                 "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type", "xpcall",
                 "collectgarbage", "_G", "_VERSION", "load"});

@@ -3,8 +3,10 @@
 // under --sandbox): an allow-list of the standard library. Everything not
 // named below is absent from the state; docs/shards.md lists the same set.
 //   base:      assert error getmetatable ipairs next pairs pcall print rawequal
-//              rawget rawlen rawset select setmetatable tonumber tostring type
-//              xpcall collectgarbage _G _VERSION, and load (text chunks only)
+//              rawget rawlen rawset select tonumber tostring type
+//              xpcall collectgarbage _G _VERSION, load (text chunks only), and
+//              setmetatable refusing a metatable with a __gc field (no
+//              finalizers: they run with hooks off, beyond the timeout)
 //   package:   require (confined by ScriptHost's searcher), package.loaded,
 //              package.preload, package.searchers, package.config
 //   string:    everything but string.dump

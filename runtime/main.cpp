@@ -1,9 +1,17 @@
 // nshost: runs a Lua game script as an ENet game server or client.
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <enet/enet.h>
@@ -18,6 +26,82 @@
 using namespace nshost;
 
 namespace {
+
+// SIGINT and SIGTERM: blocked in every thread (main blocks them before any
+// thread starts) and taken by one thread with sigwait, so a stop request is
+// seen even while the loop thread is stuck in Lua or in a C call. The thread
+// wakes the loop (uv_async) for the clean shutdown; if the process is still
+// alive kForcedExitMs after the first signal it writes one line and _exits.
+// Leaked on purpose: the thread runs until the process ends.
+struct StopSignals {
+  std::mutex mutex;
+  uv_async_t* wake = nullptr;  // set while a role runs and has not finished
+  int finished_exit_code = -1;  // the role's exit code once it finished, else -1
+  std::atomic<int> pending{0};  // signals the loop has not acted on yet
+};
+StopSignals* const g_stop = new StopSignals;
+constexpr int64_t kForcedExitMs = 1800;  // under the 2 s promised, with room for the exit itself
+
+sigset_t stop_signal_set() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+int64_t steady_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+[[noreturn]] void forced_exit(int signum, int exit_code) {
+  char line[160];
+  int n = std::snprintf(line, sizeof line, "nshost: still running %lld ms after %s (stuck in Lua or C); exiting\n",
+                        static_cast<long long>(kForcedExitMs), signum == SIGINT ? "SIGINT" : "SIGTERM");
+  if (n > 0 && write(STDERR_FILENO, line, std::min<size_t>(n, sizeof line - 1)) < 0) {
+    // Nothing more to do: the process ends either way.
+  }
+  _exit(exit_code);
+}
+
+void wait_for_stop_signals() {
+  sigset_t set = stop_signal_set();
+  int64_t force_at_ns = 0;
+  int first_signal = 0;
+  for (;;) {
+    int signum = 0;
+    if (force_at_ns == 0) {
+      if (sigwait(&set, &signum) != 0) continue;
+    } else {
+      int64_t left_ns = force_at_ns - steady_now_ns();
+      if (left_ns <= 0) {
+        int code;
+        {
+          std::lock_guard lock(g_stop->mutex);
+          code = g_stop->finished_exit_code;
+        }
+        // A role that finished keeps its exit code; one still running ends
+        // as the signal would have ended it.
+        forced_exit(first_signal, code >= 0 ? code : 128 + first_signal);
+      }
+      timespec timeout{static_cast<time_t>(left_ns / 1'000'000'000), static_cast<long>(left_ns % 1'000'000'000)};
+      signum = sigtimedwait(&set, nullptr, &timeout);
+      if (signum < 0) continue;  // timed out or interrupted: check the time again
+    }
+    if (force_at_ns == 0) {
+      force_at_ns = steady_now_ns() + kForcedExitMs * 1'000'000;
+      first_signal = signum;
+    }
+    std::lock_guard lock(g_stop->mutex);
+    // Once the role has finished a signal changes nothing: the process is on
+    // its way out with the role's exit code.
+    if (!g_stop->wake) continue;
+    g_stop->pending.fetch_add(1);
+    uv_async_send(g_stop->wake);
+  }
+}
 
 int run(const Options& options) {
   EnetLibrary enet;
@@ -34,23 +118,29 @@ int run(const Options& options) {
     else if (options.bots > 0) role = std::make_unique<BotFleet>(&loop, options);
     else role = std::make_unique<ClientRole>(&loop, options);
 
-    UvHandle<uv_signal_t> sigint, sigterm;
-    auto on_signal = [](uv_signal_t* handle, int) {
-      if (handle->data) static_cast<RoleRunner*>(handle->data)->begin_shutdown();
+    UvHandle<uv_async_t> wake;
+    auto on_wake = [](uv_async_t* handle) {
+      auto* runner = static_cast<RoleRunner*>(handle->data);
+      // Two signals coalesced into one wake-up still mean "stop, then now".
+      for (int n = g_stop->pending.exchange(0); runner && n > 0 && !runner->finished(); --n) runner->begin_shutdown();
     };
-    for (auto [handle, signum] : {std::pair{&sigint, SIGINT}, std::pair{&sigterm, SIGTERM}}) {
-      handle->init([&](uv_signal_t* s) { return uv_signal_init(&loop, s); });
-      handle->get()->data = role.get();
-      uv_signal_start(handle->get(), on_signal, signum);
+    wake.init([&](uv_async_t* a) { return uv_async_init(&loop, a, on_wake); });
+    if (wake) wake.get()->data = role.get();
+    auto stop_listening = [&](int finished_exit_code) {
+      std::lock_guard lock(g_stop->mutex);
+      g_stop->wake = nullptr;
+      g_stop->finished_exit_code = finished_exit_code;
+    };
+    {
+      std::lock_guard lock(g_stop->mutex);
+      g_stop->wake = wake.get();
     }
     role->on_finished = [&] {
-      sigint.close();
-      sigterm.close();
       // The role has stopped and the process is on its way out with its exit
       // code; a late signal (say a SIGTERM racing a client's own exit after
-      // server_left) must not turn that into death by signal.
-      std::signal(SIGINT, SIG_IGN);
-      std::signal(SIGTERM, SIG_IGN);
+      // server_left) must not change it.
+      stop_listening(role->exit_code());
+      wake.close();
     };
 
     std::string error;
@@ -61,6 +151,7 @@ int run(const Options& options) {
       uv_run(&loop, UV_RUN_DEFAULT);
       exit_code = role->exit_code();
     }
+    stop_listening(exit_code);
   }
   // Lets the close callbacks of every destroyed handle run.
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -92,5 +183,9 @@ int main(int argc, char** argv) {
       break;
   }
   set_log_level(parsed.options.log_level);
+  // Before any thread starts, so that every thread inherits the mask.
+  sigset_t stop_set = stop_signal_set();
+  pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
+  std::thread(wait_for_stop_signals).detach();
   return run(parsed.options);
 }

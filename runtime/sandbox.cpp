@@ -55,6 +55,9 @@ int text_only_load(lua_State* L) {
 // hooks off, out of the handler timeout's reach). The host's own userdata
 // keep their C __gc (set from C, not through this function).
 int no_gc_setmetatable(lua_State* L) {
+  // The argument checks first, so that their errors name this function.
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, lua_type(L, 2) == LUA_TNIL || lua_type(L, 2) == LUA_TTABLE, 2, "nil or table");
   if (lua_type(L, 2) == LUA_TTABLE) {
     lua_pushliteral(L, "__gc");
     bool has_gc = lua_rawget(L, 2) != LUA_TNIL;

@@ -201,3 +201,86 @@ TEST_CASE("handler timeout: no hook is set until a deadline passes, and coroutin
         std::string::npos);
   CHECK(lua_gettop(L) == 0);
 }
+
+TEST_CASE("handler lookup: a role table's __index is honoured; one that raises or allocates is one logged error under the limits") {
+  RoleFixture f;
+  Options o;
+  o.memory_limit_bytes = 16u << 20;
+  ServerRole& server = f.start_server("server = setmetatable({}, {__index = {tick = function(n) ticked = n end}})\n", o);
+  ScriptHost& host = *server.script();
+  lua_State* L = host.state();
+  REQUIRE(f.step_until([&] { return RoleFixture::eval(L, "return ticked ~= nil") == "ok: true"; }));
+  CHECK(host.has_handler("tick"));
+  CHECK_FALSE(host.has_handler("receive"));
+  CHECK(host.error_count() == 0);
+
+  REQUIRE(RoleFixture::eval(L, "server = setmetatable({}, {__index = function() error('lookup boom') end})") == "ok");
+  {
+    test::StderrCapture capture;
+    CHECK_FALSE(host.has_handler("tick"));
+    CHECK_FALSE(host.invoke("tick"));
+    std::string text = capture.text();
+    CHECK_MESSAGE(text.find("error in looking up server.tick: ") != std::string::npos, text);
+    CHECK_MESSAGE(text.find("error in server.tick: ") != std::string::npos, text);
+    CHECK(text.find("lookup boom") != std::string::npos);
+  }
+  CHECK(host.error_count() == 2);
+  CHECK(lua_gettop(L) == 0);
+
+  // The cap holds while the lookup runs: the 400 MB asked for never exist.
+  REQUIRE(RoleFixture::eval(L, R"(
+    server = setmetatable({}, {__index = function()
+      local hoard = {}
+      for i = 1, 4000000 do hoard[i] = ('x'):rep(64) .. i end
+    end}))") == "ok");
+  {
+    test::StderrCapture capture;
+    CHECK_FALSE(host.invoke("tick"));
+    CHECK(capture.text().find("error in server.tick: not enough memory") != std::string::npos);
+  }
+  CHECK(host.memory_used() <= o.memory_limit_bytes);
+  CHECK(lua_gettop(L) == 0);
+}
+
+TEST_CASE("handler arguments are pushed inside the protected call: an error there is the handler's error") {
+  RoleFixture f;
+  ServerRole& server = f.start_server("function server.shutdown(a) got = a end\n");
+  ScriptHost& host = *server.script();
+  lua_State* L = host.state();
+  {
+    test::StderrCapture capture;
+    CHECK_FALSE(host.invoke("shutdown", [](lua_State* S) -> int { return luaL_error(S, "cannot build the arguments"); }));
+    CHECK(capture.text().find("error in server.shutdown: cannot build the arguments") != std::string::npos);
+  }
+  CHECK(host.invoke("shutdown", [](lua_State* S) {
+    lua_pushliteral(S, "fine");
+    return 1;
+  }));
+  CHECK(RoleFixture::eval(L, "return got") == "ok: fine");
+  // Not pushed at all when there is no handler.
+  bool pushed = false;
+  CHECK(host.invoke("receive", [&](lua_State*) {
+    pushed = true;
+    return 0;
+  }));
+  CHECK_FALSE(pushed);
+  CHECK(lua_gettop(L) == 0);
+}
+
+TEST_CASE("sandbox: setmetatable refuses a metatable with __gc and keeps its standard behaviour otherwise") {
+  RoleFixture f;
+  Options o;
+  o.sandbox = true;
+  ServerRole& server = f.start_server("", o);
+  lua_State* L = server.script()->state();
+  CHECK(RoleFixture::eval(L, "setmetatable({}, {__gc = function() end})")
+            .find("__gc metamethods are not available to fetched scripts (sandbox)") != std::string::npos);
+  CHECK(RoleFixture::eval(L, "setmetatable({}, {__gc = false})").find("(sandbox)") != std::string::npos);
+  CHECK(RoleFixture::eval(L, "local t = {} return setmetatable(t, {__index = {x = 1}}) == t, t.x") == "ok: true, 1");
+  CHECK(RoleFixture::eval(L, "local t = setmetatable({}, {}) return getmetatable(setmetatable(t, nil))") == "ok: nil");
+  CHECK(RoleFixture::eval(L, "setmetatable(setmetatable({}, {__metatable = 1}), {})").find("cannot change a protected metatable") !=
+        std::string::npos);
+  CHECK(RoleFixture::eval(L, "setmetatable(1, {})").find("bad argument #1 to 'setmetatable'") != std::string::npos);
+  // The host's own userdata keep their C finalizers (net's state among them).
+  CHECK(RoleFixture::eval(L, "return type(net)") == "ok: table");
+}

@@ -2,8 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <functional>
 #include <thread>
+#include <utility>
 
 using namespace nshost;
 
@@ -69,4 +75,78 @@ TEST_CASE("deadline watch: a nested arm (another state's handler) hands the oute
   REQUIRE(wait_for([&] { return outer.calls > 0; }));
   CHECK(inner.calls == 0);
   watch->disarm(none);
+}
+
+namespace {
+
+// Runs `body` in a forked child whose stderr is a pipe; returns its exit
+// status (or -1) and what it wrote, waiting at most 5 s.
+std::pair<int, std::string> in_child(const std::function<void()>& body) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[0]);
+    body();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string text;
+  char buffer[512];
+  int status = -1;
+  int64_t give_up_ns = DeadlineWatch::monotonic_now_ns() + 5'000'000'000;
+  while (DeadlineWatch::monotonic_now_ns() < give_up_ns) {
+    pollfd p{fds[0], POLLIN, 0};
+    if (poll(&p, 1, 50) > 0) {
+      ssize_t n = read(fds[0], buffer, sizeof buffer);
+      if (n > 0) text.append(buffer, static_cast<size_t>(n));
+    }
+    if (waitpid(pid, &status, WNOHANG) == pid) break;
+    status = -1;
+  }
+  if (status == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  close(fds[0]);
+  return {status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+}  // namespace
+
+TEST_CASE("deadline watch: a target still armed max(1 s, timeout) past its deadline ends the process with one line and exit code 3") {
+  int64_t start_ns = DeadlineWatch::monotonic_now_ns();
+  auto [code, text] = in_child([] {
+    auto watch = DeadlineWatch::for_this_thread(50);
+    CountingTarget target;  // does nothing: as a finalizer that ignores the hook
+    watch->arm(&target, DeadlineWatch::monotonic_now_ns() + 50'000'000);
+    int64_t until_ns = DeadlineWatch::monotonic_now_ns() + 4'000'000'000;
+    while (DeadlineWatch::monotonic_now_ns() < until_ns) std::this_thread::yield();
+    _exit(99);
+  });
+  int64_t took_ms = (DeadlineWatch::monotonic_now_ns() - start_ns) / 1'000'000;
+  CHECK(code == DeadlineWatch::kStuckExitCode);
+  CHECK(text ==
+        "nshost: a Lua handler could not be stopped (finalizer, message handler or C call ran past --handler-timeout "
+        "+ 1000 ms); exiting\n");
+  CHECK(took_ms >= 1050);
+  CHECK(took_ms < 2500);
+  CHECK(DeadlineWatch::escalation_grace_ns(200'000'000) == 1'000'000'000);
+  CHECK(DeadlineWatch::escalation_grace_ns(3'000'000'000) == 3'000'000'000);
+}
+
+TEST_CASE("deadline watch: a target disarmed within the grace does not end the process") {
+  auto [code, text] = in_child([] {
+    auto watch = DeadlineWatch::for_this_thread(50);
+    CountingTarget target;
+    DeadlineWatch::Armed previous = watch->arm(&target, DeadlineWatch::monotonic_now_ns() + 50'000'000);
+    wait_for([&] { return target.calls > 0; });
+    watch->disarm(previous);
+    int64_t until_ns = DeadlineWatch::monotonic_now_ns() + 1'500'000'000;
+    while (DeadlineWatch::monotonic_now_ns() < until_ns) std::this_thread::yield();
+  });
+  CHECK(code == 0);
+  CHECK(text.empty());
 }

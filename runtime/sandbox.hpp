@@ -13,7 +13,8 @@
 //   table, math, utf8, coroutine: everything
 //   os:        os.clock, os.time
 // No io, no debug, no dofile/loadfile, no package.loadlib/searchpath/cpath.
-// The memory cap and the instruction budget are ScriptHost's (see there).
+// The memory cap and the instruction budget are ScriptHost's (see there), as
+// are coroutine.resume/wrap and xpcall, replaced in every state.
 #include <lua.hpp>
 
 namespace nshost {

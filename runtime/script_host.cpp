@@ -151,6 +151,8 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbo
     lua_setfield(L, -2, "wrap");
   }
   lua_pop(L, 1);
+  lua_pushcfunction(L, &ScriptHost::xpcall);
+  lua_setglobal(L, "xpcall");
   // The limits hold for every state (issue 5); `enabled` adds the allow-list.
   memory_.limit = sandbox_.memory_limit_bytes;
   if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::limits_hook, LUA_MASKCOUNT, kBudgetStep);
@@ -295,6 +297,37 @@ int ScriptHost::wrapped_call(lua_State* L) {
     lua_concat(L, 2);
   }
   return lua_error(L);
+}
+
+int ScriptHost::xpcall_message_handler(lua_State* L) {
+  ScriptHost& self = ScriptHost::from(L);
+  if (self.timed_out_ || self.budget_exhausted_) return 1;  // the host's error, as it is
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+int ScriptHost::xpcall_finish(lua_State* L, int status, lua_KContext extra) {
+  if (status != LUA_OK && status != LUA_YIELD) {
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;  // [false, error]
+  }
+  return lua_gettop(L) - static_cast<int>(extra);  // [true, results...]
+}
+
+int ScriptHost::xpcall(lua_State* L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, &ScriptHost::xpcall_message_handler, 1);
+  lua_replace(L, 2);  // [f, guarded msgh, args...]
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2);  // [f, msgh, true, f, args...]
+  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, &ScriptHost::xpcall_finish);
+  return xpcall_finish(L, status, 2);
 }
 
 ScriptHost::~ScriptHost() {

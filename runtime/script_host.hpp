@@ -116,6 +116,12 @@ class ScriptHost final : private DeadlineWatch::Target {
   // coroutine too. [co, args...] -> [true, results...] | [false, error]
   static int coroutine_resume(lua_State* L);
   static int coroutine_wrap(lua_State* L);  // [f] -> [function]
+  // xpcall of every state: the standard one, except that the script's
+  // message handler is not called for an error the host raises to stop the
+  // handler (timeout, instruction budget). Lua calls a message handler for
+  // an error raised in a hook with hooks off, where nothing could stop a
+  // handler that loops. [f, msgh, args...] -> [true, results...] | [false, error]
+  static int xpcall(lua_State* L);
 
  private:
   struct MemoryBudget {
@@ -164,6 +170,8 @@ class ScriptHost final : private DeadlineWatch::Target {
   // to-be-closed variables run), as coroutine.wrap does.
   static int resume_tracked(lua_State* L, lua_State* co, int nargs, bool close_on_error);
   static int wrapped_call(lua_State* L);
+  static int xpcall_message_handler(lua_State* L);  // upvalue 1: the script's handler
+  static int xpcall_finish(lua_State* L, int status, lua_KContext extra);
 
   HostApi& host_;
   std::string log_tag_;

@@ -284,3 +284,37 @@ TEST_CASE("sandbox: setmetatable refuses a metatable with __gc and keeps its sta
   // The host's own userdata keep their C finalizers (net's state among them).
   CHECK(RoleFixture::eval(L, "return type(net)") == "ok: table");
 }
+
+TEST_CASE("xpcall: the script's message handler runs for the script's errors, not for the host's timeout") {
+  RoleFixture f;
+  ServerRole& server = f.start_server(R"(
+    runaway, handled, ended = false, 0, false
+    function server.tick()
+      if not runaway then return end
+      runaway = false
+      -- Called for the timeout's own error this handler would loop with hooks off.
+      xpcall(function() while true do end end, function() handled = handled + 1 while true do end end)
+      ended = true
+    end
+  )", with_timeout_ms(100));
+  lua_State* L = server.script()->state();
+  CHECK(RoleFixture::eval(L, "return xpcall(function(a, b) return a + b, 'x' end, print, 1, 2)") == "ok: true, 3, x");
+  CHECK(RoleFixture::eval(L, "return xpcall(error, function(m) return 'handled: ' .. m end, 'boom', 0)") ==
+        "ok: false, handled: boom");
+  CHECK(RoleFixture::eval(L, "return xpcall(print)").find("bad argument #2 to 'xpcall'") != std::string::npos);
+  // A coroutine may yield across it.
+  CHECK(RoleFixture::eval(L, R"(
+    local co = coroutine.wrap(function() return xpcall(function() return coroutine.yield(1) + 1 end, print) end)
+    return co(), co(41))") == "ok: 1, true, 42");
+  std::string text;
+  {
+    test::StderrCapture capture;
+    REQUIRE(RoleFixture::eval(L, "runaway = true") == "ok");
+    REQUIRE(f.step_until([&] { return server.script()->error_count() > 0; }));
+    text = capture.text();
+  }
+  CHECK_MESSAGE(text.find("error in server.tick: ") != std::string::npos, text);
+  CHECK(text.find("handler timed out (ran over 100 ms; --handler-timeout)") != std::string::npos);
+  CHECK(RoleFixture::eval(L, "return handled, ended") == "ok: 0, false");
+  CHECK(lua_gettop(L) == 0);
+}

@@ -7,7 +7,8 @@
 --   g_index_loop   _G's __index loops once (the handler timeout ends it)
 --   field_error    client's own __index raises once
 --   field_alloc    client's __index allocates ~400 MB once (the memory cap ends it)
---   xpcall         a message handler that loops (hooks are off in it)
+--   xpcall         a message handler that loops (called for the timeout's
+--                  error it would run with hooks off)
 --   gc             setmetatable with a __gc field (refused by the sandbox)
 local mode, armed_tick, said = nil, nil, false
 

@@ -1,7 +1,9 @@
 #pragma once
 // The lifecycle every role follows, driven by main: construct, start() (bind
 // or connect, load the script, start ticking), run the loop, begin_shutdown()
-// on SIGINT/SIGTERM, and on_finished once everything it owns is closed.
+// on SIGINT/SIGTERM (called on the loop thread; main's signal thread wakes
+// it, and ends the process itself if the role is not done 1.8 s after the
+// signal), and on_finished once everything it owns is closed.
 #include <functional>
 #include <string>
 

@@ -3,6 +3,7 @@
 // errors. Each call gets a step budget, and a call still matching when the
 // running handler's deadline passes ends with the handler-timeout error.
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
@@ -67,6 +68,32 @@ bool is_plain(std::string_view pattern) {
   return true;
 }
 
+// The first occurrence of `needle` in `haystack`, or nullptr. Lua's own
+// search (memchr for the first byte, then memcmp) is the fastest on text but
+// quadratic on inputs like a run of 'a' searched for "aaa...ab"; once its
+// comparisons pass a few times the haystack's size, glibc's memmem (linear)
+// finishes the search.
+const char* find_bytes(std::string_view haystack, std::string_view needle) {
+  if (needle.empty()) return haystack.data();
+  if (needle.size() > haystack.size()) return nullptr;
+  const char* at = haystack.data();
+  const char* last = haystack.data() + (haystack.size() - needle.size());
+  uint64_t compared = 0;
+  const uint64_t compare_limit = 4 * static_cast<uint64_t>(haystack.size()) + 4096;
+  while (at <= last) {
+    at = static_cast<const char*>(std::memchr(at, needle[0], static_cast<size_t>(last - at) + 1));
+    if (!at) return nullptr;
+    if (std::memcmp(at + 1, needle.data() + 1, needle.size() - 1) == 0) return at;
+    compared += needle.size();
+    if (compared > compare_limit) {
+      size_t rest = haystack.size() - static_cast<size_t>(at + 1 - haystack.data());
+      return static_cast<const char*>(memmem(at + 1, rest, needle.data(), needle.size()));
+    }
+    ++at;
+  }
+  return nullptr;
+}
+
 void push_capture(lua_State* L, const PatternMatcher& matcher, std::string_view subject, int index,
                   size_t match_begin, size_t match_end) {
   PatternMatcher::Capture capture =
@@ -100,13 +127,12 @@ int find_or_match(lua_State* L, bool find) {
     return 1;
   }
   if (find && (lua_toboolean(L, 4) || is_plain({p, pattern_bytes}))) {
-    // glibc's memmem is linear in the subject; an empty needle is found at init.
-    const void* at = memmem(s + init, subject_bytes - init, p, pattern_bytes);
+    const char* at = find_bytes(subject.substr(init), {p, pattern_bytes});
     if (!at) {
       luaL_pushfail(L);
       return 1;
     }
-    size_t begin = static_cast<size_t>(static_cast<const char*>(at) - s);
+    size_t begin = static_cast<size_t>(at - s);
     lua_pushinteger(L, static_cast<lua_Integer>(begin) + 1);
     lua_pushinteger(L, static_cast<lua_Integer>(begin + pattern_bytes));
     return 2;

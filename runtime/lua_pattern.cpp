@@ -14,13 +14,6 @@ PatternMatcher::PatternMatcher(std::string_view subject, std::string_view patter
   reset_budget(budget);
 }
 
-void PatternMatcher::reset_budget(const PatternBudget& budget) {
-  budget_ = budget;
-  steps_ = 0;
-  next_poll_ = kPollSteps;
-  if (budget_.max_steps != 0 && budget_.max_steps < next_poll_) next_poll_ = budget_.max_steps + 1;
-}
-
 void PatternMatcher::fail(PatternError::Kind kind, const std::string& message) { throw PatternError(kind, message); }
 
 void PatternMatcher::poll() {
@@ -90,23 +83,59 @@ const PatternMatcher::Byte* PatternMatcher::item_end(const Byte* p) {
   return p + 1;
 }
 
-bool PatternMatcher::in_class(int c, int cl) {
-  bool yes;
-  switch (std::tolower(cl)) {
-    case 'a': yes = std::isalpha(c); break;
-    case 'c': yes = std::iscntrl(c); break;
-    case 'd': yes = std::isdigit(c); break;
-    case 'g': yes = std::isgraph(c); break;
-    case 'l': yes = std::islower(c); break;
-    case 'p': yes = std::ispunct(c); break;
-    case 's': yes = std::isspace(c); break;
-    case 'u': yes = std::isupper(c); break;
-    case 'w': yes = std::isalnum(c); break;
-    case 'x': yes = std::isxdigit(c); break;
-    case 'z': yes = c == 0; break;  // deprecated in the manual, still accepted by 5.4
-    default: return cl == c;  // an escaped literal such as %. or %%
+namespace {
+
+// The <ctype.h> classes of byte c in the current locale, as Lua tests them.
+// glibc's table is what its isalpha() & co. read; looked up here directly
+// because these run once per subject byte and a call each costs a third of
+// the matcher's time.
+#ifdef __GLIBC__
+enum class CharClass : unsigned short {
+  alpha = _ISalpha, cntrl = _IScntrl, digit = _ISdigit, graph = _ISgraph, lower = _ISlower,
+  punct = _ISpunct, space = _ISspace, upper = _ISupper, alnum = _ISalnum, xdigit = _ISxdigit,
+};
+bool is(CharClass what, int c) { return ((*__ctype_b_loc())[c] & static_cast<unsigned short>(what)) != 0; }
+#else
+enum class CharClass { alpha, cntrl, digit, graph, lower, punct, space, upper, alnum, xdigit };
+bool is(CharClass what, int c) {
+  switch (what) {
+    case CharClass::alpha: return std::isalpha(c);
+    case CharClass::cntrl: return std::iscntrl(c);
+    case CharClass::digit: return std::isdigit(c);
+    case CharClass::graph: return std::isgraph(c);
+    case CharClass::lower: return std::islower(c);
+    case CharClass::punct: return std::ispunct(c);
+    case CharClass::space: return std::isspace(c);
+    case CharClass::upper: return std::isupper(c);
+    case CharClass::alnum: return std::isalnum(c);
+    case CharClass::xdigit: return std::isxdigit(c);
   }
-  return std::isupper(cl) ? !yes : yes;
+  return false;
+}
+#endif
+
+}  // namespace
+
+// Whether byte c is in the class %cl. The class letters are ASCII; an
+// upper-case one is the complement.
+bool PatternMatcher::in_class(int c, int cl) {
+  bool complement = cl >= 'A' && cl <= 'Z';
+  bool yes;
+  switch (complement ? cl + ('a' - 'A') : cl) {
+    case 'a': yes = is(CharClass::alpha, c); break;
+    case 'c': yes = is(CharClass::cntrl, c); break;
+    case 'd': yes = is(CharClass::digit, c); break;
+    case 'g': yes = is(CharClass::graph, c); break;
+    case 'l': yes = is(CharClass::lower, c); break;
+    case 'p': yes = is(CharClass::punct, c); break;
+    case 's': yes = is(CharClass::space, c); break;
+    case 'u': yes = is(CharClass::upper, c); break;
+    case 'w': yes = is(CharClass::alnum, c); break;
+    case 'x': yes = is(CharClass::xdigit, c); break;
+    case 'z': yes = c == 0; break;  // deprecated in the manual, still accepted by 5.4
+    default: return cl == c;        // an escaped literal such as %. or %%
+  }
+  return complement ? !yes : yes;
 }
 
 // p is the set's '[', last its closing ']'.

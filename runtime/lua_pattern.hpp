@@ -57,7 +57,11 @@ class PatternMatcher {
   PatternMatcher(std::string_view subject, std::string_view pattern, const PatternBudget& budget);
 
   // Starts a new budget (each Lua call gets its own).
-  void reset_budget(const PatternBudget& budget);
+  void reset_budget(const PatternBudget& budget) {
+    budget_ = budget;
+    steps_ = 0;
+    next_poll_ = budget.max_steps != 0 && budget.max_steps < kPollSteps ? budget.max_steps + 1 : kPollSteps;
+  }
   uint64_t steps_used() const { return steps_; }
 
   // Matches the pattern at subject offset `start` (<= subject size); returns

@@ -202,6 +202,10 @@ const char* const kCases[] = {
     "return ('abc'):find('', 5, true)",
     "return ('abcabc'):find('bc', -3, true)",
     "return ('a\\0b'):find('\\0', 1, true)",
+    "local s = ('a'):rep(20000) .. 'b' return s:find(('a'):rep(100) .. 'b', 1, true)",
+    "local s = ('a'):rep(20000) .. 'b' return s:find(('a'):rep(100) .. 'c', 1, true)",
+    "local s = ('ab'):rep(5000) return s:find(('ab'):rep(300) .. 'a', 2, true)",
+    "local s = ('ab'):rep(5000) return s:find(('ab'):rep(300) .. 'b', 2, true)",
     "return ('a\\0b'):find('\\0b')",
     "return ('a\\0b'):find('[\\0]')",
     "return ('a\\0b'):find('.\\0.')",
@@ -581,6 +585,19 @@ TEST_CASE("string patterns: a backtracking pattern stops with 'pattern too compl
     // The state is fine afterwards.
     CHECK(RoleFixture::eval(L, "return ('a,b'):gsub(',', ';')") == "ok: a;b, 1");
   }
+}
+
+TEST_CASE("string patterns: a plain find stays linear where the standard search is quadratic") {
+  RoleFixture f;
+  lua_State* L = f.start_server("").script()->state();
+  auto started = std::chrono::steady_clock::now();
+  // The standard search compares about 2.5e11 bytes here.
+  CHECK(RoleFixture::eval(L, "local s = ('a'):rep(1e6) return s:find(('a'):rep(5e5) .. 'b', 1, true)") == "ok: nil");
+  CHECK(RoleFixture::eval(L, "local s = ('a'):rep(1e6) .. 'b' return s:find(('a'):rep(5e5) .. 'b', 1, true)") ==
+        "ok: 500001, 1000001");
+  int64_t took_ms = elapsed_ms(started);
+  MESSAGE("took " << took_ms << " ms");
+  CHECK(took_ms < 2000);
 }
 
 TEST_CASE("string patterns: the recursion limit is Lua's ('pattern too complex'), and the budget spans a whole gsub") {

@@ -16,6 +16,8 @@ void open_client(lua_State* L);         // send on the client side (bindings/cli
 void open_shard(lua_State* L);          // hop (client), redirect (server) (bindings/shard.cpp)
 void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles (bindings/net.cpp)
 void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
+// string.find/match/gmatch/gsub on the bounded matcher (bindings/string_patterns.cpp)
+void open_string_patterns(lua_State* L);
 
 // Pushes a new client handle for `id`. The caller keeps it (a registry ref)
 // and pushes that same userdata for every event of the connection, so the

@@ -129,6 +129,7 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbo
   lua_State* L = state_;
   if (sandbox_.enabled) open_sandboxed_libs(L);
   else luaL_openlibs(L);
+  open_string_patterns(L);
   install_require();
   lua_newtable(L);
   lua_setglobal(L, "server");

@@ -102,6 +102,10 @@ class ScriptHost final : private DeadlineWatch::Target {
   // True while a handler (not the top-level chunk) is running.
   bool in_handler() const { return handler_depth_ > 0; }
   uint64_t error_count() const { return error_count_; }
+  // True from the moment the running handler's deadline passes until it
+  // ends: a long C call (the pattern matcher) polls it and stops itself.
+  bool timed_out() const { return timed_out_ != 0; }
+  uint32_t handler_timeout_ms() const { return sandbox_.handler_timeout_ms; }
   // Directories `require` searches, in order.
   const std::vector<std::string>& module_roots() const { return module_roots_; }
 

@@ -8,6 +8,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
@@ -162,6 +163,7 @@ struct GmatchState {
   size_t next;      // where the next search starts; past the end: done
   size_t last_end;  // end of the previous match, or npos
 };
+static_assert(std::is_trivially_destructible_v<GmatchState>, "lives in a userdata without __gc");
 
 // [] -> [captures... | whole match] | [] when done
 int gmatch_next(lua_State* L) {

@@ -196,7 +196,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
         return flag_error("expected 1024..67108864 (bytes)");
     } else if (name == "allow-net") {
       std::string why;
-      if (!need_value() || !parse_allow_net(value, o.allow_net, why)) return flag_error(why.empty() ? "expected host:port" : why);
+      if (!need_value() || !parse_allow_net(value, o.allow_net, why))
+        return flag_error(why.empty() ? "expected host:port" : why);
     } else if (name == "cache-dir") {
       if (!need_value() || value.empty()) return flag_error("expected a directory");
       o.cache_dir = value;

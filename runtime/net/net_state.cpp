@@ -887,11 +887,12 @@ void NetState::on_http_done(void* easy_ptr, int result) {
     finish(*req, "done");
     return;
   }
-  std::string message =
-      !req->gate.refused.empty() ? req->gate.refused + " (" + req->url + ")"
-      : req->over_memory ? over_memory("the response so far", req->held.bytes()) + " (" + req->url + ")"
-      : req->body_over_limit ? "EMSGSIZE: response body over the " + mib(kMaxHttpBodyBytes) + " limit (" + req->url + ")"
-                             : curl_message(rc, req->errbuf) + " (" + req->url + ")";
+  std::string message;
+  if (!req->gate.refused.empty()) message = req->gate.refused;
+  else if (req->over_memory) message = over_memory("the response so far", req->held.bytes());
+  else if (req->body_over_limit) message = "EMSGSIZE: response body over the " + mib(kMaxHttpBodyBytes) + " limit";
+  else message = curl_message(rc, req->errbuf);
+  message += " (" + req->url + ")";
   req->response.error = message;
   fail(*req, std::move(message));
 }

@@ -28,10 +28,15 @@ NetState* existing_state(lua_State* L) {
 
 NetState& state(lua_State* L) {
   if (NetState* net = existing_state(L)) return *net;
-  HostApi& host = ScriptHost::from(L).host();
+  ScriptHost& script = ScriptHost::from(L);
+  HostApi& host = script.host();
   std::function<bool()> role_finished;
   if (auto* runner = dynamic_cast<RoleRunner*>(&host)) role_finished = [runner] { return runner->finished(); };
-  auto owned = std::make_unique<NetState>(host.loop(), std::move(role_finished));
+  NetPolicy policy = script.sandboxed() ? NetPolicy(script.sandbox().allow_net) : NetPolicy();
+  // The NetState dies in lua_close, before the ScriptHost it charges.
+  auto memory = std::make_shared<NetMemory>([&script](size_t bytes) { return script.charge_external(bytes); },
+                                            [&script](size_t bytes) { script.release_external(bytes); });
+  auto owned = std::make_unique<NetState>(host.loop(), std::move(role_finished), std::move(policy), std::move(memory));
   auto** slot = static_cast<NetState**>(lua_newuserdatauv(L, sizeof(NetState*), 0));  // [ud]
   *slot = nullptr;
   lua_newtable(L);  // [ud, mt]
@@ -49,6 +54,17 @@ NetState& state(lua_State* L) {
 }
 
 int64_t check_handle(lua_State* L, int arg) { return static_cast<int64_t>(luaL_checkinteger(L, arg)); }
+
+// A new handle, or nil and why it was refused ("EACCES: ...", "ENOMEM: ...").
+int push_opened(lua_State* L, int64_t handle, const std::string& error) {
+  if (handle != 0) {
+    lua_pushinteger(L, handle);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushlstring(L, error.data(), error.size());
+  return 2;
+}
 
 [[maybe_unused]] int push_send_result(lua_State* L, const SendResult& result) {
   switch (result.kind) {
@@ -131,6 +147,8 @@ int net_configure(lua_State* L) {
       config.tls_verify = lua_toboolean(L, -1);
     } else if (key == "ca_file") {
       if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) == 0)) config.ca_file.clear();
+      else if (lua_type(L, -1) == LUA_TSTRING && ScriptHost::from(L).sandboxed())
+        return luaL_error(L, "net.configure: ca_file reads a file, which the sandbox does not allow");
       else if (lua_type(L, -1) == LUA_TSTRING) config.ca_file = lua_tostring(L, -1);
       else return luaL_error(L, "net.configure: ca_file must be a path string");
     } else if (key == "connect_timeout_ms" || key == "request_timeout_ms") {
@@ -153,8 +171,9 @@ int net_tcp_connect(lua_State* L) {
   StackGuard guard(L);
   std::string host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
-  lua_pushinteger(L, state(L).tcp_connect(host, static_cast<int>(std::clamp<lua_Integer>(port, -1, 65536))));
-  return guard.returns(1);
+  std::string error;
+  int64_t h = state(L).tcp_connect(host, static_cast<int>(std::clamp<lua_Integer>(port, -1, 65536)), error);
+  return guard.returns(push_opened(L, h, error));
 }
 
 int net_tcp_send(lua_State* L) {
@@ -236,8 +255,9 @@ int net_http_request(lua_State* L) {
   StackGuard guard(L);
   std::string method = check_method(L, 1);
   std::string url = luaL_checkstring(L, 2);
-  lua_pushinteger(L, state(L).http_request(std::move(method), std::move(url), std::nullopt));
-  return guard.returns(1);
+  std::string error;
+  int64_t h = state(L).http_request(std::move(method), std::move(url), std::nullopt, error);
+  return guard.returns(push_opened(L, h, error));
 }
 
 int net_http_request_body(lua_State* L) {
@@ -245,8 +265,9 @@ int net_http_request_body(lua_State* L) {
   std::string method = check_method(L, 1);
   std::string url = luaL_checkstring(L, 2);
   std::string body(check_bytes(L, 3));
-  lua_pushinteger(L, state(L).http_request(std::move(method), std::move(url), std::move(body)));
-  return guard.returns(1);
+  std::string error;
+  int64_t h = state(L).http_request(std::move(method), std::move(url), std::move(body), error);
+  return guard.returns(push_opened(L, h, error));
 }
 
 int net_http_set_header(lua_State* L) {
@@ -292,10 +313,10 @@ int http_no_body(lua_State* L) {
   StackGuard guard(L);
   std::string url = luaL_checkstring(L, 1);
   NetState& net = state(L);
-  int64_t h = net.http_request(Method, std::move(url), std::nullopt);
-  net.http_send(h);
-  lua_pushinteger(L, h);
-  return guard.returns(1);
+  std::string error;
+  int64_t h = net.http_request(Method, std::move(url), std::nullopt, error);
+  if (h != 0) net.http_send(h);
+  return guard.returns(push_opened(L, h, error));
 }
 
 template <const char* Method>
@@ -304,10 +325,10 @@ int http_with_body(lua_State* L) {
   std::string url = luaL_checkstring(L, 1);
   std::string body(check_bytes(L, 2));
   NetState& net = state(L);
-  int64_t h = net.http_request(Method, std::move(url), std::move(body));
-  net.http_send(h);
-  lua_pushinteger(L, h);
-  return guard.returns(1);
+  std::string error;
+  int64_t h = net.http_request(Method, std::move(url), std::move(body), error);
+  if (h != 0) net.http_send(h);
+  return guard.returns(push_opened(L, h, error));
 }
 
 constexpr char kGet[] = "GET", kHead[] = "HEAD", kDelete[] = "DELETE", kOptions[] = "OPTIONS", kPost[] = "POST",
@@ -364,8 +385,9 @@ int net_http_response_header(lua_State* L) {
 int net_ws_connect(lua_State* L) {
   StackGuard guard(L);
   std::string url = luaL_checkstring(L, 1);
-  lua_pushinteger(L, state(L).ws_connect(url));
-  return guard.returns(1);
+  std::string error;
+  int64_t h = state(L).ws_connect(url, error);
+  return guard.returns(push_opened(L, h, error));
 }
 
 template <bool Binary>

@@ -498,6 +498,7 @@ ScriptHost::Sandbox ClientRole::sandbox_limits(bool enabled) const {
   sandbox.memory_limit_bytes = options_.memory_limit_bytes;
   sandbox.instruction_budget = options_.instruction_budget;
   sandbox.handler_timeout_ms = options_.handler_timeout_ms;
+  sandbox.allow_net = options_.allow_net;
   return sandbox;
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/options.hpp"
 
+#include "runtime/net/address_policy.hpp"
 #include "runtime/wire.hpp"
 
 #include <charconv>
@@ -104,6 +105,10 @@ std::string usage_text() {
       "  --log-level=LEVEL        debug|info|warn|error (default info)\n"
       "  --strict                 exit 1 on the first script error\n"
       "  --sandbox                run the local script in the sandbox (fetched scripts always are)\n"
+      "  --allow-net=HOST:PORT[,HOST:PORT...]\n"
+      "                           let sandboxed (fetched) scripts connect to these, and only\n"
+      "                           these, with net.* (default: no net); a loopback or private\n"
+      "                           address must be listed as itself, e.g. 127.0.0.1:8080\n"
       "  --max-bundle-size=BYTES  largest script bundle served or fetched (default 4194304)\n"
       "  --cache-dir=DIR          client: bundle cache (default $XDG_CACHE_HOME/nshost/bundles)\n"
       "  --handler-timeout=MS     wall-clock ms one Lua handler call may run, 0 = no limit\n"
@@ -189,6 +194,10 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "max-bundle-size") {
       if (!need_value() || !uint_in(1024, 64u << 20, o.max_bundle_bytes))
         return flag_error("expected 1024..67108864 (bytes)");
+    } else if (name == "allow-net") {
+      std::string why;
+      if (!need_value() || !parse_allow_net(value, o.allow_net, why))
+        return flag_error(why.empty() ? "expected host:port" : why);
     } else if (name == "cache-dir") {
       if (!need_value() || value.empty()) return flag_error("expected a directory");
       o.cache_dir = value;

@@ -49,6 +49,9 @@ struct Options {
   uint32_t max_message_bytes = 1u << 20;    // largest send/receive, bytes
   // Shards (docs/shards.md).
   bool sandbox = false;                     // sandbox the local script too (fetched ones always are)
+  // Sandboxed scripts' net.* may connect to these "host:port" entries only
+  // (--allow-net; runtime/net/address_policy.hpp). Empty: no net at all.
+  std::vector<std::string> allow_net;
   uint32_t max_bundle_bytes = 4u << 20;     // largest script bundle served or fetched, bytes
   std::string cache_dir;                    // client: bundle cache; "" = BundleCache::default_dir()
   uint32_t handler_timeout_ms = 1000;  // every Lua state: wall-clock ms per handler, 0 = unlimited

@@ -1,5 +1,6 @@
 #include "runtime/script_host.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -107,12 +108,22 @@ void* ScriptHost::allocate(void* ud, void* ptr, size_t old_size, size_t new_size
     budget->used -= old_size;
     return nullptr;
   }
-  if (budget->limit != 0 && budget->enforcing && new_size > old_size && budget->used - old_size + new_size > budget->limit)
+  if (budget->limit != 0 && budget->enforcing && new_size > old_size &&
+      budget->used - old_size + new_size + budget->external > budget->limit)
     return nullptr;  // Lua raises LUA_ERRMEM in the running handler
   void* grown = std::realloc(ptr, new_size);
   if (grown) budget->used = budget->used - old_size + new_size;
   return grown;
 }
+
+bool ScriptHost::charge_external(size_t bytes) {
+  if (memory_.limit != 0 && (bytes > memory_.limit || memory_.used + memory_.external > memory_.limit - bytes))
+    return false;
+  memory_.external += bytes;
+  return true;
+}
+
+void ScriptHost::release_external(size_t bytes) { memory_.external -= std::min(bytes, memory_.external); }
 
 ScriptHost::ScriptHost(HostApi& host, std::string log_tag) : ScriptHost(host, std::move(log_tag), Sandbox{}) {}
 

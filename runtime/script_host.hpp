@@ -45,6 +45,9 @@ class ScriptHost final : private DeadlineWatch::Target {
     // handler is aborted the same way (runtime/deadline_watch.hpp: no cost
     // per instruction). 0: unlimited.
     uint32_t handler_timeout_ms = 0;
+    // With `enabled`: the "host:port" pairs net.* may connect to
+    // (--allow-net; runtime/net/address_policy.hpp). Empty: no net.
+    std::vector<std::string> allow_net;
   };
   static constexpr int kBudgetStep = 1000;
 
@@ -114,6 +117,16 @@ class ScriptHost final : private DeadlineWatch::Target {
 
   // Bytes the state currently has allocated.
   size_t memory_used() const { return memory_.used; }
+  const Sandbox& sandbox() const { return sandbox_; }
+
+  // Bytes the host holds for the script outside Lua (net buffers): they count
+  // against memory_limit_bytes with the state's own. charge_external fails
+  // (charges nothing) when used + external + bytes would pass the limit, at
+  // any time, in a handler or not; release_external gives back what a charge
+  // took.
+  bool charge_external(size_t bytes);
+  void release_external(size_t bytes);
+  size_t memory_external() const { return memory_.external; }
 
   // coroutine.resume and coroutine.wrap of every state: the standard ones,
   // but the host knows which Lua threads run, so a handler timeout stops a
@@ -131,6 +144,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   struct MemoryBudget {
     size_t used = 0;
     size_t limit = 0;  // 0: unlimited
+    size_t external = 0;  // charge_external's bytes, counted against `limit`
     // Only while Lua code runs: a failed allocation in the host's own stack
     // work outside a pcall would abort the process.
     bool enforcing = false;

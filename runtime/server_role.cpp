@@ -73,7 +73,7 @@ bool ServerRole::start(std::string& error) {
   try {
     script_ = std::make_unique<ScriptHost>(
         *this, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget,
-                                              options_.handler_timeout_ms});
+                                              options_.handler_timeout_ms, options_.allow_net});
   } catch (const std::exception& e) {
     error = std::string("nshost: cannot create the Lua state: ") + e.what();
     return false;

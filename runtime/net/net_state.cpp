@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 
+#include <sys/socket.h>
+
 #include "runtime/uv_handle.hpp"
 
 #if NSHOST_WITH_HTTP || NSHOST_WITH_WS
@@ -44,6 +46,11 @@ std::string uv_message(int code) { return std::string(uv_err_name(code)) + ": " 
 
 std::string mib(size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
+std::string over_memory(const std::string& what, size_t bytes) {
+  return "ENOMEM: " + what + " (" + std::to_string(bytes) +
+         " bytes) would pass the script's memory limit (--memory-limit counts Lua and net buffers)";
+}
+
 }  // namespace
 
 // An unread TCP chunk, WebSocket message or accepted client. Each is delivered
@@ -57,7 +64,7 @@ struct InboxItem {
 
 struct NetState::Handle {
   enum class Kind { tcp, listener, http, ws };
-  Handle(NetState& n, Kind k, const char* s) : net(n), kind(k), status(s) {}
+  Handle(NetState& n, Kind k, const char* s) : net(n), kind(k), status(s), held(n.memory()) {}
   virtual ~Handle() = default;
   // Stops all I/O at once and releases the transport; the record stays.
   virtual void shutdown() {}
@@ -72,12 +79,16 @@ struct NetState::Handle {
   bool finished = false;
   std::deque<InboxItem> inbox;
   size_t inbox_bytes = 0;
+  // Everything this handle holds for the script: its record, its transport
+  // while open, unread data and HTTP request/response bytes.
+  Charged held;
 };
 
 // ---------------------------------------------------------------- shared
 
-NetState::NetState(uv_loop_t* loop, std::function<bool()> role_finished)
-    : loop_(loop), role_finished_(std::move(role_finished)) {
+NetState::NetState(uv_loop_t* loop, std::function<bool()> role_finished, NetPolicy policy,
+                   std::shared_ptr<NetMemory> memory)
+    : loop_(loop), role_finished_(std::move(role_finished)), policy_(std::move(policy)), memory_(std::move(memory)) {
   if (!role_finished_) return;
   watch_ = new uv_prepare_t{};
   uv_prepare_init(loop_, watch_);
@@ -94,6 +105,8 @@ NetState::NetState(uv_loop_t* loop, std::function<bool()> role_finished)
 
 NetState::~NetState() {
   close_all();
+  // Writes still lingering release into nothing once the script is gone.
+  if (memory_) memory_->detach();
   if (watch_) {
     watch_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(watch_), [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
@@ -154,6 +167,10 @@ void NetState::post_item(Handle& h, NetEvent::Type type, std::string data, int64
                mib(kMaxInboxBytes) + "): connection closed");
     return;
   }
+  if (!h.held.grow(data.size())) {
+    h.overflow(over_memory("received data not yet read", data.size()) + ": connection closed");
+    return;
+  }
   if (events_.size() >= kMaxEvents) compact_events();
   uint64_t seq = next_seq_++;
   h.inbox_bytes += data.size();
@@ -208,6 +225,7 @@ std::optional<NetEvent> NetState::poll_event() {
       if (h->inbox.empty() || h->inbox.front().seq != ev.item_seq) continue;  // already read
       InboxItem& item = h->inbox.front();
       h->inbox_bytes -= item.data.size();
+      h->held.shrink(item.data.size());
       ev.text = std::move(item.data);
       ev.accepted = item.accepted;
       h->inbox.pop_front();
@@ -224,6 +242,7 @@ std::optional<InboxItem> pop_item(NetState::Handle* h) {
   InboxItem item = std::move(h->inbox.front());
   h->inbox.pop_front();
   h->inbox_bytes -= item.data.size();
+  h->held.shrink(item.data.size());
   return item;
 }
 
@@ -253,6 +272,7 @@ void close_socket_now(TcpSocket* s) {
 struct WriteReq {
   uv_write_t req;
   std::string data;
+  Charged charge;  // data's bytes, until the write completes
 };
 
 }  // namespace
@@ -302,8 +322,9 @@ struct NetState::TcpConn : Handle {
             *buf = uv_buf_init(nullptr, 0);
             return;
           }
-          self->read_buffer.resize(64 * 1024);
-          *buf = uv_buf_init(self->read_buffer.data(), static_cast<unsigned>(self->read_buffer.size()));
+          std::string& shared = self->net.read_buffer_;
+          shared.resize(64 * 1024);
+          *buf = uv_buf_init(shared.data(), static_cast<unsigned>(shared.size()));
         },
         [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
           auto* self = static_cast<TcpConn*>(stream->data);
@@ -322,6 +343,10 @@ struct NetState::TcpConn : Handle {
     while (next_addr) {
       addrinfo* ai = next_addr;
       next_addr = next_addr->ai_next;
+      if (auto refused = net.policy().check_address(ai->ai_addr, host)) {
+        last_error = *refused;
+        continue;
+      }
       auto* s = new TcpSocket{};
       if (int rc = uv_tcp_init(net.loop(), &s->tcp); rc != 0) {
         delete s;
@@ -364,8 +389,8 @@ struct NetState::TcpConn : Handle {
   UvHandle<uv_timer_t> timer;
   bool connected = false;
   std::string peer;  // "host:port" for messages
+  std::string host;  // as the script gave it, for the address policy
   std::string last_error;
-  std::string read_buffer;
 };
 
 struct NetState::TcpListener : Handle {
@@ -390,9 +415,18 @@ void NetState::close_lingering() {
   lingering_.clear();
 }
 
-int64_t NetState::tcp_connect(const std::string& host, int port) {
+int64_t NetState::tcp_connect(const std::string& host, int port, std::string& error) {
+  if (auto refused = policy_.check_target(host, port)) {
+    error = *refused;
+    return 0;
+  }
   auto owned = std::make_unique<TcpConn>(*this, "connecting");
+  if (!owned->held.grow(kHandleBytes)) {
+    error = over_memory("a new TCP connection", kHandleBytes);
+    return 0;
+  }
   TcpConn* conn = owned.get();
+  conn->host = host;
   conn->peer = host + ":" + std::to_string(port);
   int64_t id = adopt(std::move(owned));
   if (port < 1 || port > 65535) {
@@ -452,7 +486,10 @@ SendResult NetState::tcp_send(int64_t handle, std::string_view data) {
   if (uv_stream_get_write_queue_size(stream) + data.size() > kMaxSendQueueBytes)
     return {SendResult::Kind::error, "ENOBUFS: send queue full (" + mib(kMaxSendQueueBytes) + " unsent)"};
   if (data.empty()) return {SendResult::Kind::ok, {}};
+  Charged charge(memory_);
+  if (!charge.grow(data.size())) return {SendResult::Kind::error, over_memory("queueing this send", data.size())};
   auto* w = new WriteReq{};
+  w->charge = std::move(charge);
   w->data.assign(data);
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t* req, int status) {
@@ -478,6 +515,10 @@ std::optional<std::string> NetState::tcp_recv(int64_t handle) {
 }
 
 int64_t NetState::tcp_listen(const std::string& bind, int port, std::string& error) {
+  if (auto refused = policy_.check_listen()) {
+    error = *refused;
+    return 0;
+  }
   if (port < 0 || port > 65535) {
     error = "EINVAL: port " + std::to_string(port) + " is not in 0..65535";
     return 0;
@@ -489,6 +530,10 @@ int64_t NetState::tcp_listen(const std::string& bind, int port, std::string& err
     return 0;
   }
   auto listener = std::make_unique<TcpListener>(*this);
+  if (!listener->held.grow(kHandleBytes)) {
+    error = over_memory("a new listener", kHandleBytes);
+    return 0;
+  }
   auto* s = new TcpSocket{};
   if (int rc = uv_tcp_init(loop_, &s->tcp); rc != 0) {
     delete s;
@@ -509,6 +554,7 @@ int64_t NetState::tcp_listen(const std::string& bind, int port, std::string& err
       }
       auto conn = std::make_unique<TcpConn>(net, "connected");
       auto* cs = new TcpSocket{};
+      bool fits = conn->held.grow(kHandleBytes);
       if (int irc = uv_tcp_init(net.loop(), &cs->tcp); irc != 0) {
         delete cs;
         net.post(NetEvent{NetEvent::Type::error, self->id, uv_message(irc) + " (accept)"});
@@ -517,6 +563,12 @@ int64_t NetState::tcp_listen(const std::string& bind, int port, std::string& err
       if (int arc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&cs->tcp)); arc != 0) {
         close_socket_now(cs);
         net.post(NetEvent{NetEvent::Type::error, self->id, uv_message(arc) + " (accept)"});
+        return;
+      }
+      if (!fits) {
+        close_socket_now(cs);
+        net.post(NetEvent{NetEvent::Type::error, self->id,
+                          over_memory("accepting a client", kHandleBytes) + ": new client refused"});
         return;
       }
       if (self->inbox.size() >= kMaxInboxItems) {
@@ -613,7 +665,54 @@ void apply_tls(CURL* easy, const NetState::Config& config) {
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config.connect_timeout_ms));
 }
 
+// Host and port (the scheme's default if none) of an http(s) URL; false if
+// it does not parse.
+bool url_target(const std::string& url, std::string& host, int& port) {
+  CURLU* parsed = curl_url();
+  char *h = nullptr, *p = nullptr;
+  bool ok = parsed && curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+            curl_url_get(parsed, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+            curl_url_get(parsed, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK;
+  if (ok) {
+    host = h;
+    port = std::atoi(p);
+  }
+  curl_free(h);
+  curl_free(p);
+  curl_url_cleanup(parsed);
+  return ok;
+}
+
 }  // namespace
+
+// A sandboxed transfer's connects: every address curl is about to dial is
+// checked against the policy (a listed name may resolve anywhere), and
+// neither proxies nor redirects can take it elsewhere.
+struct CurlGate {
+  const NetPolicy* policy = nullptr;
+  std::string host;
+  std::string refused;  // the first refusal, reported instead of curl's error
+
+  static curl_socket_t open_socket(void* clientp, curlsocktype, curl_sockaddr* address) {
+    auto* gate = static_cast<CurlGate*>(clientp);
+    if (auto refused = gate->policy->check_address(&address->addr, gate->host)) {
+      if (gate->refused.empty()) gate->refused = *refused;
+      return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  }
+
+  // Nothing to do for an open policy.
+  void apply(CURL* easy, const NetPolicy& net_policy, std::string target_host) {
+    if (net_policy.open()) return;
+    policy = &net_policy;
+    host = std::move(target_host);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &CurlGate::open_socket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, this);
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  }
+};
 #endif
 
 // ---------------------------------------------------------------- HTTP
@@ -627,6 +726,7 @@ struct NetState::HttpRequest : Handle {
       net.http_multi_->remove(easy);
       curl_easy_cleanup(easy);
       easy = nullptr;
+      held.shrink(kCurlHandleBytes);
     }
     if (header_list) curl_slist_free_all(header_list);
     header_list = nullptr;
@@ -638,11 +738,19 @@ struct NetState::HttpRequest : Handle {
       self->body_over_limit = true;
       return 0;  // aborts the transfer with CURLE_WRITE_ERROR
     }
+    if (!self->held.grow(n)) {
+      self->over_memory = true;
+      return 0;
+    }
     self->response.body.append(data, n);
     return n;
   }
   static size_t on_header(char* data, size_t, size_t n, void* userp) {
     auto* self = static_cast<HttpRequest*>(userp);
+    if (!self->held.grow(n)) {
+      self->over_memory = true;
+      return 0;
+    }
     std::string_view line(data, n);
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
     if (line.substr(0, 5) == "HTTP/") {
@@ -666,11 +774,33 @@ struct NetState::HttpRequest : Handle {
   curl_slist* header_list = nullptr;
   HttpResponse response;
   bool body_over_limit = false;
+  bool over_memory = false;  // a response byte did not fit under the memory cap
+  std::string target_host;   // for the address policy
+  CurlGate gate;
   char errbuf[CURL_ERROR_SIZE] = {};
 };
 
-int64_t NetState::http_request(std::string method, std::string url, std::optional<std::string> body) {
+int64_t NetState::http_request(std::string method, std::string url, std::optional<std::string> body,
+                               std::string& error) {
+  std::string host;
+  int port = 0;
+  if (!policy_.open()) {
+    if (!url_target(url, host, port)) {
+      error = "EINVAL: '" + url + "' is not a valid http(s) URL";
+      return 0;
+    }
+    if (auto refused = policy_.check_target(host, port)) {
+      error = *refused;
+      return 0;
+    }
+  }
   auto req = std::make_unique<HttpRequest>(*this);
+  size_t bytes = kHandleBytes + url.size() + (body ? body->size() : 0);
+  if (!req->held.grow(bytes)) {
+    error = over_memory("a new HTTP request with its body", bytes);
+    return 0;
+  }
+  req->target_host = std::move(host);
   req->method = std::move(method);
   req->url = std::move(url);
   req->body = std::move(body);
@@ -681,6 +811,10 @@ void NetState::http_set_header(int64_t handle, std::string name, std::string val
   Handle* h = find(handle);
   if (!h || h->kind != Handle::Kind::http || std::strcmp(h->status, "building") != 0) return;
   auto* req = static_cast<HttpRequest*>(h);
+  if (!req->held.grow(name.size() + value.size())) {
+    fail(*req, over_memory("an HTTP request header", name.size() + value.size()));
+    return;
+  }
   std::string key = lower(name);
   for (auto& [n, v] : req->headers)
     if (lower(n) == key) {
@@ -696,8 +830,13 @@ void NetState::http_send(int64_t handle) {
   auto* req = static_cast<HttpRequest*>(h);
   if (!http_multi_)
     http_multi_ = std::make_unique<CurlMulti>(loop_, [this](CURL* easy, CURLcode rc) { on_http_done(easy, rc); });
+  if (!req->held.grow(kCurlHandleBytes)) {
+    fail(*req, over_memory("starting an HTTP transfer", kCurlHandleBytes));
+    return;
+  }
   CURL* easy = curl_easy_init();
   if (!easy) {
+    req->held.shrink(kCurlHandleBytes);
     fail(*req, "ENOMEM: curl_easy_init failed");
     return;
   }
@@ -714,6 +853,7 @@ void NetState::http_send(int64_t handle) {
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout_ms));
   curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxHttpBodyBytes));
   apply_tls(easy, config_);
+  req->gate.apply(easy, policy_, req->target_host);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &HttpRequest::on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &HttpRequest::on_header);
@@ -747,9 +887,12 @@ void NetState::on_http_done(void* easy_ptr, int result) {
     finish(*req, "done");
     return;
   }
-  std::string message = req->body_over_limit
-                            ? "EMSGSIZE: response body over the " + mib(kMaxHttpBodyBytes) + " limit (" + req->url + ")"
-                            : curl_message(rc, req->errbuf) + " (" + req->url + ")";
+  std::string message;
+  if (!req->gate.refused.empty()) message = req->gate.refused;
+  else if (req->over_memory) message = over_memory("the response so far", req->held.bytes());
+  else if (req->body_over_limit) message = "EMSGSIZE: response body over the " + mib(kMaxHttpBodyBytes) + " limit";
+  else message = curl_message(rc, req->errbuf);
+  message += " (" + req->url + ")";
   req->response.error = message;
   fail(*req, std::move(message));
 }
@@ -810,10 +953,21 @@ struct NetState::WsConn : Handle {
     }
     if (ctx) wslay_event_context_free(ctx);
     ctx = nullptr;
+    held.shrink(queued_charged);
+    queued_charged = 0;
     if (easy) {
       multi->remove(easy);
       curl_easy_cleanup(easy);
       easy = nullptr;
+      held.shrink(kCurlHandleBytes);
+    }
+  }
+  // Gives back the charge of queued messages wslay has sent and freed.
+  void settle_queue() {
+    size_t queued = ctx ? wslay_event_get_queued_msg_length(ctx) : 0;
+    if (queued < queued_charged) {
+      held.shrink(queued_charged - queued);
+      queued_charged = queued;
     }
   }
   void overflow(std::string message) override {
@@ -826,6 +980,7 @@ struct NetState::WsConn : Handle {
 
   void on_connected(CURLcode rc) {
     if (rc != CURLE_OK) {
+      if (!gate.refused.empty()) return net.fail(*this, gate.refused + " (" + url + ")");
       net.fail(*this, curl_message(rc, errbuf) + " (" + url + ")");
       return;
     }
@@ -932,6 +1087,7 @@ struct NetState::WsConn : Handle {
     if (ready & UV_READABLE) rv = wslay_event_recv(ctx);
     if (rv == 0 && wslay_event_want_write(ctx)) rv = wslay_event_send(ctx);
     in_io = false;
+    settle_queue();
     if (!pending_error.empty()) return net.fail(*this, std::move(pending_error));
     if (rv != 0) {
       if (!io_error.empty()) return net.fail(*this, io_error + " (" + url + ")");
@@ -1005,11 +1161,32 @@ struct NetState::WsConn : Handle {
   std::string url, path, host_header, expected_accept;
   std::string out, in;
   std::string io_error, pending_error;
+  size_t queued_charged = 0;  // bytes of ws_send messages charged and not yet settled
+  CurlGate gate;
   char errbuf[CURL_ERROR_SIZE] = {};
 };
 
-int64_t NetState::ws_connect(const std::string& url) {
+int64_t NetState::ws_connect(const std::string& url, std::string& error) {
+  std::string target_host;
+  if (!policy_.open()) {
+    auto sep = url.find("://");
+    std::string scheme = lower(url.substr(0, sep));
+    int port = 0;
+    if (sep == std::string::npos || (scheme != "ws" && scheme != "wss") ||
+        !url_target((scheme == "wss" ? "https" : "http") + url.substr(sep), target_host, port)) {
+      error = "EINVAL: '" + url + "' is not a valid ws:// or wss:// URL";
+      return 0;
+    }
+    if (auto refused = policy_.check_target(target_host, port)) {
+      error = *refused;
+      return 0;
+    }
+  }
   auto owned = std::make_unique<WsConn>(*this);
+  if (!owned->held.grow(kHandleBytes + kCurlHandleBytes)) {
+    error = over_memory("a new WebSocket", kHandleBytes + kCurlHandleBytes);
+    return 0;
+  }
   WsConn* ws = owned.get();
   ws->url = url;
   int64_t id = adopt(std::move(owned));
@@ -1039,6 +1216,7 @@ int64_t NetState::ws_connect(const std::string& url) {
   ws->multi = std::make_unique<CurlMulti>(loop_, [ws](CURL*, CURLcode rc) { ws->on_connected(rc); });
   ws->easy = curl_easy_init();
   if (!ws->easy) {
+    ws->held.shrink(kCurlHandleBytes);
     fail(*ws, "ENOMEM: curl_easy_init failed");
     return id;
   }
@@ -1047,6 +1225,7 @@ int64_t NetState::ws_connect(const std::string& url) {
   curl_easy_setopt(ws->easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(ws->easy, CURLOPT_ERRORBUFFER, ws->errbuf);
   apply_tls(ws->easy, config_);
+  ws->gate.apply(ws->easy, policy_, target_host);
   ws->timer.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); });
   ws->timer.get()->data = ws;
   uv_timer_start(
@@ -1070,11 +1249,16 @@ SendResult NetState::ws_send(int64_t handle, std::string_view data, bool binary)
   if (ws->phase != WsConn::Phase::open || !ws->ctx) return {SendResult::Kind::error, "ENOTCONN: not connected yet"};
   if (wslay_event_get_queued_msg_length(ws->ctx) + data.size() > kMaxSendQueueBytes)
     return {SendResult::Kind::error, "ENOBUFS: send queue full (" + mib(kMaxSendQueueBytes) + " unsent)"};
+  if (!ws->held.grow(data.size())) return {SendResult::Kind::error, over_memory("queueing this message", data.size())};
+  ws->queued_charged += data.size();
   wslay_event_msg msg{static_cast<uint8_t>(binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME),
                       reinterpret_cast<const uint8_t*>(data.data()), data.size()};
-  if (int rv = wslay_event_queue_msg(ws->ctx, &msg); rv != 0)
+  if (int rv = wslay_event_queue_msg(ws->ctx, &msg); rv != 0) {
+    ws->held.shrink(data.size());
+    ws->queued_charged -= data.size();
     return {SendResult::Kind::error, rv == WSLAY_ERR_NO_MORE_MSG ? "ENOTCONN: the WebSocket is closing"
                                                                   : "EIO: wslay error " + std::to_string(rv)};
+  }
   if (!ws->in_io) ws->frame_io(0);
   return {SendResult::Kind::ok, {}};
 }

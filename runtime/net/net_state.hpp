@@ -20,6 +20,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "runtime/net/address_policy.hpp"
+#include "runtime/net/net_memory.hpp"
+
 namespace nshost {
 
 class CurlMulti;
@@ -59,6 +62,10 @@ class NetState {
   static constexpr size_t kMaxHttpBodyBytes = 64u << 20;    // one HTTP response body
   static constexpr size_t kMaxWsMessageBytes = 16u << 20;   // one incoming WebSocket message
   static constexpr size_t kMaxFinishedHandles = 4'096;      // finished handles kept for status/response
+  // Charged to the script's memory cap besides the buffers: the handle
+  // records, libuv/libcurl state and TLS sessions behind them.
+  static constexpr size_t kHandleBytes = 2u << 10;       // every handle, for its lifetime
+  static constexpr size_t kCurlHandleBytes = 64u << 10;  // an HTTP/WS transfer, while it runs
 
   struct Config {
     bool tls_verify = true;        // verify peer certificate and host name (https, wss)
@@ -71,12 +78,18 @@ class NetState {
   // role has stopped and will run no more handlers, so every handle is
   // closed then (open sockets would otherwise keep the loop, and the
   // process, alive after the role finished). May be empty.
-  NetState(uv_loop_t* loop, std::function<bool()> role_finished);
+  // `policy`: where the script may connect (open for a local script).
+  // `memory`: what every buffer held for the script is charged to (nullptr:
+  // not counted).
+  NetState(uv_loop_t* loop, std::function<bool()> role_finished, NetPolicy policy = {},
+           std::shared_ptr<NetMemory> memory = nullptr);
   ~NetState();
   NetState(const NetState&) = delete;
   NetState& operator=(const NetState&) = delete;
 
   Config& config() { return config_; }
+  const NetPolicy& policy() const { return policy_; }
+  const std::shared_ptr<NetMemory>& memory() const { return memory_; }
 
   // Shared. status: nullptr for an unknown handle.
   const char* status(int64_t handle) const;
@@ -84,8 +97,11 @@ class NetState {
   void close(int64_t handle);
   size_t queued_events() const { return events_.size(); }
 
+  // Opening a handle returns 0 and sets `error` ("EACCES: ...", "ENOMEM: ...")
+  // when it is refused before anything starts; later failures are events.
+
   // TCP.
-  int64_t tcp_connect(const std::string& host, int port);
+  int64_t tcp_connect(const std::string& host, int port, std::string& error);
   SendResult tcp_send(int64_t handle, std::string_view data);
   std::optional<std::string> tcp_recv(int64_t handle);
   // Returns 0 and sets `error` ("EADDRINUSE: address already in use") on failure.
@@ -95,14 +111,14 @@ class NetState {
   int tcp_port(int64_t handle) const;
 
   // HTTP. `method` is already upper-cased and checked to be a token.
-  int64_t http_request(std::string method, std::string url, std::optional<std::string> body);
+  int64_t http_request(std::string method, std::string url, std::optional<std::string> body, std::string& error);
   void http_set_header(int64_t handle, std::string name, std::string value);
   void http_send(int64_t handle);
   // nullptr while building / pending or for an unknown handle.
   const HttpResponse* http_response(int64_t handle) const;
 
   // WebSocket.
-  int64_t ws_connect(const std::string& url);
+  int64_t ws_connect(const std::string& url, std::string& error);
   SendResult ws_send(int64_t handle, std::string_view data, bool binary);
   std::optional<std::string> ws_recv(int64_t handle);
 
@@ -132,6 +148,9 @@ class NetState {
   std::function<bool()> role_finished_;
   uv_prepare_t* watch_ = nullptr;  // runs role_finished_ each iteration (unreferenced)
   Config config_;
+  NetPolicy policy_;
+  std::shared_ptr<NetMemory> memory_;
+  std::string read_buffer_;  // every TCP read lands here first (libuv reads one stream at a time)
   int64_t next_handle_ = 1;
   uint64_t next_seq_ = 1;
   std::unordered_map<int64_t, std::unique_ptr<Handle>> handles_;

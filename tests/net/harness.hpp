@@ -92,9 +92,13 @@ end
 // kLogCapture, its loop stepped by the test.
 class ScriptRun {
  public:
-  explicit ScriptRun(const std::string& source, uint32_t tick_rate_hz = 30) {
+  explicit ScriptRun(const std::string& source, uint32_t tick_rate_hz = 30) : ScriptRun(source, [&] {
     Options options;
     options.tick_rate_hz = tick_rate_hz;
+    return options;
+  }()) {}
+  // With the role's options: --sandbox, --allow-net, --memory-limit, ...
+  ScriptRun(const std::string& source, const Options& options) {
     role_ = &fixture_.start_server(std::string(kLogCapture) + "\n" + source, options);  // REQUIREs a start
     started = true;
   }
@@ -124,6 +128,9 @@ class ScriptRun {
     return out == "ok" ? "" : out;
   }
   uint64_t script_errors() const { return role_->script()->error_count(); }
+  // The state's Lua bytes and the bytes net/json hold for it outside Lua.
+  size_t memory_used() const { return role_->script()->memory_used(); }
+  size_t memory_external() const { return role_->script()->memory_external(); }
 
  private:
   RoleFixture fixture_;

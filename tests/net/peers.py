@@ -83,6 +83,8 @@ class Handler(BaseHTTPRequestHandler):
                    "length": len(body), "body": body.decode("latin-1") if len(body) < 4096 else "",
                    "sha256": hashlib.sha256(body).hexdigest()}
             self.reply(200, json.dumps(out).encode(), extra={"Allow": "GET, POST, PUT, PATCH, DELETE, OPTIONS"})
+        elif url.path == "/redirect":
+            self.reply(302, b"", extra={"Location": parse_qs(url.query)["to"][0]})
         elif url.path == "/slow":
             time.sleep(3600)
         elif url.path == "/reset":

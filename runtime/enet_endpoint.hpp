@@ -81,6 +81,8 @@ class EnetEndpoint {
   void flush();
   const SocketTap& tap() const { return *tap_; }
   void set_connect_filter(SocketTap::ConnectFilter filter) { tap_->set_connect_filter(std::move(filter)); }
+  // A server's endpoint: CONNECTs need the tap's cookie (SocketTap).
+  void enable_connect_challenge() { tap_->enable_connect_challenge(); }
 
  private:
   static void on_poll(uv_poll_t* poll, int status, int events);

@@ -799,10 +799,12 @@ bool ServerRole::pump_bundle(size_t index) {
     sent = true;
   }
   if (sent) endpoint_->mark_dirty();
-  if (st.bundle_next_part == bundle_parts_.size() && st.bundle_parts_out == 0) {
-    st.bundle_next_part = kNoTransfer;
+  if (sent && st.bundle_next_part == bundle_parts_.size())
     log_write(LogLevel::info, "server",
               "sent script bundle (" + std::to_string(bundle_size_) + " bytes) to " + format_address(peer->address));
+  // Under way until ENet has released every part (acknowledged or dropped).
+  if (st.bundle_next_part == bundle_parts_.size() && st.bundle_parts_out == 0) {
+    st.bundle_next_part = kNoTransfer;
     return false;
   }
   return true;

@@ -224,6 +224,7 @@ void EnetEndpoint::service() {
     }
   }
   servicing_ = false;
+  listener_.on_serviced();
   report_malformed();
   report_send_failures();
 }

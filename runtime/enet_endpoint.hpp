@@ -40,6 +40,9 @@ class EnetEndpoint {
    public:
     virtual ~Listener() = default;
     virtual void on_enet_event(ENetEvent& event) = 0;
+    // After each service pass (its events dispatched): acknowledgements it
+    // processed may have made room to send more.
+    virtual void on_serviced() {}
   };
 
   static constexpr uint64_t kHousekeepingIntervalMs = 10;

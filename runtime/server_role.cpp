@@ -787,6 +787,8 @@ bool ServerRole::pump_bundle(size_t index) {
     ENetPacket* packet = enet_packet_create(bundle_wire_.data() + offset, length,
                                             ENET_PACKET_FLAG_RELIABLE | ENET_PACKET_FLAG_NO_ALLOCATE);
     if (!packet) break;
+    // Owned by the packet from here: its release callback frees it, and ENet
+    // destroys every packet (acknowledged, or with its peer or host).
     packet->userData = new PartTicket{this, index, st.bundle_transfer_id};
     packet->freeCallback = &ServerRole::on_part_released;
     ++st.bundle_parts_out;
@@ -803,6 +805,7 @@ bool ServerRole::pump_bundle(size_t index) {
     log_write(LogLevel::info, "server",
               "sent script bundle (" + std::to_string(bundle_size_) + " bytes) to " + format_address(peer->address));
   // Under way until ENet has released every part (acknowledged or dropped).
+  // Topped up on each tick and after each service pass.
   if (st.bundle_next_part == bundle_parts_.size() && st.bundle_parts_out == 0) {
     st.bundle_next_part = kNoTransfer;
     return false;

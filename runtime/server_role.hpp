@@ -103,6 +103,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   };
 
   void on_enet_event(ENetEvent& event) override;
+  void on_serviced() override {
+    if (!bundle_senders_.empty()) pump_bundles();
+  }
   void on_control(ENetPeer* peer, std::string_view bytes);
   void on_hello(ENetPeer* peer, std::string_view bytes);
   // Resume (seed 002): the pieces are kept apart from the join path.

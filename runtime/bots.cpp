@@ -88,7 +88,9 @@ void BotFleet::start_due() {
   while (seated_before_ < bots_.size() && settled(*bots_[seated_before_])) ++seated_before_;
   size_t joining = 0;
   for (size_t i = seated_before_; i < bots_.size(); ++i) joining += !settled(*bots_[i]);
-  while (bots_.size() < due && joining < kJoinWindow) {
+  // An explicit ramp paces the joins itself (bench/ starts 500/s).
+  size_t window = options_.bots_ramp_per_s > 0 ? options_.bots : kJoinWindow;
+  while (bots_.size() < due && joining < window) {
     ++joining;
     std::string error;
     if (!start_bot(error))

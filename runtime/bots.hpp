@@ -4,9 +4,10 @@
 // socket, so each is a real peer of the server) logging as "client#<i>"
 // (i = 1..N). Every bot dials from the same address, and a server admits only
 // --max-pending-per-address (default 4) handshakes per address at once,
-// refusing the rest silently; so at most kJoinWindow bots are joining at any
-// time, the next starting as soon as one has joined (or finished).
-// --bots-ramp=PER_S further limits the starts to that rate. The fleet
+// refusing the rest silently; so by default at most kJoinWindow bots are
+// joining at any time, the next starting as soon as one has joined (or
+// finished). --bots-ramp=PER_S instead starts them at that rate, whatever is
+// still joining (ENet's retransmitted connect covers a refusal). The fleet
 // finishes when every bot has finished; its exit code is the highest of theirs.
 #include <memory>
 #include <string>

@@ -265,7 +265,7 @@ int64_t rss_bytes(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("admission: a bundle_request flood streams one transfer at a time from one copy; RSS stays flat") {
+TEST_CASE("admission: a bundle_request flood streams one transfer at a time from one copy, RSS stays flat") {
   char pattern[] = "/tmp/nshost-bundle-XXXXXX";
   REQUIRE(mkdtemp(pattern));
   std::filesystem::path dir(pattern);

@@ -187,7 +187,7 @@ TEST_CASE("socket tap: batched receives hand ENet every datagram in order and dr
   CHECK(enet_socket_receive(receiver.fd, &from, &buffer, 1) == 0);  // empty: would block
 }
 
-TEST_CASE("socket tap: a CONNECT without the cookie is challenged; the client tap resends it with the cookie, once valid") {
+TEST_CASE("socket tap: a CONNECT without the cookie is challenged, the client tap resends it with the cookie") {
   EnetLibrary enet;
   ENetAddress bind{};
   enet_address_set_host_ip(&bind, "127.0.0.1");

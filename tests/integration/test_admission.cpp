@@ -56,11 +56,11 @@ int64_t legit_join_ms(int port, std::string& why) {
   return ms;
 }
 
-// Runs `round` on its own thread until stopped (or `max_ms` passed, so a
-// failing test cannot leave it running).
+// Runs `body` on its own thread until stop() (each body also gives up after
+// 20 s, so a failing test cannot leave it running).
 class Attack {
  public:
-  Attack(std::function<void(std::atomic<bool>& stop)> body) : thread_([this, body] { body(stop_); }) {}
+  explicit Attack(std::function<void(std::atomic<bool>& stop)> body) : thread_([this, body] { body(stop_); }) {}
   ~Attack() { stop(); }
   void stop() {
     stop_ = true;

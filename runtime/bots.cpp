@@ -46,10 +46,6 @@ bool BotFleet::start(std::string& error) {
     failed_exit_code_ = bots_.empty() ? 1 : bots_.back()->exit_code();
     return false;
   }
-  if (options_.bots_ramp_per_s == 0) {
-    while (bots_.size() < options_.bots) start_due();
-    return true;
-  }
   int rc = ramp_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); });
   if (rc == 0) {
     ramp_.get()->data = this;
@@ -88,7 +84,14 @@ void BotFleet::start_due() {
     double elapsed_s = static_cast<double>(monotonic_ns() - ramp_start_ns_) / 1e9;
     due = std::min<size_t>(options_.bots, 1 + static_cast<size_t>(elapsed_s * options_.bots_ramp_per_s));
   }
-  while (bots_.size() < due) {
+  auto settled = [](const ClientRole& bot) { return bot.joined() || bot.finished() || !bot.on_finished; };
+  while (seated_before_ < bots_.size() && settled(*bots_[seated_before_])) ++seated_before_;
+  size_t joining = 0;
+  for (size_t i = seated_before_; i < bots_.size(); ++i) joining += !settled(*bots_[i]);
+  // An explicit ramp paces the joins itself (bench/ starts 500/s).
+  size_t window = options_.bots_ramp_per_s > 0 ? options_.bots : kJoinWindow;
+  while (bots_.size() < due && joining < window) {
+    ++joining;
     std::string error;
     if (!start_bot(error))
       log_write(LogLevel::error, "client#" + std::to_string(bots_.size()), error);

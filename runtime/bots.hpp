@@ -2,9 +2,13 @@
 // --bots=N: N independent client instances in one process, on one loop. Each
 // bot is a full ClientRole (its own Lua state, its own ENet host and UDP
 // socket, so each is a real peer of the server) logging as "client#<i>"
-// (i = 1..N). --bots-ramp=PER_S starts the joins at that rate instead of all
-// at once. The fleet finishes when every bot has finished; its exit code is
-// the highest of theirs.
+// (i = 1..N). Every bot dials from the same address, and a server admits only
+// --max-pending-per-address (default 4) handshakes per address at once,
+// refusing the rest silently; so by default at most kJoinWindow bots are
+// joining at any time, the next starting as soon as one has joined (or
+// finished). --bots-ramp=PER_S instead starts them at that rate, whatever is
+// still joining (ENet's retransmitted connect covers a refusal). The fleet
+// finishes when every bot has finished; its exit code is the highest of theirs.
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +23,9 @@ class BotFleet final : public RoleRunner {
  public:
   // How often the ramp timer starts the bots that are due.
   static constexpr uint64_t kRampIntervalMs = 10;
+  // Bots joining (started, not yet joined or finished) at once: below the
+  // server's default per-address cap on pending handshakes.
+  static constexpr size_t kJoinWindow = 2;
 
   BotFleet(uv_loop_t* loop, Options options);
   ~BotFleet() override;
@@ -45,6 +52,7 @@ class BotFleet final : public RoleRunner {
   std::vector<std::unique_ptr<ClientRole>> bots_;
   UvHandle<uv_timer_t> ramp_;
   int64_t ramp_start_ns_ = 0;
+  size_t seated_before_ = 0;  // bots_[0..seated_before_) have all joined or finished
   int failed_exit_code_ = 0;  // from bots that did not start
   bool stopping_ = false;
   bool finished_ = false;

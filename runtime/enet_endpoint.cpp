@@ -141,7 +141,8 @@ EnetEndpoint::~EnetEndpoint() {
     const SocketTap::Stats& st = tap_->stats();
     std::string line = "transport: " + std::to_string(st.datagrams_in) + " datagram(s) in, " +
                        std::to_string(st.malformed_in) + " malformed, " + std::to_string(st.refused_connects) +
-                       " connect(s) refused";
+                       " connect(s) refused, " + std::to_string(st.challenges_sent) + " challenge(s) sent, " +
+                       std::to_string(st.challenges_answered) + " answered";
     auto link = [](const char* name, const NetsimLink* l) {
       const NetsimLink::Counters& c = l->counters();
       return std::string("; netsim ") + name + ": " + std::to_string(c.submitted) + " submitted, " +
@@ -223,6 +224,7 @@ void EnetEndpoint::service() {
     }
   }
   servicing_ = false;
+  listener_.on_serviced();
   report_malformed();
   report_send_failures();
 }

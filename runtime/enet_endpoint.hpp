@@ -40,6 +40,9 @@ class EnetEndpoint {
    public:
     virtual ~Listener() = default;
     virtual void on_enet_event(ENetEvent& event) = 0;
+    // After each service pass (its events dispatched): acknowledgements it
+    // processed may have made room to send more.
+    virtual void on_serviced() {}
   };
 
   static constexpr uint64_t kHousekeepingIntervalMs = 10;
@@ -81,6 +84,8 @@ class EnetEndpoint {
   void flush();
   const SocketTap& tap() const { return *tap_; }
   void set_connect_filter(SocketTap::ConnectFilter filter) { tap_->set_connect_filter(std::move(filter)); }
+  // A server's endpoint: CONNECTs need the tap's cookie (SocketTap).
+  void enable_connect_challenge() { tap_->enable_connect_challenge(); }
 
  private:
   static void on_poll(uv_poll_t* poll, int status, int events);

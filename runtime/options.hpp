@@ -58,7 +58,7 @@ struct Options {
   uint64_t instruction_budget = 0;     // every Lua state: VM instructions per handler, 0 = unlimited
   uint64_t memory_limit_bytes = 256u << 20;  // every Lua state: bytes, 0 = unlimited
   uint32_t bots = 0;                        // client: 0 = one client; N = N bot clients in this process
-  uint32_t bots_ramp_per_s = 0;             // client: bot joins started per second (0: all at once)
+  uint32_t bots_ramp_per_s = 0;             // client: bot joins started per second (0: two joining at a time)
   bool stats = false;                       // server: one "stats" log line per tick (bench/)
   uint32_t coalesce_ms = 1;                 // server: at most one read pass per this many ms on arrivals (0: every wakeup)
   NetsimConfig netsim;                      // both: --netsim, off by default

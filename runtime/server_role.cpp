@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <unordered_map>
 
 #include "bindings/bindings.hpp"
 #include "runtime/bundle.hpp"
@@ -69,6 +70,7 @@ bool ServerRole::start(std::string& error) {
     return false;
   }
   stop_timer_.get()->data = this;
+  endpoint_->enable_connect_challenge();
   endpoint_->set_connect_filter([this](const ENetAddress& from) { return admit_connect(from); });
   try {
     script_ = std::make_unique<ScriptHost>(
@@ -214,6 +216,20 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   }
   auto id = slots_.acquire();
   if (!id) {
+    // Slots held for a resume do not keep a fresh joiner out: the oldest of
+    // the address holding the most is ended and its slot goes to the joiner.
+    if (auto held = sessions_.eviction_candidate()) {
+      log_write(LogLevel::info, "server",
+                "ending the session held for resume in slot " + std::to_string(*held) + " to seat " + who);
+      drop_lost(*held, "timeout");
+      // The disconnect handler may have closed this peer (a kick, a shutdown).
+      if (state_of(peer).phase == Phase::handshake && peer->state == ENET_PEER_STATE_CONNECTED && !stopping_)
+        id = slots_.acquire();
+      else
+        return;
+    }
+  }
+  if (!id) {
     log_write(LogLevel::info, "server", "rejected " + who + ": full (" + std::to_string(options_.max_clients) + " slots)");
     refuse(peer, "full");
     return;
@@ -245,7 +261,7 @@ void ServerRole::send_welcome(ENetPeer* peer, ClientId id, bool resumed) {
   welcome.max_clients = static_cast<uint16_t>(options_.max_clients);
   welcome.tick_rate_hz = static_cast<uint16_t>(tick_.rate_hz());
   welcome.script_hash = bundle_hash_;
-  welcome.bundle_bytes = static_cast<uint32_t>(bundle_bytes_.size());
+  welcome.bundle_bytes = static_cast<uint32_t>(bundle_size_);
   if (options_.resume_grace_ms > 0)
     welcome.session_token = resumed ? sessions_.reissue(id.slot) : sessions_.issue(id.slot);
   welcome.resumed = resumed;
@@ -276,7 +292,9 @@ void ServerRole::enter_grace(ENetPeer* peer) {
   ClientId id = st.id;
   st = PeerState{};
   slot_entries_[id.slot].peer = nullptr;
-  sessions_.mark_lost(id.slot, monotonic_ns() + static_cast<int64_t>(options_.resume_grace_ms) * 1'000'000);
+  int64_t now = monotonic_ns();
+  sessions_.mark_lost(id.slot, now + static_cast<int64_t>(options_.resume_grace_ms) * 1'000'000, peer->address.host,
+                      now);
   log_write(LogLevel::info, "server",
             "client in slot " + std::to_string(id.slot) + " lost its link; holding the slot for " +
                 std::to_string(options_.resume_grace_ms) + " ms");
@@ -347,19 +365,79 @@ bool ServerRole::admit_handshake(ENetPeer* peer) {
   return false;
 }
 
-bool ServerRole::admit_connect(const ENetAddress& from) const {
-  // Half-open ENet peers and peers still owing their hello, from this address.
-  const ENetHost* host = endpoint_->host();
-  uint32_t pending = 0;
+bool ServerRole::admit_connect(const ENetAddress& from) {
+  // Pending: ENet peers in use that hold no slot (half-open, owing their
+  // hello, being refused). Counted per address for the fair eviction below.
+  ENetHost* host = endpoint_->host();
+  struct Holder {
+    uint32_t pending = 0;
+    size_t oldest = 0;  // peer index
+    int64_t oldest_since_ns = 0;
+  };
+  std::unordered_map<uint32_t, Holder> by_host;
+  size_t pending = 0, in_use = 0;
+  int64_t now = monotonic_ns();
   for (size_t i = 0; i < host->peerCount; ++i) {
     const ENetPeer& p = host->peers[i];
-    if (p.address.host != from.host) continue;
-    bool half_open = p.state == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT ||
-                     p.state == ENET_PEER_STATE_CONNECTION_PENDING ||
-                     p.state == ENET_PEER_STATE_CONNECTION_SUCCEEDED;
-    if (half_open || (p.state == ENET_PEER_STATE_CONNECTED && peers_[i].phase == Phase::handshake)) ++pending;
+    if (p.state == ENET_PEER_STATE_DISCONNECTED) continue;
+    ++in_use;
+    if (peers_[i].phase == Phase::live || peers_[i].phase == Phase::departing) continue;
+    ++pending;
+    Holder& h = by_host[p.address.host];
+    int64_t since = peers_[i].since_ns ? peers_[i].since_ns : now;  // not yet stamped: the newest
+    if (h.pending++ == 0 || since < h.oldest_since_ns) {
+      h.oldest = i;
+      h.oldest_since_ns = since;
+    }
   }
-  return pending < options_.limits.max_pending_per_address;
+  uint32_t mine = by_host.count(from.host) ? by_host[from.host].pending : 0;
+  if (mine >= options_.limits.max_pending_per_address) {
+    note_refused(from);
+    return false;
+  }
+  if (pending < options_.limits.max_pending_handshakes && in_use < host->peerCount) return true;
+  // Full: an address holding fewer pending peers than the address holding the
+  // most takes the oldest of that address's; a flood costs its own addresses.
+  const Holder* top = nullptr;
+  for (const auto& [address, h] : by_host)
+    if (!top || h.pending > top->pending || (h.pending == top->pending && h.oldest_since_ns < top->oldest_since_ns))
+      top = &h;
+  if (!top || top->pending <= mine) {
+    note_refused(from);
+    return false;
+  }
+  ENetPeer* victim = &host->peers[top->oldest];
+  log_write(LogLevel::debug, "server",
+            "evicted pending " + format_address(victim->address) + " for a connect from " + format_address(from));
+  ++evicted_pending_;
+  if (victim->state == ENET_PEER_STATE_CONNECTED)
+    enet_peer_disconnect_now(victim, static_cast<uint32_t>(wire::DisconnectCode::rejected));
+  else
+    enet_peer_reset(victim);
+  peers_[top->oldest] = PeerState{};
+  return true;
+}
+
+void ServerRole::note_refused(const ENetAddress& from) {
+  ++refused_connects_;
+  if (refused_addresses_.size() < kMaxRefusedAddresses) refused_addresses_.insert(from.host);
+}
+
+void ServerRole::report_refused(int64_t now_ns) {
+  if (refused_connects_ == 0 && evicted_pending_ == 0) return;
+  if (refused_report_ns_ != 0 && now_ns - refused_report_ns_ < kRefusedReportIntervalNs) return;
+  log_write(LogLevel::info, "server",
+            "refused " + std::to_string(refused_connects_) + " connect(s) from " +
+                std::to_string(refused_addresses_.size()) +
+                (refused_addresses_.size() == kMaxRefusedAddresses ? "+" : "") + " address(es) and evicted " +
+                std::to_string(evicted_pending_) +
+                " pending peer(s) since the last report (--max-pending-handshakes=" +
+                std::to_string(options_.limits.max_pending_handshakes) +
+                ", --max-pending-per-address=" + std::to_string(options_.limits.max_pending_per_address) + ")");
+  refused_connects_ = 0;
+  evicted_pending_ = 0;
+  refused_addresses_.clear();
+  refused_report_ns_ = now_ns;
 }
 
 void ServerRole::expire_half_open(size_t index, int64_t now_ns) {
@@ -404,10 +482,13 @@ void ServerRole::on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes
 
 void ServerRole::on_peer_gone(ENetPeer* peer, uint32_t code) {
   PeerState& st = state_of(peer);
-  // Only a link that dropped (ENet timeout, code none) is held for a resume;
-  // a leave, a hop or any other deliberate disconnect ends the session.
+  // A leave or a hop ends the session; any other code from a client (none
+  // for an ENet timeout, or one a client never sends) is a dropped link, held
+  // for a resume.
+  bool deliberate = code == static_cast<uint32_t>(wire::DisconnectCode::leave) ||
+                    code == static_cast<uint32_t>(wire::DisconnectCode::hop);
   if (st.phase == Phase::live && !stopping_ && st.depart_reason.empty() && options_.resume_grace_ms > 0 &&
-      code == static_cast<uint32_t>(wire::DisconnectCode::none)) {
+      !deliberate) {
     enter_grace(peer);
   } else if (st.phase == Phase::live || st.phase == Phase::departing) {
     std::string reason = stopping_                  ? "shutdown"
@@ -468,6 +549,8 @@ void ServerRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
                   " ms late; skipped " + std::to_string(beat.skipped) + " beat(s)");
   expire_stale_peers(now_ns);
   expire_lost_sessions(now_ns);
+  report_refused(now_ns);
+  pump_bundles();
   script_->invoke("tick", [&](lua_State* L) {
     lua_pushinteger(L, static_cast<lua_Integer>(beat.tick_num));
     return 1;
@@ -621,28 +704,120 @@ void ServerRole::prepare_bundle() {
     log_write(LogLevel::warn, "server", "not serving the script tree (clients cannot fetch it): " + error);
     return;
   }
-  bundle_bytes_ = encode_bundle(bundle);
-  bundle_hash_ = sha256(bundle_bytes_);
+  std::string bytes = encode_bundle(bundle);
+  bundle_hash_ = sha256(bytes);
+  bundle_size_ = bytes.size();
+  // Every part encoded once, back to back: each transfer's packets point
+  // into this one copy. A part (with its 5-byte header) stays within
+  // --max-message-size, which ENet enforces on every packet.
+  const size_t part_bytes = std::min<size_t>(wire::kBundlePartBytes, options_.max_message_bytes - 5);
+  bundle_wire_.clear();
+  bundle_parts_.clear();
+  for (size_t offset = 0; offset < bytes.size(); offset += part_bytes) {
+    std::string part = wire::encode_bundle_part(static_cast<uint32_t>(offset),
+                                                std::string_view(bytes).substr(offset, part_bytes));
+    bundle_parts_.push_back({bundle_wire_.size(), part.size()});
+    bundle_wire_ += part;
+  }
   log_write(LogLevel::info, "server",
             "serving script bundle " + to_hex(bundle_hash_) + " (" + std::to_string(bundle.files.size()) +
-                " files, " + std::to_string(bundle_bytes_.size()) + " bytes)");
+                " files, " + std::to_string(bundle_size_) + " bytes)");
 }
 
 void ServerRole::serve_bundle(ENetPeer* peer) {
-  if (bundle_bytes_.empty()) {
+  if (bundle_parts_.empty()) {
     log_write(LogLevel::debug, "server", "bundle requested but none is served");
     return;
   }
-  // Reliable and ordered on the control channel; ENet queues what the
-  // window cannot take yet. A part (with its 5-byte header) stays within
-  // --max-message-size, which ENet enforces on every packet.
-  const size_t part_bytes = std::min<size_t>(wire::kBundlePartBytes, options_.max_message_bytes - 5);
-  for (size_t offset = 0; offset < bundle_bytes_.size(); offset += part_bytes) {
-    std::string_view part = std::string_view(bundle_bytes_).substr(offset, part_bytes);
-    send_control(peer, wire::encode_bundle_part(static_cast<uint32_t>(offset), part));
+  PeerState& st = state_of(peer);
+  if (st.bundle_next_part != kNoTransfer) {
+    // One transfer per client at a time: a repeat while one is under way is
+    // ignored (and counted).
+    if (st.bundle_requests_ignored++ == 0)
+      log_write(LogLevel::info, "server",
+                "ignoring repeated bundle requests from " + format_address(peer->address) + " during its transfer");
+    return;
   }
-  log_write(LogLevel::info, "server",
-            "sent script bundle (" + std::to_string(bundle_bytes_.size()) + " bytes) to " + format_address(peer->address));
+  if (st.bundle_transfers >= kMaxBundleTransfers) {
+    log_write(LogLevel::warn, "server",
+              "kicking " + format_address(peer->address) + ": bundle_requests (" +
+                  std::to_string(st.bundle_transfers) + " transfers already, " +
+                  std::to_string(st.bundle_requests_ignored) + " repeats ignored)");
+    kick(st.id, "bundle_requests");
+    return;
+  }
+  ++st.bundle_transfers;
+  st.bundle_next_part = 0;
+  st.bundle_parts_out = 0;
+  st.bundle_transfer_id = ++bundle_transfer_count_;
+  size_t index = static_cast<size_t>(peer - endpoint_->host()->peers);
+  if (std::find(bundle_senders_.begin(), bundle_senders_.end(), index) == bundle_senders_.end())
+    bundle_senders_.push_back(index);
+  pump_bundle(index);
+}
+
+namespace {
+
+// Names the transfer a bundle part belongs to, for its release callback.
+struct PartTicket {
+  ServerRole* role;
+  size_t peer_index;
+  uint64_t transfer_id;
+};
+
+}  // namespace
+
+void ServerRole::on_part_released(ENetPacket* packet) {
+  auto* ticket = static_cast<PartTicket*>(packet->userData);
+  if (!ticket) return;
+  PeerState& st = ticket->role->peers_[ticket->peer_index];
+  if (st.bundle_transfer_id == ticket->transfer_id && st.bundle_parts_out > 0) --st.bundle_parts_out;
+  delete ticket;
+}
+
+bool ServerRole::pump_bundle(size_t index) {
+  PeerState& st = peers_[index];
+  ENetPeer* peer = &endpoint_->host()->peers[index];
+  if (st.bundle_next_part == kNoTransfer) return false;
+  if (st.phase != Phase::live) {
+    st.bundle_next_part = kNoTransfer;
+    return false;
+  }
+  bool sent = false;
+  while (st.bundle_next_part < bundle_parts_.size() && st.bundle_parts_out < kBundlePartsInFlight) {
+    auto [offset, length] = bundle_parts_[st.bundle_next_part];
+    ENetPacket* packet = enet_packet_create(bundle_wire_.data() + offset, length,
+                                            ENET_PACKET_FLAG_RELIABLE | ENET_PACKET_FLAG_NO_ALLOCATE);
+    if (!packet) break;
+    // Owned by the packet from here: its release callback frees it, and ENet
+    // destroys every packet (acknowledged, or with its peer or host).
+    packet->userData = new PartTicket{this, index, st.bundle_transfer_id};
+    packet->freeCallback = &ServerRole::on_part_released;
+    ++st.bundle_parts_out;
+    if (enet_peer_send(peer, wire::kChannelControl, packet) != 0) {
+      enet_packet_destroy(packet);
+      st.bundle_next_part = kNoTransfer;
+      return false;
+    }
+    ++st.bundle_next_part;
+    sent = true;
+  }
+  if (sent) endpoint_->mark_dirty();
+  if (sent && st.bundle_next_part == bundle_parts_.size())
+    log_write(LogLevel::info, "server",
+              "sent script bundle (" + std::to_string(bundle_size_) + " bytes) to " + format_address(peer->address));
+  // Under way until ENet has released every part (acknowledged or dropped).
+  // Topped up on each tick and after each service pass.
+  if (st.bundle_next_part == bundle_parts_.size() && st.bundle_parts_out == 0) {
+    st.bundle_next_part = kNoTransfer;
+    return false;
+  }
+  return true;
+}
+
+void ServerRole::pump_bundles() {
+  if (!endpoint_) return;
+  std::erase_if(bundle_senders_, [this](size_t index) { return !pump_bundle(index); });
 }
 
 void ServerRole::request_stop(int exit_code) { defer_stop(exit_code); }

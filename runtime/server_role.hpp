@@ -5,6 +5,7 @@
 // closes them (the loop must run once more to free the libuv handles).
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/enet_endpoint.hpp"
@@ -29,6 +30,12 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   static constexpr size_t kServerReceiveBatch = 64;
   // ENet peers beyond max_clients are --max-pending-handshakes, so a joiner
   // past capacity can be told "rejected: full" rather than silently ignored.
+  // Bundle serving: parts (kBundlePartBytes each) ENet may hold per client
+  // at once; transfers one connection may ask for before it is kicked.
+  static constexpr uint32_t kBundlePartsInFlight = 16;
+  static constexpr uint32_t kMaxBundleTransfers = 3;
+  static constexpr int64_t kRefusedReportIntervalNs = 10'000'000'000;
+  static constexpr size_t kMaxRefusedAddresses = 4096;
 
   ServerRole(uv_loop_t* loop, Options options);
   ~ServerRole() override;
@@ -68,6 +75,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
 
  private:
   enum class Phase { idle, handshake, rejected, live, departing };
+  static constexpr size_t kNoTransfer = static_cast<size_t>(-1);
   // Indexed by ENet peer index; ENet reuses peers, so nothing here outlives
   // the connection it was reset for.
   struct PeerState {
@@ -80,6 +88,14 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
     int64_t rate_refill_ns = 0;
     // A half-open ENet peer (connect not yet completed) and since when.
     uint32_t half_open_connect_id = 0;
+    // Its bundle transfer: the next part to queue (kNoTransfer: none), parts
+    // ENet still holds (queued or unacknowledged), transfers begun on this
+    // connection, repeats ignored, and which transfer (for late releases).
+    size_t bundle_next_part = kNoTransfer;
+    uint32_t bundle_parts_out = 0;
+    uint32_t bundle_transfers = 0;
+    uint64_t bundle_requests_ignored = 0;
+    uint64_t bundle_transfer_id = 0;
   };
   struct SlotEntry {
     ENetPeer* peer = nullptr;
@@ -87,6 +103,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   };
 
   void on_enet_event(ENetEvent& event) override;
+  void on_serviced() override {
+    if (!bundle_senders_.empty()) pump_bundles();
+  }
   void on_control(ENetPeer* peer, std::string_view bytes);
   void on_hello(ENetPeer* peer, std::string_view bytes);
   // Resume (seed 002): the pieces are kept apart from the join path.
@@ -98,14 +117,25 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   // Limits: false when the peer was kicked for flooding.
   bool within_message_rate(ENetPeer* peer);
   bool admit_handshake(ENetPeer* peer);
-  bool admit_connect(const ENetAddress& from) const;
+  // The tap's connect filter: the per-address and global pending budgets,
+  // with fair eviction when the global one is full (docs/reliability.md).
+  bool admit_connect(const ENetAddress& from);
+  void note_refused(const ENetAddress& from);
+  // One info line per kRefusedReportIntervalNs while connects are refused.
+  void report_refused(int64_t now_ns);
   void expire_half_open(size_t index, int64_t now_ns);
   void refuse(ENetPeer* peer, std::string_view reason);
   void on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes);
   void on_peer_gone(ENetPeer* peer, uint32_t code);
   // Shards: pack the script tree at start; stream it to a client that asks.
   void prepare_bundle();
+  // Starts the peer's transfer (or ignores / kicks a repeat).
   void serve_bundle(ENetPeer* peer);
+  // Queues parts while fewer than kBundlePartsInFlight are out; false once
+  // the transfer is over (or there is none).
+  bool pump_bundle(size_t index);
+  void pump_bundles();
+  static void on_part_released(ENetPacket* packet);
   void send_control(ENetPeer* peer, const std::string& bytes);
   void finish_departure(ENetPeer* peer, const std::string& reason);
   void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
@@ -133,7 +163,14 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   int exit_code_ = 0;
   int requested_exit_code_ = 0;  // by sys.quit or --strict, even while loading
   uint64_t dropped_messages_ = 0;
-  std::string bundle_bytes_;  // the encoded bundle of the script tree
+  uint64_t refused_connects_ = 0, evicted_pending_ = 0;  // since the last report
+  std::unordered_set<uint32_t> refused_addresses_;        // bounded: kMaxRefusedAddresses
+  int64_t refused_report_ns_ = 0;
+  std::string bundle_wire_;  // every bundle_part message, encoded once: packets point into it
+  std::vector<std::pair<size_t, size_t>> bundle_parts_;  // offset, length in bundle_wire_
+  size_t bundle_size_ = 0;                              // the encoded bundle, bytes
+  std::vector<size_t> bundle_senders_;                  // peer indices with a transfer under way
+  uint64_t bundle_transfer_count_ = 0;
   std::string bundle_hash_;
 };
 

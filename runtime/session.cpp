@@ -63,9 +63,11 @@ std::optional<uint32_t> SessionTable::find(std::string_view token) const {
   return it->second;
 }
 
-void SessionTable::mark_lost(uint32_t slot, int64_t deadline_ns) {
+void SessionTable::mark_lost(uint32_t slot, int64_t deadline_ns, uint32_t host, int64_t now_ns) {
   entries_[slot].lost = true;
   entries_[slot].deadline_ns = deadline_ns;
+  entries_[slot].host = host;
+  entries_[slot].lost_at_ns = now_ns;
   entries_[slot].expire_reason = "timeout";
 }
 
@@ -84,6 +86,24 @@ std::vector<std::pair<uint32_t, std::string>> SessionTable::expired(int64_t now_
     if (e.lost && e.deadline_ns <= now_ns) out.emplace_back(slot, e.expire_reason);
   }
   return out;
+}
+
+std::optional<uint32_t> SessionTable::eviction_candidate() const {
+  std::unordered_map<uint32_t, size_t> held_by_host;
+  for (const Entry& e : entries_)
+    if (e.lost) ++held_by_host[e.host];
+  std::optional<uint32_t> best;
+  size_t best_held = 0;
+  for (uint32_t slot = 0; slot < entries_.size(); ++slot) {
+    const Entry& e = entries_[slot];
+    if (!e.lost || e.deadline_ns == 0) continue;
+    size_t held = held_by_host[e.host];
+    if (!best || held > best_held || (held == best_held && e.lost_at_ns < entries_[*best].lost_at_ns)) {
+      best = slot;
+      best_held = held;
+    }
+  }
+  return best;
 }
 
 size_t SessionTable::lost_count() const {

@@ -35,8 +35,10 @@ class SessionTable {
   // The slot whose current token is exactly `token`.
   std::optional<uint32_t> find(std::string_view token) const;
 
-  // The slot's link dropped: hold it until `deadline_ns` (monotonic).
-  void mark_lost(uint32_t slot, int64_t deadline_ns);
+  // The slot's link dropped: hold it until `deadline_ns` (monotonic). `host`
+  // (IPv4, network order) is where the link came from; `now_ns` orders the
+  // held slots for eviction_candidate().
+  void mark_lost(uint32_t slot, int64_t deadline_ns, uint32_t host = 0, int64_t now_ns = 0);
   bool lost(uint32_t slot) const;
   // Ends a lost slot's window at the next expiry check, with `reason`.
   void expire_now(uint32_t slot, std::string reason);
@@ -44,6 +46,10 @@ class SessionTable {
   // ("timeout" unless expire_now gave another).
   std::vector<std::pair<uint32_t, std::string>> expired(int64_t now_ns) const;
   size_t lost_count() const;
+  // The held slot to end when a fresh join finds no free slot: of the address
+  // holding the most lost slots, its oldest (ties: the oldest overall). A
+  // slot already being ended (deadline 0) is not offered again.
+  std::optional<uint32_t> eviction_candidate() const;
 
  private:
   struct Entry {
@@ -51,6 +57,8 @@ class SessionTable {
     std::string previous_token;  // valid until confirm()
     bool lost = false;
     int64_t deadline_ns = 0;
+    int64_t lost_at_ns = 0;
+    uint32_t host = 0;
     std::string expire_reason;
   };
   std::vector<Entry> entries_;

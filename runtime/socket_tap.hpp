@@ -27,6 +27,17 @@
 // receive batch of K > 1, one recvmmsg(2) takes up to K datagrams from the
 // kernel and ENet's next K receive calls are served from them (held_in()
 // says how many are still held; the endpoint services again while any are).
+//
+// Connect challenge (docs/protocol.md, "Connect challenge"). A server's tap
+// (enable_connect_challenge) answers an ENet CONNECT that carries no valid
+// cookie with a kChallengeBytes challenge datagram and drops it, so a spoofed
+// or one-shot connect never reaches ENet and holds no peer. The cookie is
+// HMAC-SHA256(secret, address, port, time bucket), cut to kCookieBytes: the
+// server keeps nothing per challenge. Every tap, client or server, answers a
+// challenge from an address it sent a CONNECT to by resending that CONNECT
+// with the cookie appended (kTrailerBytes), and appends the cookie to every
+// later CONNECT to that address (ENet's own retransmits). The server's tap
+// checks and strips the trailer before ENet parses the datagram.
 // Single-threaded per socket: the tap is used from its endpoint's loop only.
 #include <enet/enet.h>
 
@@ -37,6 +48,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/netsim.hpp"
@@ -59,6 +71,8 @@ class SocketTap {
     uint64_t truncated_in = 0;  // datagrams longer than ENet's largest, dropped (counted in malformed_in too)
     uint64_t malformed_in = 0;  // of those, dropped by check_enet_datagram
     uint64_t refused_connects = 0;  // connects the connect filter turned away
+    uint64_t challenges_sent = 0;    // server: CONNECTs answered with a challenge (no valid cookie)
+    uint64_t challenges_answered = 0;  // client: challenges answered by resending a CONNECT
     ENetAddress last_malformed_from{};
     uint64_t batched_out = 0;    // datagrams queued in a batch
     uint64_t batch_syscalls = 0;  // sendmmsg(2) calls made for them
@@ -107,6 +121,21 @@ class SocketTap {
   using ConnectFilter = std::function<bool(const ENetAddress& from)>;
   void set_connect_filter(ConnectFilter filter) { connect_filter_ = std::move(filter); }
 
+  // Challenge wire format (docs/protocol.md). A challenge: kChallengeMagic,
+  // the CONNECT's connectID (4 bytes, as it was on the wire), the cookie. A
+  // trailer, appended to a CONNECT datagram: the cookie, kTrailerMagic.
+  static constexpr size_t kCookieBytes = 16;
+  static constexpr uint8_t kChallengeMagic[4] = {0xFF, 'N', 'S', 'C'};
+  static constexpr size_t kChallengeBytes = 4 + 4 + kCookieBytes;
+  static constexpr uint8_t kTrailerMagic[4] = {'N', 'S', 'C', 'K'};
+  static constexpr size_t kTrailerBytes = kCookieBytes + 4;
+  // A cookie is good for the bucket it was made in and the next one.
+  static constexpr int64_t kCookieBucketNs = 10'000'000'000;
+  // From now on, CONNECTs need a cookie (server side). Draws a random secret.
+  void enable_connect_challenge();
+  // The cookie this server's tap gives `from` at monotonic time `now_ns`.
+  std::string cookie_for(const ENetAddress& from, int64_t now_ns) const;
+
   // Sends the shaped datagrams due by now. Cheap when the simulator is off.
   void pump();
   // Nanoseconds (monotonic) of the next shaped datagram due in either
@@ -123,7 +152,20 @@ class SocketTap {
   int on_receive(ENetAddress* address, ENetBuffer* buffers, size_t count);
 
  private:
-  bool admit(const uint8_t* data, size_t length, const ENetAddress& from);
+  // Whether ENet may see this datagram; may shorten `length` (a connect
+  // cookie stripped). Answers challenges and CONNECTs without a cookie.
+  bool admit(const uint8_t* data, size_t& length, const ENetAddress& from);
+  // Server: true if the CONNECT carries a valid cookie for `from`.
+  bool cookie_valid(const uint8_t* data, size_t length, const ENetAddress& from) const;
+  // Client: a challenge from a server we sent a CONNECT to; resends it.
+  void answer_challenge(const uint8_t* data, const ENetAddress& from);
+  // Sends one datagram through the same path as ENet's own sends.
+  void send_datagram(const ENetAddress& to, const std::string& bytes);
+  // Client: the bytes to send for a peer-less datagram (a CONNECT gets the
+  // cookie held for its address, and is remembered for a challenge).
+  void note_connect(const ENetAddress& to, std::string& bytes);
+  // on_send after the connect cookie: batch, shape or send.
+  int send_flat(const ENetAddress* address, const ENetBuffer* buffers, size_t count);
   void count_malformed(const ENetAddress& from);
   // Serves ENet's receive call from the datagrams one recvmmsg(2) took.
   int receive_batched(ENetAddress* address, ENetBuffer* buffers, size_t count);
@@ -144,6 +186,16 @@ class SocketTap {
   std::unique_ptr<NetsimLink> outbound_, inbound_;  // null when the simulator is off
   Stats stats_;
   ConnectFilter connect_filter_;
+  bool challenge_ = false;
+  uint8_t secret_[32] = {};
+  // Client: per server address (host << 16 | port), the last CONNECT sent and
+  // the cookie it was given. A client host dials one server at a time; a few
+  // entries at most.
+  struct Dialled {
+    std::string connect;
+    std::string cookie;
+  };
+  std::unordered_map<uint64_t, Dialled> dialled_;
   int batch_depth_ = 0;
   std::vector<uint8_t> batch_bytes_;
   std::vector<Queued> batch_;

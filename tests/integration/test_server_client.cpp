@@ -131,6 +131,7 @@ TEST_CASE("a hello with another protocol version is refused with the reason, bef
   EnetLibrary enet;
   ENetHost* host = enet_host_create(nullptr, 1, wire::kChannelCount, 0, 0);
   REQUIRE(host);
+  auto tap = std::make_unique<SocketTap>(host->socket, host->peerCount, NetsimConfig{});  // answers the connect challenge
   ENetAddress address{};
   enet_address_set_host_ip(&address, "127.0.0.1");
   address.port = static_cast<uint16_t>(server.port);

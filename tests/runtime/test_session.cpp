@@ -46,6 +46,25 @@ TEST_CASE("session table: tokens name one slot, are re-issued on resume and revo
   CHECK(sessions.lost_count() == 0);
 }
 
+TEST_CASE("session table: a joiner finding no free slot ends the oldest held session of the address holding most") {
+  SessionTable sessions(6);
+  for (uint32_t slot = 0; slot < 6; ++slot) sessions.issue(slot);
+  CHECK_FALSE(sessions.eviction_candidate());  // nothing held
+  const uint32_t a = 0x0100007f, b = 0x0200007f;
+  sessions.mark_lost(0, 1'000'000, b, 10);  // the oldest overall, but b holds one
+  sessions.mark_lost(1, 1'000'000, a, 30);
+  sessions.mark_lost(2, 1'000'000, a, 20);
+  sessions.mark_lost(3, 1'000'000, a, 40);
+  CHECK(sessions.eviction_candidate() == 2u);  // a holds three; its oldest
+  sessions.revoke(2);
+  sessions.mark_lost(4, 1'000'000, b, 50);
+  // a and b hold two each: the older of their oldest.
+  CHECK(sessions.eviction_candidate() == 0u);
+  // A session already being ended is not offered again.
+  sessions.expire_now(0, "kicked");
+  CHECK(sessions.eviction_candidate() == 1u);
+}
+
 TEST_CASE("wire: session token and resumed fields round-trip and are bounds-checked") {
   wire::Hello hello;
   hello.session_token = random_session_token();

@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/enet_endpoint.hpp"
 #include "runtime/socket_tap.hpp"
+#include "runtime/uv_handle.hpp"
 
 using namespace nshost;
 
@@ -183,4 +185,60 @@ TEST_CASE("socket tap: batched receives hand ENet every datagram in order and dr
   buffer.data = data;
   buffer.dataLength = sizeof data;
   CHECK(enet_socket_receive(receiver.fd, &from, &buffer, 1) == 0);  // empty: would block
+}
+
+TEST_CASE("socket tap: a CONNECT without the cookie is challenged, the client tap resends it with the cookie") {
+  EnetLibrary enet;
+  ENetAddress bind{};
+  enet_address_set_host_ip(&bind, "127.0.0.1");
+  ENetHost* server = enet_host_create(&bind, 4, 3, 0, 0);
+  REQUIRE(server);
+  SocketTap server_tap(server->socket, server->peerCount, NetsimConfig{});
+  server_tap.enable_connect_challenge();
+  ENetAddress to{};
+  enet_address_set_host_ip(&to, "127.0.0.1");
+  REQUIRE(enet_socket_get_address(server->socket, &bind) == 0);
+  to.port = bind.port;
+
+  // An untapped client (plain libenet) never gets a peer.
+  ENetHost* plain = enet_host_create(nullptr, 1, 3, 0, 0);
+  REQUIRE(plain);
+  REQUIRE(enet_host_connect(plain, &to, 3, 0));
+  // A tapped one answers the challenge and connects.
+  ENetHost* client = enet_host_create(nullptr, 1, 3, 0, 0);
+  REQUIRE(client);
+  SocketTap client_tap(client->socket, client->peerCount, NetsimConfig{});
+  REQUIRE(enet_host_connect(client, &to, 3, 0));
+
+  bool server_connected = false, client_connected = false, plain_connected = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!(server_connected && client_connected) && std::chrono::steady_clock::now() < deadline) {
+    ENetEvent event;
+    while (enet_host_service(server, &event, 1) > 0)
+      if (event.type == ENET_EVENT_TYPE_CONNECT) server_connected = true;
+    while (enet_host_service(client, &event, 1) > 0)
+      if (event.type == ENET_EVENT_TYPE_CONNECT) client_connected = true;
+    while (enet_host_service(plain, &event, 1) > 0)
+      if (event.type == ENET_EVENT_TYPE_CONNECT) plain_connected = true;
+  }
+  CHECK(server_connected);
+  CHECK(client_connected);
+  CHECK_FALSE(plain_connected);
+  CHECK(server_tap.stats().challenges_sent >= 2);  // one each, at least
+  CHECK(client_tap.stats().challenges_answered >= 1);
+  size_t peers_in_use = 0;
+  for (size_t i = 0; i < server->peerCount; ++i) peers_in_use += server->peers[i].state != ENET_PEER_STATE_DISCONNECTED;
+  CHECK(peers_in_use == 1);  // the plain client's CONNECTs hold none
+
+  // A cookie is bound to its address and port, and to its time bucket.
+  ENetAddress other = to;
+  other.port = static_cast<uint16_t>(to.port + 1);
+  int64_t now = monotonic_ns();
+  CHECK(server_tap.cookie_for(to, now) != server_tap.cookie_for(other, now));
+  CHECK(server_tap.cookie_for(to, now) != server_tap.cookie_for(to, now + 2 * SocketTap::kCookieBucketNs));
+  CHECK(server_tap.cookie_for(to, now).size() == SocketTap::kCookieBytes);
+
+  enet_host_destroy(plain);
+  enet_host_destroy(client);
+  enet_host_destroy(server);
 }

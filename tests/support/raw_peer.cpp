@@ -6,9 +6,12 @@
 
 namespace nshost::test {
 
-RawPeer::RawPeer(int port) {
-  host_ = enet_host_create(nullptr, 1, wire::kChannelCount, 0, 0);
+RawPeer::RawPeer(int port, const char* source) {
+  ENetAddress local{};
+  enet_address_set_host_ip(&local, source);
+  host_ = enet_host_create(&local, 1, wire::kChannelCount, 0, 0);
   if (!host_) throw std::runtime_error("enet_host_create failed");
+  tap_ = std::make_unique<SocketTap>(host_->socket, host_->peerCount, NetsimConfig{});
   ENetAddress address{};
   enet_address_set_host_ip(&address, "127.0.0.1");
   address.port = static_cast<uint16_t>(port);
@@ -19,6 +22,20 @@ RawPeer::RawPeer(int port) {
 
 RawPeer::~RawPeer() {
   if (host_) enet_host_destroy(host_);
+  tap_.reset();  // after the host: its last datagrams go through the tap
+}
+
+void RawPeer::disconnect(uint32_t code, int timeout_ms) {
+  enet_peer_disconnect(peer_, code);
+  enet_host_flush(host_);
+  int64_t deadline = now_ms() + timeout_ms;
+  while (!disconnected_ && now_ms() < deadline) pump(10);
+}
+
+void RawPeer::poll(int timeout_ms) {
+  int64_t deadline = now_ms() + timeout_ms;
+  do pump(timeout_ms > 0 ? 1 : 0);
+  while (now_ms() < deadline);
 }
 
 bool RawPeer::pump(int timeout_ms) {

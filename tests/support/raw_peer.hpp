@@ -1,20 +1,24 @@
 #pragma once
 // A bare ENet peer speaking the nshost wire protocol by hand, for tests that
 // need to say things a well-behaved nshost client never would (a forged
-// token, no hello at all). Blocking, with deadlines; one ENet host each.
+// token, no hello at all). Blocking, with deadlines; one ENet host each,
+// with a SocketTap, so it answers the server's connect challenge as an nshost
+// client does.
 #include <enet/enet.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "runtime/socket_tap.hpp"
 #include "runtime/wire.hpp"
 
 namespace nshost::test {
 
 class RawPeer {
  public:
-  // Starts connecting to 127.0.0.1:port.
-  explicit RawPeer(int port);
+  // Starts connecting to 127.0.0.1:port from `source` (any 127/8 address).
+  explicit RawPeer(int port, const char* source = "127.0.0.1");
   ~RawPeer();
   RawPeer(const RawPeer&) = delete;
   RawPeer& operator=(const RawPeer&) = delete;
@@ -29,6 +33,11 @@ class RawPeer {
   bool wait_disconnect(int timeout_ms, uint32_t* code = nullptr);
   // Drops the link without telling the server, as a dead network would.
   void cut();
+  // Disconnects with `code` and waits (bounded) for the server's acknowledgement.
+  void disconnect(uint32_t code, int timeout_ms = 1000);
+  // Services the host for `timeout_ms` (acknowledgements, incoming data).
+  void poll(int timeout_ms);
+  const SocketTap& tap() const { return *tap_; }
 
   // Connects, sends `hello` and returns the answer: a welcome, or the
   // reason of a reject.
@@ -45,6 +54,7 @@ class RawPeer {
   bool pump(int timeout_ms);  // one event at most; false at the deadline
 
   ENetHost* host_ = nullptr;
+  std::unique_ptr<SocketTap> tap_;
   ENetPeer* peer_ = nullptr;
   ENetAddress server_{};
   bool connected_ = false;

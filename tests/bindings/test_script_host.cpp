@@ -206,6 +206,7 @@ TEST_CASE("handler lookup: a role table's __index is honoured; one that raises o
   RoleFixture f;
   Options o;
   o.memory_limit_bytes = 16u << 20;
+  o.handler_timeout_ms = 10000;  // the cap, not the clock, must end the hoarding lookup
   ServerRole& server = f.start_server("server = setmetatable({}, {__index = {tick = function(n) ticked = n end}})\n", o);
   ScriptHost& host = *server.script();
   lua_State* L = host.state();

@@ -89,7 +89,8 @@ TEST_CASE("hostile scripts: a fetched client's __index that allocates stays unde
   TempDir cache;
   Server server = hostile_shard("field_alloc");
   REQUIRE(server.port > 0);
-  auto client = url_client(server.port, cache, {"--memory-limit=16777216"});
+  // A long timeout: the cap, not the clock, must end it (sanitizer builds are slow).
+  auto client = url_client(server.port, cache, {"--memory-limit=16777216", "--handler-timeout=10000"});
   REQUIRE_MESSAGE(client->wait_stdout("client arming field_alloc"), client->stderr_text());
   CHECK_MESSAGE(client->wait_stderr("not enough memory", 10000), client->stderr_text());
   CHECK(client->wait_stdout("alive after field_alloc", 5000));
@@ -133,7 +134,8 @@ TEST_CASE("hostile scripts: a server's local script survives handler lookups tha
 }
 
 TEST_CASE("hostile scripts: a server's __index that allocates stays under --memory-limit") {
-  Server server = start_server(test_script("hostile_handlers.lua"), {"--memory-limit=16777216"}, {"MODE=field_alloc"});
+  Server server = start_server(test_script("hostile_handlers.lua"), {"--memory-limit=16777216", "--handler-timeout=10000"},
+                               {"MODE=field_alloc"});
   REQUIRE(server.port > 0);
   CHECK_MESSAGE(server.process->wait_stderr("not enough memory", 10000), server.process->stderr_text());
   CHECK(server.process->wait_stdout("alive after field_alloc", 5000));

@@ -1,0 +1,107 @@
+// Reliable messages across a resume, and the message-rate limit on a lossy
+// link: real nshost processes on loopback running tests/scripts/replay.lua,
+// whose receiver checks sequence numbers embedded in the payloads.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "tests/support/clock.hpp"
+#include "tests/support/process.hpp"
+
+using namespace nshost::test;
+
+namespace {
+
+// Longer than the 500 ms link timeout below, so the server holds the slot
+// (--resume-grace defaults to 30 s) and the client walks its ladder.
+constexpr int kFreezeMs = 8000;
+const std::vector<std::string> kClientLadder = {"--reconnect=100,2,400,40,30000"};
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Stops `child` for kFreezeMs, counting the time with the steady clock.
+void freeze(ChildProcess& child) {
+  child.send_signal(SIGSTOP);
+  int64_t until = now_ms() + kFreezeMs;
+  while (now_ms() < until) usleep(50'000);
+  child.send_signal(SIGCONT);
+}
+
+void run_freeze(const std::string& direction, const std::vector<std::string>& client_extra, int link_timeout_ms) {
+  const std::string link = "--link-timeout=" + std::to_string(link_timeout_ms);
+  const std::vector<std::string> env = {"DIRECTION=" + direction, "COUNT=3000", "PER_TICK=10"};
+  Server server = start_server(test_script("replay.lua"), {"--tick-rate=60", link}, env);
+  REQUIRE(server.port > 0);
+  auto client = start_client(test_script("replay.lua"), server.port,
+                             with(with({"--tick-rate=60", link}, kClientLadder), client_extra), env);
+  ChildProcess& receiver = direction == "up" ? *server.process : *client;
+  ChildProcess& sender = direction == "up" ? *client : *server.process;
+  const std::string receiving = direction == "up" ? "server" : "client";
+  const std::string sending = direction == "up" ? "client" : "server";
+  REQUIRE(receiver.wait_stdout(receiving + " progress 600", 15000));
+  freeze(*client);
+  CHECK(server.process->wait_stdout("lost slot=0", 5000));
+  CHECK(client->wait_stdout("client lost", 10000));
+  CHECK(client->wait_stdout("client resumed", 20000));
+  auto summary = receiver.wait_stdout(receiving + " summary", 30000);
+  REQUIRE_MESSAGE(summary, (server.process->stderr_text() + client->stderr_text()));
+  CHECK(*summary == receiving + " summary got=3000 next=3001 dups=0 gaps=0");
+  auto sent = sender.wait_stdout(sending + " sent=", 5000);
+  REQUIRE(sent);
+  CHECK(sent->find(" refused=0 ") != std::string::npos);
+  MESSAGE(*summary << " | " << *sent);
+  CHECK(server.process->stdout_text().find("disconnect slot=") == std::string::npos);
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+  CHECK(client->wait_exit() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("replay: 10 reliable messages a tick from a client frozen 8 s all reach the server once, in order") {
+  run_freeze("up", {}, 500);
+}
+
+TEST_CASE("replay: 10 reliable messages a tick to a client frozen 8 s all reach it once, in order") {
+  run_freeze("down", {}, 500);
+}
+
+TEST_CASE("replay: a freeze on a lossy link (netsim on the client) still delivers every message once, in order") {
+  run_freeze("up", {"--netsim=20,10,0.15,0.05,0.02,7"}, 2000);
+}
+
+TEST_CASE("replay: a freeze on a lossy link delivers every server message once, in order") {
+  run_freeze("down", {"--netsim=20,10,0.15,0.05,0.02,9"}, 2000);
+}
+
+TEST_CASE("rate limit: a client at 660 messages/s over a 25% loss link is not kicked; a 3000/s flooder is") {
+  Server server = start_server(test_script("replay.lua"), {}, {"DIRECTION=up"});
+  REQUIRE(server.port > 0);
+  {
+    auto legit = start_client(test_script("replay.lua"), server.port, {"--tick-rate=60", "--netsim=30,10,0.25,0,0,5"},
+                              {"DIRECTION=up", "COUNT=6600", "PER_TICK=11"});
+    auto summary = server.process->wait_stdout("server summary", 60000);
+    REQUIRE_MESSAGE(summary, (server.process->stderr_text() + legit->stderr_text()));
+    CHECK(*summary == "server summary got=6600 next=6601 dups=0 gaps=0");
+    CHECK(legit->stdout_text().find("kicked") == std::string::npos);
+    CHECK(server.process->stderr_text().find("rate_limit") == std::string::npos);
+    legit->send_signal(SIGTERM);
+    CHECK(legit->wait_exit() == 0);
+  }
+  {
+    auto flooder = start_client(test_script("replay.lua"), server.port, {"--tick-rate=60"},
+                                {"DIRECTION=up", "COUNT=1000000", "PER_TICK=50"});
+    REQUIRE(flooder->wait_stdout("client joined", 5000));
+    int64_t joined_ms = now_ms();
+    CHECK(flooder->wait_stdout("disconnected: kicked: rate_limit", 10000));
+    int64_t kicked_after_ms = now_ms() - joined_ms;
+    MESSAGE("flooder at 3000/s kicked after " << kicked_after_ms << " ms");
+    CHECK(kicked_after_ms < 6000);
+    CHECK(flooder->wait_exit() == 0);
+  }
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+}

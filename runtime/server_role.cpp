@@ -615,7 +615,7 @@ bool ServerRole::send_reliable(uint32_t slot, const ReliableReplay::Payload& pay
   }
   if (!entry.peer || state_of(entry.peer).phase != Phase::live) return false;
   if (enet_peer_send(entry.peer, wire::kChannelReliable, packet) != 0) return false;
-  entry.replay.retain_sent(payload);
+  if (options_.resume_grace_ms > 0) entry.replay.retain_sent(payload);  // no resume, no replay
   return true;
 }
 

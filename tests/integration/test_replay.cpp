@@ -3,6 +3,7 @@
 // whose receiver checks sequence numbers embedded in the payloads.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "tests/support/clock.hpp"
@@ -42,6 +43,7 @@ void run_freeze(const std::string& direction, const std::vector<std::string>& cl
   const std::string receiving = direction == "up" ? "server" : "client";
   const std::string sending = direction == "up" ? "client" : "server";
   REQUIRE(receiver.wait_stdout(receiving + " progress 600", 15000));
+  REQUIRE(client->wait_stdout("client joined undelivered=0", 1000));
   freeze(*client);
   CHECK(server.process->wait_stdout("lost slot=0", 5000));
   CHECK(client->wait_stdout("client lost", 10000));
@@ -77,7 +79,7 @@ TEST_CASE("replay: a freeze on a lossy link delivers every server message once, 
   run_freeze("down", {"--netsim=20,10,0.15,0.05,0.02,9"}, 2000);
 }
 
-TEST_CASE("rate limit: a client at 660 messages/s over a 25% loss link is not kicked; a 3000/s flooder is") {
+TEST_CASE("rate limit: a client at 660 messages/s over a 25% loss link is not kicked, a 3000/s flooder is") {
   Server server = start_server(test_script("replay.lua"), {}, {"DIRECTION=up"});
   REQUIRE(server.port > 0);
   {
@@ -104,4 +106,58 @@ TEST_CASE("rate limit: a client at 660 messages/s over a 25% loss link is not ki
   }
   server.process->send_signal(SIGTERM);
   CHECK(server.process->wait_exit() == 0);
+}
+
+TEST_CASE("replay: past --resume-buffer-size a client's sends while down are refused, and an unresumed session reports them") {
+  // The server forgets the session after 1 s; the client, frozen for 3 s,
+  // queues sends while it reconnects until its 300-byte budget is full.
+  Server server = start_server(test_script("replay.lua"), {"--tick-rate=60", "--link-timeout=500", "--resume-grace=1000"},
+                               {"DIRECTION=up", "COUNT=100000"});
+  REQUIRE(server.port > 0);
+  auto client = start_client(test_script("replay.lua"), server.port,
+                             with({"--tick-rate=60", "--link-timeout=500", "--resume-buffer-size=300"}, kClientLadder),
+                             {"DIRECTION=up", "COUNT=100000"});
+  REQUIRE(server.process->wait_stdout("server progress 300", 15000));
+  client->send_signal(SIGSTOP);
+  auto gone = server.process->wait_stdout("disconnect slot=0 reason=timeout undelivered=0", 5000);
+  client->send_signal(SIGCONT);
+  CHECK(gone);
+  CHECK(client->wait_stdout("client lost", 10000));
+  auto refused = client->wait_stdout("client first refusal", 10000);
+  REQUIRE(refused);
+  CHECK(refused->find("ENOBUFS: the resume buffer is full") != std::string::npos);
+  auto rejoined = client->wait_stdout("client joined undelivered=", 20000);
+  REQUIRE(rejoined);
+  int undelivered = std::atoi(rejoined->c_str() + rejoined->find('=') + 1);
+  MESSAGE(*rejoined);
+  CHECK(undelivered >= 40);  // 300 bytes of "n:NNNN"-sized messages, at least
+  CHECK(client->wait_stderr("reliable message(s) of the old session not delivered"));
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+  CHECK(client->wait_exit() == 0);
+}
+
+TEST_CASE("replay: a server's sends to a held slot are refused past the budget and reported when the window ends") {
+  Server server = start_server(test_script("replay.lua"),
+                               {"--tick-rate=60", "--link-timeout=500", "--resume-grace=1500", "--resume-buffer-size=300"},
+                               {"DIRECTION=down", "COUNT=100000"});
+  REQUIRE(server.port > 0);
+  auto client = start_client(test_script("replay.lua"), server.port,
+                             with({"--tick-rate=60", "--link-timeout=500"}, kClientLadder),
+                             {"DIRECTION=down", "COUNT=100000"});
+  REQUIRE(client->wait_stdout("client progress 300", 15000));
+  client->send_signal(SIGSTOP);
+  CHECK(server.process->wait_stdout("lost slot=0", 5000));
+  auto refused = server.process->wait_stdout("server first refusal", 5000);
+  auto gone = server.process->wait_stdout("disconnect slot=0 reason=timeout undelivered=", 5000);
+  client->send_signal(SIGCONT);
+  REQUIRE(refused);
+  CHECK(refused->find("ENOBUFS: the resume buffer of slot 0 is full") != std::string::npos);
+  REQUIRE(gone);
+  MESSAGE(*gone);
+  CHECK(std::atoi(gone->c_str() + gone->find("undelivered=") + 12) >= 40);
+  CHECK(client->wait_stdout("client joined undelivered=0", 20000));  // a fresh join
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+  CHECK(client->wait_exit() == 0);
 }

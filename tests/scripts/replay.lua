@@ -3,7 +3,8 @@
 -- $DIRECTION=up: the client sends, the server checks; down: the reverse.
 -- The receiver checks every message arrives exactly once and in order and
 -- prints one summary line when "end" arrives; the sender prints how many
--- sends were refused. $PROGRESS_EVERY prints "progress <seq>" lines.
+-- sends were refused (and the first refusal as it happens). $PROGRESS_EVERY
+-- prints "progress <seq>" lines.
 local COUNT = tonumber(os.getenv("COUNT") or "3000")
 local PER_TICK = tonumber(os.getenv("PER_TICK") or "10")
 local DIRECTION = os.getenv("DIRECTION") or "up"
@@ -36,7 +37,11 @@ local function sender(side, send_one)
       if st.seq >= COUNT then break end
       local ok, err = send_one("n:" .. (st.seq + 1))
       if ok then st.seq = st.seq + 1
-      else st.refused = st.refused + 1; st.last_error = tostring(err) end
+      else
+        if st.refused == 0 then print(("%s first refusal: %s"):format(side, tostring(err))) end
+        st.refused = st.refused + 1
+        st.last_error = tostring(err)
+      end
     end
     if st.seq >= COUNT and send_one("end") then
       st.ended = true
@@ -81,8 +86,8 @@ local client_check = receiver("client")
 local joined = false
 local client_step = sender("client", function(data) return send(data) end)
 
-function client.connect()
-  print("client joined")
+function client.connect(handoff, undelivered)
+  print(("client joined undelivered=%s"):format(tostring(undelivered)))
   joined = true
 end
 

@@ -205,6 +205,14 @@ void ClientRole::on_enet_event(ENetEvent& event) {
         log_write(LogLevel::info, log_tag_,
                   "joined " + format_address(peer_->address) + " in slot " + std::to_string(welcome.slot));
         on_welcome(welcome);
+      } else if (type == wire::ControlType::ack && phase_ == Phase::joined) {
+        uint64_t count = 0;
+        if (!wire::decode_ack(bytes, count, error))
+          log_write(LogLevel::warn, log_tag_, "malformed ack from server: " + error);
+        else if (!replay_.acknowledge(count))
+          log_write(LogLevel::warn, log_tag_,
+                    "ignored ack from server: " + std::to_string(count) + " received, but only " +
+                        std::to_string(replay_.numbered()) + " sent");
       } else if (type == wire::ControlType::bundle_part && phase_ == Phase::fetching) {
         on_bundle_part(bytes);
       } else if (type == wire::ControlType::redirect && (phase_ == Phase::joined || phase_ == Phase::fetching)) {
@@ -524,8 +532,19 @@ void ClientRole::begin_shutdown() {
     case Phase::joined:
     case Phase::handshaking:
     case Phase::fetching:
+      if (phase_ == Phase::joined) {
+        // A last ack, so the server knows exactly what arrived. The
+        // disconnect waits for what is queued (this ack, the script's last
+        // sends): ENet drops what a peer still holds when the disconnect
+        // reaches it. kLeaveGraceMs bounds the wait.
+        std::string ack = wire::encode_ack(replay_.received());
+        enet_peer_send(peer_, wire::kChannelControl,
+                       enet_packet_create(ack.data(), ack.size(), ENET_PACKET_FLAG_RELIABLE));
+        enet_peer_disconnect_later(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
+      } else {
+        enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
+      }
       phase_ = Phase::leaving;
-      enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
       endpoint_->flush();
       defer(kLeaveGraceMs);
       return;

@@ -815,6 +815,8 @@ void ServerRole::begin_shutdown() {
   for (size_t i = 0; i < host->peerCount; ++i) {
     ENetPeer* peer = &host->peers[i];
     if (peer->state == ENET_PEER_STATE_DISCONNECTED) continue;
+    if (peers_[i].phase == Phase::live)  // a last ack: the client learns exactly what arrived
+      send_control(peer, wire::encode_ack(slot_entries_[peers_[i].id.slot].replay.received()));
     if (peers_[i].phase == Phase::live || peers_[i].phase == Phase::departing)
       enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
     else

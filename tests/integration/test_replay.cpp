@@ -31,10 +31,13 @@ void freeze(ChildProcess& child) {
   child.send_signal(SIGCONT);
 }
 
-void run_freeze(const std::string& direction, const std::vector<std::string>& client_extra, int link_timeout_ms) {
+// `server_extra`/`client_extra`: more flags; the freeze starts once the
+// receiver has counted `progress` messages.
+void run_freeze(const std::string& direction, const std::vector<std::string>& client_extra, int link_timeout_ms,
+                const std::vector<std::string>& server_extra = {}, int progress = 600) {
   const std::string link = "--link-timeout=" + std::to_string(link_timeout_ms);
   const std::vector<std::string> env = {"DIRECTION=" + direction, "COUNT=3000", "PER_TICK=10"};
-  Server server = start_server(test_script("replay.lua"), {"--tick-rate=60", link}, env);
+  Server server = start_server(test_script("replay.lua"), with({"--tick-rate=60", link}, server_extra), env);
   REQUIRE(server.port > 0);
   auto client = start_client(test_script("replay.lua"), server.port,
                              with(with({"--tick-rate=60", link}, kClientLadder), client_extra), env);
@@ -42,8 +45,8 @@ void run_freeze(const std::string& direction, const std::vector<std::string>& cl
   ChildProcess& sender = direction == "up" ? *client : *server.process;
   const std::string receiving = direction == "up" ? "server" : "client";
   const std::string sending = direction == "up" ? "client" : "server";
-  REQUIRE(receiver.wait_stdout(receiving + " progress 600", 15000));
-  REQUIRE(client->wait_stdout("client joined undelivered=0", 1000));
+  REQUIRE(client->wait_stdout("client joined undelivered=0", 10000));
+  REQUIRE(receiver.wait_stdout(receiving + " progress " + std::to_string(progress), 15000));
   freeze(*client);
   CHECK(server.process->wait_stdout("lost slot=0", 5000));
   CHECK(client->wait_stdout("client lost", 10000));
@@ -56,7 +59,21 @@ void run_freeze(const std::string& direction, const std::vector<std::string>& cl
   CHECK(sent->find(" refused=0 ") != std::string::npos);
   MESSAGE(*summary << " | " << *sent);
   CHECK(server.process->stdout_text().find("disconnect slot=") == std::string::npos);
-  server.process->send_signal(SIGTERM);
+  // The receiver acknowledges as it goes, so the sender, told of the other's
+  // departure, holds back at most the last ack interval or so (600/s: 60 per
+  // 100 ms), not the 3000 it sent: acks free the copies.
+  std::optional<std::string> departed;
+  if (direction == "up") {
+    server.process->send_signal(SIGTERM);
+    departed = client->wait_stdout("disconnected: server_left undelivered=", 5000);
+  } else {
+    client->send_signal(SIGTERM);
+    departed = server.process->wait_stdout("disconnect slot=0 reason=left undelivered=", 5000);
+    server.process->send_signal(SIGTERM);
+  }
+  REQUIRE(departed);
+  CHECK(std::atoi(departed->c_str() + departed->find("undelivered=") + 12) < 200);
+  MESSAGE(*departed);
   CHECK(server.process->wait_exit() == 0);
   CHECK(client->wait_exit() == 0);
 }
@@ -77,6 +94,16 @@ TEST_CASE("replay: a freeze on a lossy link (netsim on the client) still deliver
 
 TEST_CASE("replay: a freeze on a lossy link delivers every server message once, in order") {
   run_freeze("down", {"--netsim=20,10,0.15,0.05,0.02,9"}, 2000);
+}
+
+TEST_CASE("replay: acks free the sender's copies, so a budget smaller than all it sent still replays (client)") {
+  // 1800 messages of about 6 bytes are over 10 KB; without acks the oldest
+  // copies would be dropped and the resume refused.
+  run_freeze("up", {"--resume-buffer-size=8000"}, 500, {}, 1800);
+}
+
+TEST_CASE("replay: acks free the sender's copies, so a budget smaller than all it sent still replays (server)") {
+  run_freeze("down", {}, 500, {"--resume-buffer-size=8000"}, 1800);
 }
 
 TEST_CASE("rate limit: a client at 660 messages/s over a 25% loss link is not kicked, a 3000/s flooder is") {

@@ -56,12 +56,6 @@ bool ClientRole::start(std::string& error) {
     return false;
   }
   ack_timer_.get()->data = this;
-  uv_timer_start(
-      ack_timer_.get(),
-      [](uv_timer_t* t) {
-        if (t->data) static_cast<ClientRole*>(t->data)->send_ack();
-      },
-      kAckPollMs, kAckPollMs);
   if (!options_.script.empty()) {
     try {
       script_ = std::make_unique<ScriptHost>(*this, log_tag_, sandbox_limits(options_.sandbox));
@@ -430,10 +424,26 @@ bool ClientRole::send(std::string_view data, Channel channel, std::string& error
 }
 
 void ClientRole::send_ack() {
-  if (phase_ != Phase::joined || !peer_ || !replay_.take_ack_due(monotonic_ns())) return;
-  std::string bytes = wire::encode_ack(replay_.received());
-  enet_peer_send(peer_, wire::kChannelControl, enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
-  endpoint_->mark_dirty();
+  if (phase_ != Phase::joined || !peer_) return;
+  if (replay_.take_ack_due(monotonic_ns())) {
+    std::string bytes = wire::encode_ack(replay_.received());
+    enet_peer_send(peer_, wire::kChannelControl,
+                   enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
+    endpoint_->mark_dirty();
+  }
+  schedule_ack();
+}
+
+void ClientRole::schedule_ack() {
+  if (!ack_timer_ || uv_is_active(reinterpret_cast<uv_handle_t*>(ack_timer_.get()))) return;
+  int64_t wait_ns = replay_.ack_wait_ns(monotonic_ns());
+  if (wait_ns < 0) return;
+  uv_timer_start(
+      ack_timer_.get(),
+      [](uv_timer_t* t) {
+        if (t->data) static_cast<ClientRole*>(t->data)->send_ack();
+      },
+      static_cast<uint64_t>((wait_ns + 999'999) / 1'000'000), 0);
 }
 
 void ClientRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
@@ -770,7 +780,10 @@ void ClientRole::deliver_held() {
 
 void ClientRole::deliver_data(uint8_t channel_id, std::string_view bytes) {
   const char* channel = channel_id == wire::kChannelReliable ? "reliable" : "unreliable";
-  if (channel_id == wire::kChannelReliable) replay_.on_received();
+  if (channel_id == wire::kChannelReliable) {
+    replay_.on_received();
+    schedule_ack();
+  }
   script_->invoke("receive", [&](lua_State* L) {
     lua_pushlstring(L, bytes.data(), bytes.size());
     lua_pushstring(L, channel);

@@ -64,10 +64,6 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   void on_timer();
   void send_ack();
 
-  // Acks are checked this often (one goes out at most every
-  // ReliableReplay::kAckIntervalNs).
-  static constexpr uint64_t kAckPollMs = 25;
-
  private:
   // fetching: welcomed, waiting for the destination's bundle. failing: a hop
   // failed inside a call from Lua; the timer delivers it outside.
@@ -99,6 +95,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   void complete_join();
   void deliver_data(uint8_t channel_id, std::string_view bytes);
   void deliver_held();
+  void schedule_ack();
   ScriptHost::Sandbox sandbox_limits(bool enabled) const;
 
   uv_loop_t* loop_;
@@ -109,7 +106,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   std::unique_ptr<ScriptHost> script_;
   TickDriver tick_;
   UvHandle<uv_timer_t> timer_;  // connect timeout, leave grace, deferred stop
-  UvHandle<uv_timer_t> ack_timer_;
+  UvHandle<uv_timer_t> ack_timer_;  // armed only while an ack is pending
   // Reliable messages of this session, numbered for the replay after a resume.
   ReliableReplay replay_{0};
   size_t undelivered_before_join_ = 0;  // from a session that was not resumed

@@ -1,5 +1,7 @@
 #include "runtime/reliable_replay.hpp"
 
+#include <algorithm>
+
 namespace nshost {
 
 void ReliableReplay::drop_front() {
@@ -35,6 +37,12 @@ bool ReliableReplay::take_ack_due(int64_t now_ns) {
   acked_received_ = received_;
   last_ack_ns_ = now_ns;
   return true;
+}
+
+int64_t ReliableReplay::ack_wait_ns(int64_t now_ns) const {
+  if (received_ == acked_received_) return -1;
+  if (last_ack_ns_ == INT64_MIN) return 0;
+  return std::max<int64_t>(0, last_ack_ns_ + kAckIntervalNs - now_ns);
 }
 
 }  // namespace nshost

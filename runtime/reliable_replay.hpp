@@ -67,6 +67,8 @@ class ReliableReplay {
   // True when an ack should be sent now (the count changed and the last ack
   // is at least kAckIntervalNs old); records it as sent.
   bool take_ack_due(int64_t now_ns);
+  // Nanoseconds until an ack is due (0: now), or -1 when none is pending.
+  int64_t ack_wait_ns(int64_t now_ns) const;
 
  private:
   struct Entry {

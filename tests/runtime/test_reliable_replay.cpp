@@ -84,10 +84,14 @@ TEST_CASE("reliable replay: an ack is due at most every 100 ms, and only when th
   ReliableReplay r(0);
   const int64_t t0 = 5'000'000'000;
   CHECK_FALSE(r.take_ack_due(t0));  // nothing received
+  CHECK(r.ack_wait_ns(t0) == -1);
   r.on_received();
+  CHECK(r.ack_wait_ns(t0) == 0);
   CHECK(r.take_ack_due(t0));  // the first one goes at once
   CHECK(r.received() == 1);
+  CHECK(r.ack_wait_ns(t0) == -1);
   r.on_received();
+  CHECK(r.ack_wait_ns(t0 + 30'000'000) == 70'000'000);
   CHECK_FALSE(r.take_ack_due(t0 + 50'000'000));
   CHECK_FALSE(r.take_ack_due(t0 + 99'999'999));
   CHECK(r.take_ack_due(t0 + 100'000'000));

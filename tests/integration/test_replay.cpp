@@ -6,9 +6,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "runtime/enet_endpoint.hpp"
+#include "runtime/wire.hpp"
 #include "tests/support/clock.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/raw_peer.hpp"
 
+using namespace nshost;
 using namespace nshost::test;
 
 namespace {
@@ -192,4 +196,39 @@ TEST_CASE("replay: a server's sends to a held slot are refused past the budget a
   server.process->send_signal(SIGTERM);
   CHECK(server.process->wait_exit() == 0);
   CHECK(client->wait_exit() == 0);
+}
+
+TEST_CASE("replay: a resume the server can no longer replay ends the session and is admitted as a fresh join") {
+  // The server sends 10 messages a tick to a peer that never acks: with a
+  // 50-byte budget it keeps only the last few, so a resume from 0 received
+  // cannot be replayed faithfully.
+  Server server = start_server(test_script("replay.lua"), {"--link-timeout=500", "--resume-buffer-size=50"},
+                               {"DIRECTION=down", "COUNT=100000"});
+  REQUIRE(server.port > 0);
+  EnetLibrary enet;
+  std::string token;
+  {
+    RawPeer peer(server.port);
+    auto first = peer.join(wire::Hello{});
+    REQUIRE(first);
+    REQUIRE(first->welcomed);
+    token = first->welcome.session_token;
+    REQUIRE(server.process->wait_stdout("connect slot=0"));
+    peer.cut();
+  }
+  REQUIRE(server.process->wait_stdout("lost slot=0", 5000));
+  RawPeer heir(server.port);
+  wire::Hello hello;
+  hello.session_token = token;  // received: 0
+  auto answer = heir.join(hello);
+  REQUIRE(answer);
+  REQUIRE(answer->welcomed);
+  CHECK_FALSE(answer->welcome.resumed);
+  auto refused = server.process->wait_stderr("cannot resume slot 0: reliable messages cannot be replayed");
+  REQUIRE(refused);
+  MESSAGE(*refused);
+  auto gone = server.process->wait_stdout("disconnect slot=0 reason=timeout undelivered=");
+  REQUIRE(gone);
+  CHECK(std::atoi(gone->c_str() + gone->find("undelivered=") + 12) > 0);
+  CHECK(server.process->stdout_text().find("resumed slot=") == std::string::npos);
 }

@@ -38,7 +38,14 @@ int server_send(lua_State* L) {
   std::string_view data = check_bytes(L, 2);
   Channel channel = check_channel(L, 3);
   check_message_size(L, data);
-  lua_pushboolean(L, server_of(L).send(id, data, channel));
+  std::string error;
+  bool queued = server_of(L).send(id, data, channel, error);
+  if (!queued && !error.empty()) {
+    lua_pushnil(L);
+    lua_pushstring(L, error.c_str());
+    return guard.returns(2);
+  }
+  lua_pushboolean(L, queued);
   return guard.returns(1);
 }
 

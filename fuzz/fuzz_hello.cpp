@@ -1,5 +1,6 @@
 // libFuzzer target: the hello decoder (handshake, its handoff and session
-// token fields), fed raw bytes as they arrive on the control channel.
+// token fields, a resume's received count and replay floor), fed raw bytes
+// as they arrive on the control channel.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -21,5 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nshost::wire::Hello again;
   if (!nshost::wire::decode_hello(nshost::wire::encode_hello(hello), again, error)) std::abort();
   if (again.handoff != hello.handoff || again.session_token != hello.session_token) std::abort();
+  // The counts travel with a token (a resume) only.
+  if (!hello.session_token.empty() && (again.received != hello.received || again.replay_floor != hello.replay_floor))
+    std::abort();
   return 0;
 }

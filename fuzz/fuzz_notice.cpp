@@ -1,5 +1,5 @@
-// libFuzzer target: the reject/kick notice decoder, and peek_type, which the
-// server and client run first on every control message.
+// libFuzzer target: the reject/kick notice and ack decoders, and peek_type,
+// which the server and client run first on every control message.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -9,8 +9,16 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   (void)nshost::wire::peek_type(bytes);
-  nshost::wire::Notice notice;
   std::string error;
+  uint64_t count = 0;
+  if (nshost::wire::decode_ack(bytes, count, error)) {
+    uint64_t again = 0;
+    if (!nshost::wire::decode_ack(nshost::wire::encode_ack(count), again, error) || again != count) std::abort();
+  } else if (error.empty()) {
+    std::abort();
+  }
+  error.clear();
+  nshost::wire::Notice notice;
   if (!nshost::wire::decode_notice(bytes, notice, error)) {
     if (error.empty()) std::abort();
     return 0;

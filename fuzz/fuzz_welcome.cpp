@@ -19,5 +19,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!nshost::wire::decode_welcome(nshost::wire::encode_welcome(welcome), again, error)) std::abort();
   if (again.slot != welcome.slot || again.session_token != welcome.session_token || again.resumed != welcome.resumed)
     std::abort();
+  if (welcome.resumed && again.received != welcome.received) std::abort();
   return 0;
 }

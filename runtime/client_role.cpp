@@ -22,6 +22,7 @@ ClientRole::~ClientRole() {
   }
   tick_.stop();
   timer_.close();
+  ack_timer_.close();
   endpoint_.reset();
   script_.reset();
 }
@@ -50,6 +51,11 @@ bool ClientRole::start(std::string& error) {
     return false;
   }
   timer_.get()->data = this;
+  if (int rc = ack_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
+    error = std::string("nshost: libuv: ") + uv_strerror(rc);
+    return false;
+  }
+  ack_timer_.get()->data = this;
   if (!options_.script.empty()) {
     try {
       script_ = std::make_unique<ScriptHost>(*this, log_tag_, sandbox_limits(options_.sandbox));
@@ -122,6 +128,8 @@ void ClientRole::on_resolved(int status, const addrinfo* result) {
 void ClientRole::connect_to(const ENetAddress& address) {
   server_address_ = address;
   pending_reason_.clear();  // a notice belongs to the connection that carried it
+  held_data_.clear();       // and so does data it held back
+  held_bytes_ = 0;
   peer_ = enet_host_connect(endpoint_->host(), &address, wire::kChannelCount, 0);
   if (!peer_) {
     if (hopping_) fail_soon("unreachable: no free ENet peer");
@@ -141,8 +149,13 @@ void ClientRole::on_enet_event(ENetEvent& event) {
       phase_ = Phase::handshaking;
       log_write(LogLevel::debug, log_tag_, "link up; sending hello");
       wire::Hello hello;
-      if (reconnecting_) hello.session_token = session_token_;  // a resume carries no handoff
-      else hello.handoff = handoff_;
+      if (reconnecting_) {  // a resume carries no handoff
+        hello.session_token = session_token_;
+        hello.received = replay_.received();
+        hello.replay_floor = replay_.replay_floor();
+      } else {
+        hello.handoff = handoff_;
+      }
       std::string bytes = wire::encode_hello(hello);
       enet_peer_send(peer_, wire::kChannelControl,
                      enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
@@ -153,9 +166,11 @@ void ClientRole::on_enet_event(ENetEvent& event) {
       if (event.peer != peer_) return;
       std::string_view bytes(reinterpret_cast<const char*>(event.packet->data), event.packet->dataLength);
       if (event.channelID != wire::kChannelControl) {
-        if (phase_ == Phase::fetching) {
+        // Before the welcome (ENet orders within a channel, not across
+        // them) or while the bundle is fetched: held for the script.
+        if (phase_ == Phase::fetching || phase_ == Phase::handshaking) {
           if (held_bytes_ + bytes.size() > kMaxHeldBytes) {
-            log_write(LogLevel::warn, log_tag_, "dropped a message that arrived while fetching the bundle");
+            log_write(LogLevel::warn, log_tag_, "dropped a message that arrived before the script could take it");
             return;
           }
           held_bytes_ += bytes.size();
@@ -184,6 +199,14 @@ void ClientRole::on_enet_event(ENetEvent& event) {
         log_write(LogLevel::info, log_tag_,
                   "joined " + format_address(peer_->address) + " in slot " + std::to_string(welcome.slot));
         on_welcome(welcome);
+      } else if (type == wire::ControlType::ack && phase_ == Phase::joined) {
+        uint64_t count = 0;
+        if (!wire::decode_ack(bytes, count, error))
+          log_write(LogLevel::warn, log_tag_, "malformed ack from server: " + error);
+        else if (!replay_.acknowledge(count))
+          log_write(LogLevel::warn, log_tag_,
+                    "ignored ack from server: " + std::to_string(count) + " received, but only " +
+                        std::to_string(replay_.numbered()) + " sent");
       } else if (type == wire::ControlType::bundle_part && phase_ == Phase::fetching) {
         on_bundle_part(bytes);
       } else if (type == wire::ControlType::redirect && (phase_ == Phase::joined || phase_ == Phase::fetching)) {
@@ -263,16 +286,35 @@ void ClientRole::on_reconnect_welcome(const wire::Welcome& welcome) {
   if (welcome.resumed) {
     phase_ = Phase::joined;
     if (stop_requested_) defer(0);
+    // The server checked our replay floor; a count we cannot replay from
+    // means a server that does not follow the protocol.
+    if (!replay_.acknowledge(welcome.received) || !replay_.can_replay_from(welcome.received))
+      log_write(LogLevel::warn, log_tag_,
+                "the server says it has " + std::to_string(welcome.received) + " of our " +
+                    std::to_string(replay_.numbered()) + " reliable messages; cannot replay from there");
+    size_t replayed = 0;
+    replay_.for_each_after(welcome.received, [&](const ReliableReplay::Payload& bytes) {
+      ENetPacket* packet = enet_packet_create(bytes->data(), bytes->size(), ENET_PACKET_FLAG_RELIABLE);
+      if (packet && enet_peer_send(peer_, wire::kChannelReliable, packet) == 0) ++replayed;
+      else if (packet) enet_packet_destroy(packet);
+    });
+    endpoint_->mark_dirty();
     log_write(LogLevel::info, log_tag_,
               "resumed the session in slot " + std::to_string(welcome.slot) + " after " +
-                  std::to_string(reconnect_attempt_) + " attempt(s)");
+                  std::to_string(reconnect_attempt_) + " attempt(s); replayed " + std::to_string(replayed) +
+                  " reliable message(s)");
     script_->invoke("resumed");
+    deliver_held();
     return;
   }
   // The server no longer knew the token: this is a fresh join, with no handoff.
   handoff_.clear();
+  undelivered_before_join_ = replay_.held_count();
   log_write(LogLevel::info, log_tag_,
-            "the server did not know our session; rejoined fresh in slot " + std::to_string(welcome.slot));
+            "the server did not know our session; rejoined fresh in slot " + std::to_string(welcome.slot) +
+                (undelivered_before_join_ ? " (" + std::to_string(undelivered_before_join_) +
+                                                " reliable message(s) of the old session not delivered)"
+                                          : ""));
   on_welcome(welcome);
 }
 
@@ -329,7 +371,11 @@ void ClientRole::end_connection(std::string reason) {
   fetch_bytes_.clear();
   held_data_.clear();
   held_bytes_ = 0;
-  log_write(reason == "left" ? LogLevel::info : LogLevel::warn, log_tag_, "disconnected: " + reason);
+  size_t undelivered = replay_.held_count();
+  replay_ = ReliableReplay(0);
+  log_write(reason == "left" ? LogLevel::info : LogLevel::warn, log_tag_,
+            "disconnected: " + reason +
+                (undelivered ? " (" + std::to_string(undelivered) + " reliable message(s) not acknowledged)" : ""));
   if (!script_) {
     if (reason != "left") {
       log_write(LogLevel::error, log_tag_, "no script to run: " + reason);
@@ -344,7 +390,8 @@ void ClientRole::end_connection(std::string reason) {
   if (stay) uv_timer_stop(timer_.get());
   script_->invoke("disconnect", [&](lua_State* L) {
     lua_pushstring(L, reason.c_str());
-    return 1;
+    lua_pushinteger(L, static_cast<lua_Integer>(undelivered));
+    return 2;
   });
   // Otherwise the process ends once the script has been told, unless the
   // handler started a new connection.
@@ -352,6 +399,13 @@ void ClientRole::end_connection(std::string reason) {
 }
 
 bool ClientRole::send(std::string_view data, Channel channel, std::string& error) {
+  if (phase_ != Phase::joined && reconnecting_ && channel == Channel::reliable) {
+    // The link is down: queued for the replay once the session resumes.
+    if (replay_.queue(std::make_shared<const std::string>(data))) return true;
+    error = "ENOBUFS: the resume buffer is full (" + std::to_string(replay_.held_bytes()) + " of " +
+            std::to_string(replay_.budget_bytes()) + " bytes; --resume-buffer-size)";
+    return false;
+  }
   if (phase_ != Phase::joined) {
     error = "ENOTCONN: not connected";
     return false;
@@ -364,8 +418,32 @@ bool ClientRole::send(std::string_view data, Channel channel, std::string& error
     error = "ENOBUFS: ENet refused the packet";
     return false;
   }
+  if (channel == Channel::reliable) replay_.retain_sent(std::make_shared<const std::string>(data));
   endpoint_->mark_dirty();
   return true;
+}
+
+void ClientRole::send_ack() {
+  if (phase_ != Phase::joined || !peer_) return;
+  if (replay_.take_ack_due(monotonic_ns())) {
+    std::string bytes = wire::encode_ack(replay_.received());
+    enet_peer_send(peer_, wire::kChannelControl,
+                   enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
+    endpoint_->mark_dirty();
+  }
+  schedule_ack();
+}
+
+void ClientRole::schedule_ack() {
+  if (!ack_timer_ || uv_is_active(reinterpret_cast<uv_handle_t*>(ack_timer_.get()))) return;
+  int64_t wait_ns = replay_.ack_wait_ns(monotonic_ns());
+  if (wait_ns < 0) return;
+  uv_timer_start(
+      ack_timer_.get(),
+      [](uv_timer_t* t) {
+        if (t->data) static_cast<ClientRole*>(t->data)->send_ack();
+      },
+      static_cast<uint64_t>((wait_ns + 999'999) / 1'000'000), 0);
 }
 
 void ClientRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
@@ -464,8 +542,19 @@ void ClientRole::begin_shutdown() {
     case Phase::joined:
     case Phase::handshaking:
     case Phase::fetching:
+      if (phase_ == Phase::joined) {
+        // A last ack, so the server knows exactly what arrived. The
+        // disconnect waits for what is queued (this ack, the script's last
+        // sends): ENet drops what a peer still holds when the disconnect
+        // reaches it. kLeaveGraceMs bounds the wait.
+        std::string ack = wire::encode_ack(replay_.received());
+        enet_peer_send(peer_, wire::kChannelControl,
+                       enet_packet_create(ack.data(), ack.size(), ENET_PACKET_FLAG_RELIABLE));
+        enet_peer_disconnect_later(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
+      } else {
+        enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
+      }
       phase_ = Phase::leaving;
-      enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
       endpoint_->flush();
       defer(kLeaveGraceMs);
       return;
@@ -488,6 +577,7 @@ void ClientRole::finish() {
   finished_ = true;
   tick_.stop();
   timer_.close();
+  ack_timer_.close();
   endpoint_.reset();
   if (on_finished) on_finished();
 }
@@ -571,6 +661,7 @@ void ClientRole::fail_hop(std::string why) {
 }
 
 void ClientRole::on_welcome(const wire::Welcome& welcome) {
+  replay_ = ReliableReplay(options_.resume_buffer_bytes);  // a new session
   // A local script keeps running on its first server; a hop keeps the state
   // only when the destination serves the very tree this state runs.
   bool same_tree = !welcome.script_hash.empty() && welcome.script_hash == tree_hash_;
@@ -597,8 +688,6 @@ void ClientRole::on_welcome(const wire::Welcome& welcome) {
     return;
   }
   phase_ = Phase::fetching;
-  held_data_.clear();
-  held_bytes_ = 0;
   fetch_bytes_.reserve(fetch_size_);
   std::string request = wire::encode_bundle_request();
   enet_peer_send(peer_, wire::kChannelControl,
@@ -670,10 +759,17 @@ void ClientRole::complete_join() {
   phase_ = Phase::joined;
   hopping_ = false;
   if (stop_requested_) defer(0);
+  size_t undelivered = undelivered_before_join_;
+  undelivered_before_join_ = 0;
   script_->invoke("connect", [&](lua_State* L) {
     lua_pushlstring(L, handoff_.data(), handoff_.size());
-    return 1;
+    lua_pushinteger(L, static_cast<lua_Integer>(undelivered));
+    return 2;
   });
+  deliver_held();
+}
+
+void ClientRole::deliver_held() {
   auto held = std::move(held_data_);
   held_data_.clear();
   held_bytes_ = 0;
@@ -685,6 +781,10 @@ void ClientRole::complete_join() {
 
 void ClientRole::deliver_data(uint8_t channel_id, std::string_view bytes) {
   const char* channel = channel_id == wire::kChannelReliable ? "reliable" : "unreliable";
+  if (channel_id == wire::kChannelReliable) {
+    replay_.on_received();
+    schedule_ack();
+  }
   script_->invoke("receive", [&](lua_State* L) {
     lua_pushlstring(L, bytes.data(), bytes.size());
     lua_pushstring(L, channel);

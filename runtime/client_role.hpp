@@ -12,6 +12,7 @@
 #include "runtime/bundle.hpp"
 #include "runtime/enet_endpoint.hpp"
 #include "runtime/host_api.hpp"
+#include "runtime/reliable_replay.hpp"
 #include "runtime/role_runner.hpp"
 #include "runtime/script_host.hpp"
 #include "runtime/tick_driver.hpp"
@@ -61,6 +62,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   // Loop callbacks (not for scripts).
   void on_resolved(int status, const struct addrinfo* result);
   void on_timer();
+  void send_ack();
 
  private:
   // fetching: welcomed, waiting for the destination's bundle. failing: a hop
@@ -92,6 +94,8 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   void adopt_bundle(const std::string& bytes);
   void complete_join();
   void deliver_data(uint8_t channel_id, std::string_view bytes);
+  void deliver_held();
+  void schedule_ack();
   ScriptHost::Sandbox sandbox_limits(bool enabled) const;
 
   uv_loop_t* loop_;
@@ -102,6 +106,10 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   std::unique_ptr<ScriptHost> script_;
   TickDriver tick_;
   UvHandle<uv_timer_t> timer_;  // connect timeout, leave grace, deferred stop
+  UvHandle<uv_timer_t> ack_timer_;  // armed only while an ack is pending
+  // Reliable messages of this session, numbered for the replay after a resume.
+  ReliableReplay replay_{0};
+  size_t undelivered_before_join_ = 0;  // from a session that was not resumed
   uv_getaddrinfo_t* resolving_ = nullptr;  // owned by libuv until its callback
   ENetPeer* peer_ = nullptr;
   Phase phase_ = Phase::idle;

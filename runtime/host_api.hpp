@@ -43,12 +43,17 @@ class ServerApi : public HostApi {
   // other id, including an earlier occupant of a reused slot.
   enum class Liveness { live, departing, stale };
   virtual Liveness liveness(ClientId id) const = 0;
-  // Queues data for a live client; false (nothing sent) if departing.
-  virtual bool send(ClientId id, std::string_view data, Channel channel) = 0;
-  // Sends one shared packet to every live client; returns how many.
+  // Queues data for a live client, or reliable data for a client whose slot
+  // is held for a resume (replayed when it resumes). False (nothing sent) if
+  // departing, for unreliable data to a held slot, or with `error` set
+  // ("ENOBUFS: ...") when a held slot's --resume-buffer-size is full.
+  virtual bool send(ClientId id, std::string_view data, Channel channel, std::string& error) = 0;
+  // Sends one shared packet to every live client (reliable data is also
+  // queued for held slots, within their budget); returns how many.
   virtual size_t broadcast(std::string_view data, Channel channel) = 0;
-  // Sends one shared packet to each live client of `targets` (departing and
-  // stale ones are skipped; a repeated id is sent to again); returns how many.
+  // Sends one shared packet to each live client of `targets` (reliable data
+  // is queued for held ones; departing and stale ones are skipped; a
+  // repeated id is sent to again); returns how many.
   virtual size_t broadcast(std::string_view data, Channel channel, std::span<const ClientId> targets) = 0;
   // Tells a live client why and disconnects it; false if already departing.
   virtual bool kick(ClientId id, std::string_view reason) = 0;
@@ -61,7 +66,9 @@ class ServerApi : public HostApi {
 class ClientApi : public HostApi {
  public:
   // Queues data for the server; false with `error` ("ENOTCONN: ...") when
-  // not joined.
+  // not joined. Between client.lost and the end of the reconnect ladder,
+  // reliable data is queued for the replay after the resume, or refused with
+  // "ENOBUFS: ..." past --resume-buffer-size; unreliable data is refused.
   virtual bool send(std::string_view data, Channel channel, std::string& error) = 0;
   // Leaves the current shard (if joined) and joins `url` (already validated)
   // carrying `handoff`. The outcome comes later: client.connect(handoff) on

@@ -85,6 +85,8 @@ std::string usage_text() {
       "                           shape every datagram: latency and jitter in ms, loss,\n"
       "                           duplication and reordering as fractions or percentages\n"
       "  --resume-grace=MS        server: hold a dropped client's slot this long (default 30000; 0 off)\n"
+      "  --resume-buffer-size=BYTES  both: reliable bytes kept per session for replay after a resume\n"
+      "                           (unacknowledged plus sent while the link is down; default 1048576)\n"
       "  --reconnect=BASE_MS,FACTOR,CAP_MS,ATTEMPTS,TOTAL_MS|off\n"
       "                           client: reconnect ladder (default 200,2,5000,8,60000)\n"
       "  --link-timeout=MS        silence before a link counts as dropped (default 5000)\n"
@@ -221,6 +223,9 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       if (!need_value() || !parse_netsim(value, o.netsim, why)) return flag_error(why.empty() ? "expected a value" : why);
     } else if (name == "resume-grace") {
       if (!need_value() || !uint_in(0, 3'600'000, o.resume_grace_ms)) return flag_error("expected 0..3600000 (ms)");
+    } else if (name == "resume-buffer-size") {
+      if (!need_value() || !uint_in(0, 1u << 30, o.resume_buffer_bytes))
+        return flag_error("expected 0..1073741824 (bytes)");
     } else if (name == "reconnect") {
       if (!need_value() || !parse_reconnect(value, o.reconnect))
         return flag_error("expected BASE_MS,FACTOR,CAP_MS,ATTEMPTS,TOTAL_MS (e.g. 200,2,5000,8,60000) or off");

@@ -64,6 +64,7 @@ struct Options {
   NetsimConfig netsim;                      // both: --netsim, off by default
   uint32_t resume_grace_ms = 30000;         // server: how long a dropped client's slot is held (0: off)
   ReconnectPolicy reconnect;                // client: --reconnect
+  uint32_t resume_buffer_bytes = 1u << 20;  // both: unacknowledged + queued reliable bytes held per session
   Limits limits;
 };
 

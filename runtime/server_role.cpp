@@ -18,6 +18,15 @@ void on_grace_timer(uv_timer_t* t) {
   if (t->data) static_cast<ServerRole*>(t->data)->finish_now();
 }
 
+std::string undelivered_note(size_t undelivered) {
+  if (undelivered == 0) return "";
+  return " (" + std::to_string(undelivered) + " reliable message(s) not acknowledged by the client)";
+}
+
+uint8_t channel_id(Channel channel) {
+  return channel == Channel::reliable ? wire::kChannelReliable : wire::kChannelUnreliable;
+}
+
 }  // namespace
 
 ServerRole::ServerRole(uv_loop_t* loop, Options options)
@@ -33,6 +42,7 @@ ServerRole::~ServerRole() {
   tick_.stop();
   stop_timer_.close();
   grace_timer_.close();
+  ack_timer_.close();
   endpoint_.reset();
   script_.reset();
 }
@@ -86,6 +96,17 @@ bool ServerRole::start(std::string& error) {
     error = std::string("nshost: libuv: ") + uv_strerror(rc);
     return false;
   }
+  if (int rc = ack_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
+    error = std::string("nshost: libuv: ") + uv_strerror(rc);
+    return false;
+  }
+  ack_timer_.get()->data = this;
+  uv_timer_start(
+      ack_timer_.get(),
+      [](uv_timer_t* t) {
+        if (t->data) static_cast<ServerRole*>(t->data)->send_acks();
+      },
+      kAckPollMs, kAckPollMs);
   exit_code_ = requested_exit_code_;
   log_write(LogLevel::info, "server",
             "listening on " + options_.bind + ":" + std::to_string(port()) + " (max_clients=" +
@@ -142,6 +163,10 @@ void ServerRole::on_control(ENetPeer* peer, std::string_view bytes) {
     on_hello(peer, bytes);
     return;
   }
+  if (type == wire::ControlType::ack && st.phase == Phase::live) {
+    on_ack(peer, bytes);
+    return;
+  }
   if (type == wire::ControlType::bundle_request && st.phase == Phase::live) {
     std::string error;
     if (wire::decode_bundle_request(bytes, error)) serve_bundle(peer);
@@ -192,27 +217,26 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   }
   if (!hello.session_token.empty()) {
     if (auto slot = sessions_.find(hello.session_token)) {
-      if (sessions_.lost(*slot)) {
-        resume(peer, *slot);
-        return;
-      }
       ENetPeer* old = slot_entries_[*slot].peer;
-      if (old && state_of(old).phase == Phase::live && old->address.host == peer->address.host &&
-          old->address.port == peer->address.port) {
+      if (sessions_.lost(*slot)) {
+        if (resume(peer, *slot, hello)) return;
+      } else if (old && state_of(old).phase == Phase::live && old->address.host == peer->address.host &&
+                 old->address.port == peer->address.port) {
         // The same client socket dialled again: its old link is dead on its side.
         log_write(LogLevel::info, "server", "client " + who + " re-dialled; replaced its stale link");
         enet_peer_reset(old);
         enter_grace(old);
-        resume(peer, *slot);
+        if (resume(peer, *slot, hello)) return;
+      } else {
+        // The session still has its link: a token never takes a slot over.
+        log_write(LogLevel::warn, "server",
+                  "rejected " + who + ": session_in_use (slot " + std::to_string(*slot) + " is still connected)");
+        refuse(peer, "session_in_use");
         return;
       }
-      // The session still has its link: a token never takes a slot over.
-      log_write(LogLevel::warn, "server",
-                "rejected " + who + ": session_in_use (slot " + std::to_string(*slot) + " is still connected)");
-      refuse(peer, "session_in_use");
-      return;
+    } else {
+      log_write(LogLevel::info, "server", "unknown session token from " + who + ": not a resume, joining fresh");
     }
-    log_write(LogLevel::info, "server", "unknown session token from " + who + ": not a resume, joining fresh");
   }
   auto id = slots_.acquire();
   if (!id) {
@@ -239,6 +263,7 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   st.id = *id;
   st.since_ns = monotonic_ns();
   slot_entries_[id->slot].peer = peer;
+  slot_entries_[id->slot].replay = ReliableReplay(options_.resume_buffer_bytes);
   script_->protect("creating a client handle", [&](lua_State* L) {
     push_client_handle(L, *id);
     slot_entries_[id->slot].handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -265,34 +290,68 @@ void ServerRole::send_welcome(ENetPeer* peer, ClientId id, bool resumed) {
   if (options_.resume_grace_ms > 0)
     welcome.session_token = resumed ? sessions_.reissue(id.slot) : sessions_.issue(id.slot);
   welcome.resumed = resumed;
+  if (resumed) welcome.received = slot_entries_[id.slot].replay.received();
   std::string reply = wire::encode_welcome(welcome);
   enet_peer_send(peer, wire::kChannelControl,
                  enet_packet_create(reply.data(), reply.size(), ENET_PACKET_FLAG_RELIABLE));
   endpoint_->mark_dirty();
 }
 
-void ServerRole::resume(ENetPeer* peer, uint32_t slot) {
+bool ServerRole::resume(ENetPeer* peer, uint32_t slot, const wire::Hello& hello) {
+  SlotEntry& entry = slot_entries_[slot];
+  ReliableReplay& replay = entry.replay;
+  // Both sides must still hold every reliable message the other lacks.
+  if (!replay.acknowledge(hello.received) || !replay.can_replay_from(hello.received) ||
+      hello.replay_floor > replay.received()) {
+    log_write(LogLevel::warn, "server",
+              "client " + format_address(peer->address) + " cannot resume slot " + std::to_string(slot) +
+                  ": reliable messages cannot be replayed (it has " + std::to_string(hello.received) + " of " +
+                  std::to_string(replay.numbered()) + ", we hold from " + std::to_string(replay.replay_floor()) +
+                  "; we have " + std::to_string(replay.received()) + ", it holds from " +
+                  std::to_string(hello.replay_floor) + "; --resume-buffer-size)");
+    drop_lost(slot, "timeout");
+    return false;
+  }
   ClientId id = slots_.id_at(slot);
   PeerState& st = state_of(peer);
+  int64_t now = monotonic_ns();
   st.phase = Phase::live;
   st.id = id;
-  st.since_ns = monotonic_ns();
-  slot_entries_[slot].peer = peer;
+  st.since_ns = now;
+  // The client replays what it sent while down: the bucket holds what a
+  // client at the rate could have sent meanwhile, on top of its depth.
+  if (uint32_t rate = options_.limits.max_message_rate; rate > 0) {
+    st.rate_tokens = static_cast<double>(rate_depth()) + (now - entry.lost_since_ns) * 1e-9 * rate;
+    st.rate_refill_ns = now;
+  }
+  entry.peer = peer;
+  entry.held = false;
   send_welcome(peer, id, true);  // re-issues the token: the presented one is spent
+  size_t replayed = 0;
+  replay.for_each_after(hello.received, [&](const ReliableReplay::Payload& bytes) {
+    ENetPacket* packet = enet_packet_create(bytes->data(), bytes->size(), ENET_PACKET_FLAG_RELIABLE);
+    if (packet && enet_peer_send(peer, wire::kChannelReliable, packet) == 0) ++replayed;
+    else if (packet) enet_packet_destroy(packet);
+  });
   log_write(LogLevel::info, "server",
-            "client " + format_address(peer->address) + " resumed slot " + std::to_string(slot));
+            "client " + format_address(peer->address) + " resumed slot " + std::to_string(slot) + " (replayed " +
+                std::to_string(replayed) + " reliable message(s))");
   script_->invoke("resumed", [&](lua_State*) {
     push_handle(id);
     return 1;
   });
+  return true;
 }
 
 void ServerRole::enter_grace(ENetPeer* peer) {
   PeerState& st = state_of(peer);
   ClientId id = st.id;
   st = PeerState{};
-  slot_entries_[id.slot].peer = nullptr;
+  SlotEntry& entry = slot_entries_[id.slot];
+  entry.peer = nullptr;
+  entry.held = true;
   int64_t now = monotonic_ns();
+  entry.lost_since_ns = now;
   sessions_.mark_lost(id.slot, now + static_cast<int64_t>(options_.resume_grace_ms) * 1'000'000, peer->address.host,
                       now);
   log_write(LogLevel::info, "server",
@@ -310,7 +369,10 @@ void ServerRole::expire_lost_sessions(int64_t now_ns) {
 
 void ServerRole::drop_lost(uint32_t slot, const std::string& reason) {
   ClientId id = slots_.id_at(slot);
-  log_write(LogLevel::info, "server", "client in slot " + std::to_string(slot) + " left: " + reason);
+  slot_entries_[slot].held = false;
+  size_t undelivered = slot_entries_[slot].replay.held_count();
+  log_write(LogLevel::info, "server",
+            "client in slot " + std::to_string(slot) + " left: " + reason + undelivered_note(undelivered));
   sessions_.revoke(slot);  // the token resumes nothing from here on
   // Still marked lost while the handler runs, so liveness() says departing:
   // slot() answers and nothing is sent.
@@ -318,7 +380,8 @@ void ServerRole::drop_lost(uint32_t slot, const std::string& reason) {
   script_->invoke("disconnect", [&](lua_State* L) {
     push_handle(id);
     lua_pushstring(L, reason.c_str());
-    return 2;
+    lua_pushinteger(L, static_cast<lua_Integer>(undelivered));
+    return 3;
   });
   sessions_.revoke(slot);
   SlotEntry& entry = slot_entries_[slot];
@@ -327,17 +390,27 @@ void ServerRole::drop_lost(uint32_t slot, const std::string& reason) {
   slots_.release(id);
 }
 
+uint64_t ServerRole::rate_depth() const {
+  // A reliable message can be held back (behind a lost one, ENet delivering
+  // in order) for up to the link timeout and then arrive with everything
+  // sent after it: the bucket holds that many seconds at the rate.
+  uint64_t seconds_ms = std::max<uint64_t>(1000, options_.limits.link_timeout_ms);
+  return static_cast<uint64_t>(options_.limits.max_message_rate) * seconds_ms / 1000;
+}
+
 bool ServerRole::within_message_rate(ENetPeer* peer) {
   uint32_t rate = options_.limits.max_message_rate;
   if (rate == 0) return true;
   PeerState& st = state_of(peer);
   if (st.phase != Phase::live && st.phase != Phase::handshake) return true;  // already going; ignored later
   int64_t now = monotonic_ns();
+  const double depth = static_cast<double>(rate_depth());
   if (st.rate_refill_ns == 0) {
-    st.rate_tokens = rate;
+    st.rate_tokens = depth;
     st.rate_refill_ns = now;
   }
-  st.rate_tokens = std::min<double>(rate, st.rate_tokens + (now - st.rate_refill_ns) * 1e-9 * rate);
+  // Above the depth (credit after a resume) it only drains.
+  st.rate_tokens = std::max(st.rate_tokens, std::min(depth, st.rate_tokens + (now - st.rate_refill_ns) * 1e-9 * rate));
   st.rate_refill_ns = now;
   if (st.rate_tokens >= 1.0) {
     st.rate_tokens -= 1.0;
@@ -472,6 +545,7 @@ void ServerRole::on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes
   }
   const char* channel_text = channel == wire::kChannelReliable ? "reliable" : "unreliable";
   ClientId id = st.id;
+  if (channel == wire::kChannelReliable) slot_entries_[id.slot].replay.on_received();
   script_->invoke("receive", [&](lua_State* L) {
     push_handle(id);
     lua_pushlstring(L, bytes.data(), bytes.size());
@@ -509,12 +583,15 @@ void ServerRole::finish_departure(ENetPeer* peer, const std::string& reason) {
   PeerState& st = state_of(peer);
   ClientId id = st.id;
   st.phase = Phase::departing;  // slot() still answers inside the handler
-  log_write(LogLevel::info, "server", "client in slot " + std::to_string(id.slot) + " left: " + reason);
+  size_t undelivered = slot_entries_[id.slot].replay.held_count();
+  log_write(LogLevel::info, "server",
+            "client in slot " + std::to_string(id.slot) + " left: " + reason + undelivered_note(undelivered));
   if (!stopping_) {
     script_->invoke("disconnect", [&](lua_State* L) {
       push_handle(id);
       lua_pushstring(L, reason.c_str());
-      return 2;
+      lua_pushinteger(L, static_cast<lua_Integer>(undelivered));
+      return 3;
     });
   }
   SlotEntry& entry = slot_entries_[id.slot];
@@ -611,11 +688,32 @@ ENetPacket* ServerRole::make_packet(std::string_view data, Channel channel) cons
   return enet_packet_create(data.data(), data.size(), flags);
 }
 
-static uint8_t channel_id(Channel channel) {
-  return channel == Channel::reliable ? wire::kChannelReliable : wire::kChannelUnreliable;
+bool ServerRole::send_reliable(uint32_t slot, const ReliableReplay::Payload& payload, ENetPacket* packet,
+                               std::string& error) {
+  SlotEntry& entry = slot_entries_[slot];
+  if (entry.held) {
+    if (entry.replay.queue(payload)) return true;
+    error = "ENOBUFS: the resume buffer of slot " + std::to_string(slot) + " is full (" +
+            std::to_string(entry.replay.held_bytes()) + " of " + std::to_string(entry.replay.budget_bytes()) +
+            " bytes; --resume-buffer-size)";
+    return false;
+  }
+  if (!entry.peer || state_of(entry.peer).phase != Phase::live) return false;
+  if (enet_peer_send(entry.peer, wire::kChannelReliable, packet) != 0) return false;
+  if (options_.resume_grace_ms > 0) entry.replay.retain_sent(payload);  // no resume, no replay
+  return true;
 }
 
-bool ServerRole::send(ClientId id, std::string_view data, Channel channel) {
+bool ServerRole::send(ClientId id, std::string_view data, Channel channel, std::string& error) {
+  if (channel == Channel::reliable && slots_.valid(id)) {
+    auto payload = std::make_shared<const std::string>(data);
+    ENetPacket* packet = make_packet(data, channel);
+    if (!packet) return false;
+    bool ok = send_reliable(id.slot, payload, packet, error);
+    if (packet->referenceCount == 0) enet_packet_destroy(packet);
+    if (ok) endpoint_->mark_dirty();
+    return ok;
+  }
   if (liveness(id) != Liveness::live) return false;
   ENetPacket* packet = make_packet(data, channel);
   if (!packet) return false;
@@ -633,7 +731,14 @@ size_t ServerRole::broadcast(std::string_view data, Channel channel) {
   ENetPacket* packet = make_packet(data, channel);
   if (!packet) return 0;
   size_t sent = 0;
+  ReliableReplay::Payload payload;
+  if (channel == Channel::reliable) payload = std::make_shared<const std::string>(data);
+  std::string error;
   for (uint32_t slot = 0; slot < options_.max_clients; ++slot) {
+    if (payload) {
+      sent += send_reliable(slot, payload, packet, error);
+      continue;
+    }
     ENetPeer* peer = slot_entries_[slot].peer;
     if (!peer || state_of(peer).phase != Phase::live) continue;
     if (enet_peer_send(peer, channel_id(channel), packet) == 0) ++sent;
@@ -646,7 +751,15 @@ size_t ServerRole::broadcast(std::string_view data, Channel channel) {
 size_t ServerRole::broadcast(std::string_view data, Channel channel, std::span<const ClientId> targets) {
   ENetPacket* packet = nullptr;
   size_t sent = 0;
+  ReliableReplay::Payload payload;
+  std::string error;
   for (const ClientId& id : targets) {
+    if (channel == Channel::reliable && slots_.valid(id)) {
+      if (!packet && !(packet = make_packet(data, channel))) return 0;
+      if (!payload) payload = std::make_shared<const std::string>(data);
+      sent += send_reliable(id.slot, payload, packet, error);
+      continue;
+    }
     if (liveness(id) != Liveness::live) continue;
     if (!packet && !(packet = make_packet(data, channel))) return 0;
     if (enet_peer_send(slot_entries_[id.slot].peer, channel_id(channel), packet) == 0) ++sent;
@@ -675,6 +788,30 @@ bool ServerRole::kick(ClientId id, std::string_view reason) {
   endpoint_->mark_dirty();
   log_write(LogLevel::info, "server", "kicking slot " + std::to_string(id.slot) + ": " + std::string(reason));
   return true;
+}
+
+void ServerRole::on_ack(ENetPeer* peer, std::string_view bytes) {
+  uint64_t count = 0;
+  std::string error;
+  const PeerState& st = state_of(peer);
+  if (!wire::decode_ack(bytes, count, error)) {
+    log_write(LogLevel::warn, "server", "malformed ack from " + format_address(peer->address) + ": " + error);
+    return;
+  }
+  ReliableReplay& replay = slot_entries_[st.id.slot].replay;
+  if (!replay.acknowledge(count))
+    log_write(LogLevel::warn, "server",
+              "ignored ack from " + format_address(peer->address) + ": " + std::to_string(count) +
+                  " received, but only " + std::to_string(replay.numbered()) + " sent");
+}
+
+void ServerRole::send_acks() {
+  if (!endpoint_) return;
+  int64_t now = monotonic_ns();
+  for (SlotEntry& entry : slot_entries_) {
+    if (!entry.peer || state_of(entry.peer).phase != Phase::live || !entry.replay.take_ack_due(now)) continue;
+    send_control(entry.peer, wire::encode_ack(entry.replay.received()));
+  }
 }
 
 void ServerRole::send_control(ENetPeer* peer, const std::string& bytes) {
@@ -855,6 +992,8 @@ void ServerRole::begin_shutdown() {
   for (size_t i = 0; i < host->peerCount; ++i) {
     ENetPeer* peer = &host->peers[i];
     if (peer->state == ENET_PEER_STATE_DISCONNECTED) continue;
+    if (peers_[i].phase == Phase::live)  // a last ack: the client learns exactly what arrived
+      send_control(peer, wire::encode_ack(slot_entries_[peers_[i].id.slot].replay.received()));
     if (peers_[i].phase == Phase::live || peers_[i].phase == Phase::departing)
       enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
     else
@@ -890,6 +1029,7 @@ void ServerRole::finish() {
   tick_.stop();
   stop_timer_.close();
   grace_timer_.close();
+  ack_timer_.close();
   endpoint_.reset();
   log_write(LogLevel::info, "server", "stopped");
   if (on_finished) on_finished();

@@ -10,6 +10,7 @@
 
 #include "runtime/enet_endpoint.hpp"
 #include "runtime/host_api.hpp"
+#include "runtime/reliable_replay.hpp"
 #include "runtime/role_runner.hpp"
 #include "runtime/script_host.hpp"
 #include "runtime/session.hpp"
@@ -65,7 +66,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
 
   // ServerApi
   Liveness liveness(ClientId id) const override;
-  bool send(ClientId id, std::string_view data, Channel channel) override;
+  bool send(ClientId id, std::string_view data, Channel channel, std::string& error) override;
   size_t broadcast(std::string_view data, Channel channel) override;
   size_t broadcast(std::string_view data, Channel channel, std::span<const ClientId> targets) override;
   bool kick(ClientId id, std::string_view reason) override;
@@ -100,7 +101,14 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   struct SlotEntry {
     ENetPeer* peer = nullptr;
     int handle_ref = LUA_NOREF;  // the client handle userdata in the registry
+    // Reliable replay across a resume (docs/reliability.md).
+    ReliableReplay replay{0};
+    bool held = false;         // in its grace window: reliable sends are queued
+    int64_t lost_since_ns = 0;  // when the link dropped
   };
+  // Acks are checked this often (each slot's goes out at most every
+  // ReliableReplay::kAckIntervalNs).
+  static constexpr uint64_t kAckPollMs = 25;
 
   void on_enet_event(ENetEvent& event) override;
   void on_serviced() override {
@@ -110,7 +118,14 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   void on_hello(ENetPeer* peer, std::string_view bytes);
   // Resume (seed 002): the pieces are kept apart from the join path.
   void send_welcome(ENetPeer* peer, ClientId id, bool resumed);
-  void resume(ENetPeer* peer, uint32_t slot);
+  // False when the session cannot be replayed faithfully: it is ended and
+  // the hello is admitted as a fresh join.
+  bool resume(ENetPeer* peer, uint32_t slot, const wire::Hello& hello);
+  // Reliable data to a slot: sent and retained when live, queued when held.
+  bool send_reliable(uint32_t slot, const ReliableReplay::Payload& payload, ENetPacket* packet, std::string& error);
+  void on_ack(ENetPeer* peer, std::string_view bytes);
+  void send_acks();
+  uint64_t rate_depth() const;
   void enter_grace(ENetPeer* peer);
   void expire_lost_sessions(int64_t now_ns);
   void drop_lost(uint32_t slot, const std::string& reason);
@@ -158,6 +173,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   TickDriver tick_;
   UvHandle<uv_timer_t> stop_timer_;  // runs the shutdown outside any handler
   UvHandle<uv_timer_t> grace_timer_;
+  UvHandle<uv_timer_t> ack_timer_;
   bool stopping_ = false;
   bool finished_ = false;
   int exit_code_ = 0;

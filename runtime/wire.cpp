@@ -16,6 +16,31 @@ class Writer : public ByteWriter {
 
 using Reader = ByteReader;
 
+std::string u64_bytes(uint64_t v) {
+  Writer w;
+  w.u32(static_cast<uint32_t>(v >> 32));
+  w.u32(static_cast<uint32_t>(v));
+  return w.take();
+}
+
+bool read_u64(Reader& r, uint64_t& v) {
+  uint32_t high, low;
+  if (!r.u32(high) || !r.u32(low)) return false;
+  v = (static_cast<uint64_t>(high) << 32) | low;
+  return true;
+}
+
+// A TLV field holding exactly one u64, at most once per message.
+bool read_count(std::string_view value, bool& seen, uint64_t& out, const char* name, std::string& error) {
+  Reader r(value);
+  if (seen || !read_u64(r, out) || !r.done()) {
+    error = std::string("malformed ") + name + " field";
+    return false;
+  }
+  seen = true;
+  return true;
+}
+
 constexpr size_t kMaxFields = 32;
 
 // Walks TLV fields to the end of the message; `on_field` returns false to
@@ -80,7 +105,11 @@ std::string encode_hello(const Hello& hello) {
   w.u32(kHelloMagic);
   w.u16(hello.protocol_version);
   if (!hello.handoff.empty()) w.field(kFieldHandoff, hello.handoff);
-  if (!hello.session_token.empty()) w.field(kFieldSessionToken, hello.session_token);
+  if (!hello.session_token.empty()) {
+    w.field(kFieldSessionToken, hello.session_token);
+    w.field(kFieldReceived, u64_bytes(hello.received));
+    w.field(kFieldReplayFloor, u64_bytes(hello.replay_floor));
+  }
   return w.take();
 }
 
@@ -98,7 +127,10 @@ std::string encode_welcome(const Welcome& welcome) {
     w.field(kFieldBundleBytes, size.take());
   }
   if (!welcome.session_token.empty()) w.field(kFieldSessionToken, welcome.session_token);
-  if (welcome.resumed) w.field(kFieldResumed, std::string_view("\x01", 1));
+  if (welcome.resumed) {
+    w.field(kFieldResumed, std::string_view("\x01", 1));
+    w.field(kFieldReceived, u64_bytes(welcome.received));
+  }
   return w.take();
 }
 
@@ -120,6 +152,7 @@ std::optional<ControlType> peek_type(std::string_view bytes) {
     case ControlType::welcome:
     case ControlType::reject:
     case ControlType::kick:
+    case ControlType::ack:
     case ControlType::redirect:
     case ControlType::bundle_request:
     case ControlType::bundle_part:
@@ -142,11 +175,15 @@ bool decode_hello(std::string_view bytes, Hello& out, std::string& error) {
   }
   out.handoff.clear();
   out.session_token.clear();
+  out.received = 0;
+  out.replay_floor = 0;
   if (out.protocol_version != kProtocolVersion) return true;
   bool seen_handoff = false;
-  bool seen_token = false;
+  bool seen_token = false, seen_received = false, seen_floor = false;
   return read_fields(r, error, [&](uint8_t tag, std::string_view value) {
     if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
+    if (tag == kFieldReceived) return read_count(value, seen_received, out.received, "received", error);
+    if (tag == kFieldReplayFloor) return read_count(value, seen_floor, out.replay_floor, "replay floor", error);
     if (tag != kFieldHandoff) return true;  // unknown fields are skipped
     if (seen_handoff) {
       error = "duplicate handoff field";
@@ -173,9 +210,11 @@ bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error) {
   out.bundle_bytes = 0;
   out.session_token.clear();
   out.resumed = false;
-  bool seen_size = false, seen_token = false, seen_resumed = false;
+  out.received = 0;
+  bool seen_size = false, seen_token = false, seen_resumed = false, seen_received = false;
   bool ok = read_fields(r, error, [&](uint8_t tag, std::string_view value) {
     if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
+    if (tag == kFieldReceived) return read_count(value, seen_received, out.received, "received", error);
     if (tag == kFieldResumed) {
       if (seen_resumed || value.size() != 1 || static_cast<uint8_t>(value[0]) > 1) {
         error = "malformed resumed field";
@@ -272,6 +311,23 @@ bool decode_bundle_part(std::string_view bytes, BundlePart& out, std::string& er
     return false;
   }
   out.bytes = bytes.substr(5);
+  return true;
+}
+
+std::string encode_ack(uint64_t received) {
+  Writer w;
+  w.u8(static_cast<uint8_t>(ControlType::ack));
+  w.bytes(u64_bytes(received));
+  return w.take();
+}
+
+bool decode_ack(std::string_view bytes, uint64_t& received, std::string& error) {
+  Reader r(bytes);
+  if (!expect_type(r, ControlType::ack, error)) return false;
+  if (!read_u64(r, received) || !r.done()) {
+    error = "an ack is 9 bytes, got " + std::to_string(bytes.size());
+    return false;
+  }
   return true;
 }
 

@@ -11,7 +11,8 @@
 
 namespace nshost::wire {
 
-constexpr uint16_t kProtocolVersion = 1;
+// Version 2 added reliable replay across a resume (ack, received counts).
+constexpr uint16_t kProtocolVersion = 2;
 constexpr uint32_t kHelloMagic = 0x4E534854;  // "NSHT"
 
 // ENet channel ids. Data channels carry script bytes verbatim, no header.
@@ -26,6 +27,7 @@ enum class ControlType : uint8_t {
   welcome = 2,
   reject = 3,
   kick = 4,
+  ack = 5,  // either way: u64, reliable data messages received in this session
   redirect = 16,        // server -> client: go to url with handoff, then disconnect
   bundle_request = 17,  // client -> server: send me your script bundle
   bundle_part = 18,     // server -> client: u32 offset, then bundle bytes
@@ -49,6 +51,11 @@ constexpr uint8_t kFieldHandoff = 1;       // hello, redirect
 // resumed (docs/reliability.md).
 constexpr uint8_t kFieldSessionToken = 8;  // hello, welcome: kSessionTokenBytes random bytes
 constexpr uint8_t kFieldResumed = 9;       // welcome: one byte, 1 when the session resumed
+// Reliable replay: how many reliable data messages of the session the sender
+// of the hello (client) or welcome (server) has received, and (hello only)
+// the count below which the client can no longer replay its own messages.
+constexpr uint8_t kFieldReceived = 10;     // hello, welcome: u64
+constexpr uint8_t kFieldReplayFloor = 11;  // hello: u64
 constexpr uint8_t kFieldScriptHash = 16;   // welcome: SHA-256 of the served bundle, 32 bytes
 constexpr uint8_t kFieldBundleBytes = 17;  // welcome: size of that bundle, u32
 constexpr uint8_t kFieldUrl = 18;          // redirect: nshost:// URL of the destination
@@ -65,6 +72,10 @@ struct Hello {
   uint16_t protocol_version = kProtocolVersion;
   std::string handoff;  // opaque bytes for server.connect; "" on a fresh join
   std::string session_token;  // "" or kSessionTokenBytes: the session to resume
+  // With a token: reliable data messages of that session the client has
+  // received, and the count at or above which it can replay all it sent.
+  uint64_t received = 0;
+  uint64_t replay_floor = 0;
 };
 
 struct Welcome {
@@ -76,6 +87,7 @@ struct Welcome {
   uint32_t bundle_bytes = 0;  // its encoded size
   std::string session_token;  // "" or kSessionTokenBytes: resumes this session later
   bool resumed = false;       // true: the hello's token resumed its session
+  uint64_t received = 0;      // when resumed: reliable data messages of the session the server has received
 };
 
 struct Redirect {
@@ -100,6 +112,7 @@ std::string encode_notice(const Notice& notice);
 std::string encode_redirect(const Redirect& redirect);
 std::string encode_bundle_request();
 std::string encode_bundle_part(uint32_t offset, std::string_view bytes);
+std::string encode_ack(uint64_t received);
 
 // The type byte of a control message, or nullopt for an empty or unknown one.
 std::optional<ControlType> peek_type(std::string_view bytes);
@@ -114,5 +127,7 @@ bool decode_notice(std::string_view bytes, Notice& out, std::string& error);
 bool decode_redirect(std::string_view bytes, Redirect& out, std::string& error);
 bool decode_bundle_request(std::string_view bytes, std::string& error);
 bool decode_bundle_part(std::string_view bytes, BundlePart& out, std::string& error);
+// An ack is exactly 9 bytes: the type and a u64 count.
+bool decode_ack(std::string_view bytes, uint64_t& received, std::string& error);
 
 }  // namespace nshost::wire

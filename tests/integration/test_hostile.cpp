@@ -43,7 +43,7 @@ TEST_CASE("hostile: garbage datagrams and malformed control messages are counted
   MESSAGE(*counted);
 
   EnetLibrary enet;
-  for (const std::string& bad : {std::string("\x01NS", 3), std::string("\x01NSHT\x00\x01\x08\x00\x00\x00\x03" "abc", 15),
+  for (const std::string& bad : {std::string("\x01NS", 3), std::string("\x01NSHT\x00\x02\x08\x00\x00\x00\x03" "abc", 15),
                                  std::string(1, '\x01'), std::string("\x09garbage", 8)}) {
     RawPeer peer(server.port);
     REQUIRE(peer.wait_connected());

@@ -40,7 +40,7 @@ TEST_CASE("resume: a stopped client resumes within the window in the same slot w
   auto lost = server.process->wait_stdout("lost slot=0", 5000);
   client->send_signal(SIGCONT);
   REQUIRE(lost);
-  CHECK(*lost == "lost slot=0 connected=false send=false");
+  CHECK(*lost == "lost slot=0 connected=false send=true");  // queued for the replay
 
   CHECK(client->wait_stdout("client lost", 5000));
   CHECK(client->wait_stdout("client resumed", 5000));

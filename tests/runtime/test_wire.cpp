@@ -21,7 +21,7 @@ TEST_CASE("wire: hello layout is byte-exact as documented") {
   Hello in;
   in.handoff = "ab";
   std::string bytes = encode_hello(in);
-  const unsigned char expected[] = {0x01, 'N', 'S', 'H', 'T', 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x02, 'a', 'b'};
+  const unsigned char expected[] = {0x01, 'N', 'S', 'H', 'T', 0x00, 0x02, 0x01, 0x00, 0x00, 0x00, 0x02, 'a', 'b'};
   CHECK(bytes == std::string(reinterpret_cast<const char*>(expected), sizeof expected));
 }
 
@@ -94,4 +94,69 @@ TEST_CASE("wire: peek_type knows only the defined control types") {
   CHECK_FALSE(peek_type(""));
   CHECK_FALSE(peek_type("\x00"));
   CHECK_FALSE(peek_type("\x63"));
+}
+
+TEST_CASE("wire: a resuming hello carries the received count and replay floor, byte-exact") {
+  Hello in;
+  in.session_token = std::string(kSessionTokenBytes, '\x07');
+  in.received = 0x0102030405060708ull;
+  in.replay_floor = 3;
+  std::string bytes = encode_hello(in);
+  std::string expected("\x01NSHT\x00\x02", 7);
+  expected += std::string("\x08\x00\x00\x00\x10", 5) + in.session_token;
+  expected += std::string("\x0a\x00\x00\x00\x08\x01\x02\x03\x04\x05\x06\x07\x08", 13);
+  expected += std::string("\x0b\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x03", 13);
+  CHECK(bytes == expected);
+  Hello out;
+  std::string error;
+  REQUIRE_MESSAGE(decode_hello(bytes, out, error), error);
+  CHECK(out.received == in.received);
+  CHECK(out.replay_floor == 3);
+  // A count field of the wrong size, or twice, is malformed.
+  CHECK_FALSE(decode_hello(encode_hello(Hello{}) + std::string("\x0a\x00\x00\x00\x04\x00\x00\x00\x01", 9), out, error));
+  CHECK(error == "malformed received field");
+  CHECK_FALSE(decode_hello(bytes + std::string("\x0b\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x03", 13), out, error));
+}
+
+TEST_CASE("wire: a version 1 hello decodes to its version only, so the server refuses it by version") {
+  std::string v1("\x01NSHT\x00\x01\x08\x00\x00\x00\x10", 12);
+  v1 += std::string(kSessionTokenBytes, 'x');
+  Hello out;
+  std::string error;
+  REQUIRE(decode_hello(v1, out, error));
+  CHECK(out.protocol_version == 1);
+  CHECK(out.protocol_version != kProtocolVersion);
+  CHECK(out.session_token.empty());
+}
+
+TEST_CASE("wire: a resumed welcome carries the server's received count") {
+  Welcome w;
+  w.slot = 3;
+  w.max_clients = 8;
+  w.tick_rate_hz = 30;
+  w.session_token = std::string(kSessionTokenBytes, 't');
+  w.resumed = true;
+  w.received = 2990;
+  Welcome out;
+  std::string error;
+  REQUIRE_MESSAGE(decode_welcome(encode_welcome(w), out, error), error);
+  CHECK(out.resumed);
+  CHECK(out.received == 2990);
+  w.resumed = false;
+  REQUIRE(decode_welcome(encode_welcome(w), out, error));
+  CHECK(out.received == 0);
+}
+
+TEST_CASE("wire: ack is 9 bytes, type 5 and a u64 count") {
+  std::string bytes = encode_ack(0x1122334455667788ull);
+  CHECK(bytes == std::string("\x05\x11\x22\x33\x44\x55\x66\x77\x88", 9));
+  CHECK(peek_type(bytes) == ControlType::ack);
+  uint64_t count = 0;
+  std::string error;
+  REQUIRE(decode_ack(bytes, count, error));
+  CHECK(count == 0x1122334455667788ull);
+  CHECK_FALSE(decode_ack(bytes.substr(0, 8), count, error));
+  CHECK(error == "an ack is 9 bytes, got 8");
+  CHECK_FALSE(decode_ack(bytes + "x", count, error));
+  CHECK_FALSE(decode_ack(encode_bundle_request(), count, error));
 }

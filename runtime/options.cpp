@@ -121,7 +121,8 @@ std::string usage_text() {
       "  --version                print the version and exit\n"
       "  --help                   print this text and exit\n"
       "\n"
-      "Exit codes: 0 clean stop, 1 script error, 2 usage error.\n";
+      "Exit codes: 0 clean stop, 1 script error, 2 usage error, 3 a Lua handler the timeout could not stop,\n"
+      "128+N a stop by signal N (SIGTERM: 143) that could not finish within 2 s.\n";
 }
 
 ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role) {

@@ -70,7 +70,7 @@ constexpr size_t kMiB = 1u << 20;
 
 }  // namespace
 
-TEST_CASE("net sandbox: without --allow-net every opening call returns nil and says why; the rest is harmless") {
+TEST_CASE("net sandbox: without --allow-net every opening call returns nil and says why, the rest is harmless") {
   CountingListener target;
   REQUIRE(target.port > 0);
   std::string port = std::to_string(target.port);

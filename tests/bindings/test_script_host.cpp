@@ -202,7 +202,7 @@ TEST_CASE("handler timeout: no hook is set until a deadline passes, and coroutin
   CHECK(lua_gettop(L) == 0);
 }
 
-TEST_CASE("handler lookup: a role table's __index is honoured; one that raises or allocates is one logged error under the limits") {
+TEST_CASE("handler lookup: a role table's __index is honoured, one that raises or allocates is one logged error under the limits") {
   RoleFixture f;
   Options o;
   o.memory_limit_bytes = 16u << 20;

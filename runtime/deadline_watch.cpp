@@ -15,6 +15,8 @@ namespace {
 // Read by the signal handler on this thread; set by arm()/disarm() on it.
 thread_local DeadlineWatch::Target* t_target = nullptr;
 thread_local int64_t t_deadline_ns = 0;
+thread_local int64_t t_stalled_at_arm_ns = 0;
+thread_local const std::atomic<int64_t>* t_stalled_ns = nullptr;  // the watch's, lock-free
 thread_local std::weak_ptr<DeadlineWatch> t_watch;
 
 int deadline_signal() { return SIGRTMIN + 3; }
@@ -24,7 +26,12 @@ int poll_ms_for(uint32_t timeout_ms) { return static_cast<int>(std::clamp<uint32
 void on_deadline_signal(int) {
   int saved_errno = errno;
   DeadlineWatch::Target* target = t_target;
-  if (target && DeadlineWatch::monotonic_now_ns() >= t_deadline_ns) target->on_deadline();
+  if (!target) {
+    errno = saved_errno;
+    return;
+  }
+  int64_t stalled_ns = t_stalled_ns ? t_stalled_ns->load(std::memory_order_relaxed) - t_stalled_at_arm_ns : 0;
+  if (DeadlineWatch::monotonic_now_ns() >= t_deadline_ns + stalled_ns) target->on_deadline();
   errno = saved_errno;
 }
 
@@ -75,6 +82,7 @@ std::shared_ptr<DeadlineWatch> DeadlineWatch::for_this_thread(uint32_t timeout_m
 
 DeadlineWatch::DeadlineWatch(uint32_t timeout_ms) : loop_thread_(pthread_self()), poll_ms_(poll_ms_for(timeout_ms)) {
   install_signal_handler();
+  t_stalled_ns = &stalled_ns_;
   watchdog_ = std::thread([this] { run(); });
 }
 
@@ -97,7 +105,10 @@ void DeadlineWatch::hold(uint32_t timeout_ms) {
 int64_t DeadlineWatch::escalation_grace_ns(int64_t timeout_ns) { return std::max<int64_t>(1'000'000'000, timeout_ns); }
 
 DeadlineWatch::Armed DeadlineWatch::arm(Target* target, int64_t deadline_ns) {
-  Armed previous{t_target, t_deadline_ns, escalate_ns_.load(std::memory_order_relaxed)};
+  Armed previous{t_target, t_deadline_ns, escalate_ns_.load(std::memory_order_relaxed), t_stalled_at_arm_ns};
+  int64_t stalled_now_ns = stalled_ns_.load(std::memory_order_relaxed);
+  stalled_at_arm_ns_.store(stalled_now_ns, std::memory_order_relaxed);
+  t_stalled_at_arm_ns = stalled_now_ns;
   escalate_ns_.store(deadline_ns + escalation_grace_ns(deadline_ns - monotonic_now_ns()), std::memory_order_release);
   // The deadline first: the signal handler reads it once it sees the target.
   t_deadline_ns = deadline_ns;
@@ -110,22 +121,32 @@ DeadlineWatch::Armed DeadlineWatch::arm(Target* target, int64_t deadline_ns) {
 void DeadlineWatch::disarm(const Armed& previous) {
   deadline_ns_.store(previous.target ? previous.deadline_ns : 0, std::memory_order_release);
   escalate_ns_.store(previous.target ? previous.escalate_ns : 0, std::memory_order_release);
+  stalled_at_arm_ns_.store(previous.stalled_at_arm_ns, std::memory_order_relaxed);
   t_target = nullptr;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_deadline_ns = previous.deadline_ns;
+  t_stalled_at_arm_ns = previous.stalled_at_arm_ns;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_target = previous.target;
 }
 
 void DeadlineWatch::run() {
   std::unique_lock lock(mutex_);
+  int64_t last_poll_ns = monotonic_now_ns();
   while (!wake_.wait_for(lock, std::chrono::milliseconds(poll_ms_.load()), [&] { return stopping_; })) {
+    int64_t now_ns = monotonic_now_ns();
+    // Woken far later than asked: the process was stopped or starved, and the
+    // loop thread with it; that time is not the handler's.
+    int64_t poll_ns = int64_t{poll_ms_.load()} * 1'000'000;
+    if (now_ns - last_poll_ns > 2 * poll_ns) stalled_ns_.fetch_add(now_ns - last_poll_ns - poll_ns);
+    last_poll_ns = now_ns;
+    int64_t stalled_ns = stalled_ns_.load() - stalled_at_arm_ns_.load(std::memory_order_relaxed);
     int64_t deadline_ns = deadline_ns_.load(std::memory_order_acquire);
     // Signalled again at every poll while the handler overruns: a hook the
     // script's own code replaced in between is set again.
-    if (deadline_ns != 0 && monotonic_now_ns() >= deadline_ns) pthread_kill(loop_thread_, deadline_signal());
+    if (deadline_ns != 0 && now_ns >= deadline_ns + stalled_ns) pthread_kill(loop_thread_, deadline_signal());
     int64_t escalate_ns = escalate_ns_.load(std::memory_order_acquire);
-    if (escalate_ns != 0 && monotonic_now_ns() >= escalate_ns && deadline_ns != 0)
+    if (escalate_ns != 0 && now_ns >= escalate_ns + stalled_ns && deadline_ns != 0)
       end_stuck_process((escalate_ns - deadline_ns) / 1'000'000);
   }
 }

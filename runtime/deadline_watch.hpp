@@ -46,6 +46,7 @@ class DeadlineWatch {
     Target* target = nullptr;
     int64_t deadline_ns = 0;
     int64_t escalate_ns = 0;
+    int64_t stalled_at_arm_ns = 0;
   };
 
   // The exit code of a process the escalation ended (docs/reliability.md).
@@ -62,6 +63,9 @@ class DeadlineWatch {
   // Watches `target` until disarm(): past `deadline_ns` (monotonic clock, as
   // monotonic_now_ns()) its on_deadline() is called; past deadline_ns +
   // escalation_grace_ns(deadline_ns - now) the process ends (see above).
+  // Time in which the watchdog itself did not run (the process was stopped,
+  // e.g. SIGSTOP, or starved of CPU) moves both points later: a frozen
+  // process is not a runaway handler.
   // Only on the watch's own thread. Returns what it replaced, for disarm().
   Armed arm(Target* target, int64_t deadline_ns);
   void disarm(const Armed& previous);
@@ -80,6 +84,10 @@ class DeadlineWatch {
   pthread_t loop_thread_;
   std::atomic<int64_t> deadline_ns_{0};  // 0: no handler armed
   std::atomic<int64_t> escalate_ns_{0};  // 0: no handler armed
+  // Total time the watchdog woke later than two poll periods, and its value
+  // when the armed handler was armed.
+  std::atomic<int64_t> stalled_ns_{0};
+  std::atomic<int64_t> stalled_at_arm_ns_{0};
   std::atomic<int> poll_ms_;
   std::mutex mutex_;
   std::condition_variable wake_;

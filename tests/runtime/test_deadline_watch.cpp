@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <functional>
 #include <thread>
@@ -80,8 +81,10 @@ TEST_CASE("deadline watch: a nested arm (another state's handler) hands the oute
 namespace {
 
 // Runs `body` in a forked child whose stderr is a pipe; returns its exit
-// status (or -1) and what it wrote, waiting at most 5 s.
-std::pair<int, std::string> in_child(const std::function<void()>& body) {
+// status (or -1) and what it wrote, waiting at most `give_up_ms`. `on_text`
+// sees the text so far (and the child's pid) each time more arrives.
+std::pair<int, std::string> in_child(const std::function<void()>& body, int64_t give_up_ms = 5000,
+                                     const std::function<void(pid_t, const std::string&)>& on_text = {}) {
   int fds[2];
   REQUIRE(pipe(fds) == 0);
   pid_t pid = fork();
@@ -96,12 +99,15 @@ std::pair<int, std::string> in_child(const std::function<void()>& body) {
   std::string text;
   char buffer[512];
   int status = -1;
-  int64_t give_up_ns = DeadlineWatch::monotonic_now_ns() + 5'000'000'000;
+  int64_t give_up_ns = DeadlineWatch::monotonic_now_ns() + give_up_ms * 1'000'000;
   while (DeadlineWatch::monotonic_now_ns() < give_up_ns) {
     pollfd p{fds[0], POLLIN, 0};
     if (poll(&p, 1, 50) > 0) {
       ssize_t n = read(fds[0], buffer, sizeof buffer);
-      if (n > 0) text.append(buffer, static_cast<size_t>(n));
+      if (n > 0) {
+        text.append(buffer, static_cast<size_t>(n));
+        if (on_text) on_text(pid, text);
+      }
     }
     if (waitpid(pid, &status, WNOHANG) == pid) break;
     status = -1;
@@ -149,4 +155,32 @@ TEST_CASE("deadline watch: a target disarmed within the grace does not end the p
   });
   CHECK(code == 0);
   CHECK(text.empty());
+}
+
+TEST_CASE("deadline watch: time the process spends stopped (SIGSTOP) is not a handler's overrun") {
+  // The child's handler runs 3.5 s of wall-clock time, 3 s of it stopped:
+  // counted as overrun it would pass both the 1 s deadline and the escalation
+  // (1 s later) while it still runs.
+  auto [code, text] = in_child(
+      [] {
+        auto watch = DeadlineWatch::for_this_thread(1000);
+        CountingTarget target;
+        int64_t start_ns = DeadlineWatch::monotonic_now_ns();
+        DeadlineWatch::Armed previous = watch->arm(&target, start_ns + 1'000'000'000);
+        if (write(STDERR_FILENO, "armed\n", 6) < 0) _exit(11);
+        while (DeadlineWatch::monotonic_now_ns() < start_ns + 3'500'000'000) std::this_thread::yield();
+        watch->disarm(previous);
+        if (target.calls > 0) _exit(10);
+      },
+      8000,
+      [stopped = false](pid_t pid, const std::string& so_far) mutable {
+        if (stopped || so_far.find("armed") == std::string::npos) return;
+        stopped = true;
+        kill(pid, SIGSTOP);
+        // The freeze is the condition under test, so its length is fixed.
+        std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+        kill(pid, SIGCONT);
+      });
+  CHECK_MESSAGE(code == 0, text);
+  CHECK(text == "armed\n");
 }

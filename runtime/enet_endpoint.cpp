@@ -1,7 +1,9 @@
 #include "runtime/enet_endpoint.hpp"
 
 #include <arpa/inet.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -84,6 +86,76 @@ class Housekeeper {
   bool running_ = false;
 };
 
+namespace {
+
+// Proves that libenet's own calls reach `tap`: ENet connects `host` to its
+// own socket and flushes (libenet calls enet_socket_send), then services it
+// (libenet calls enet_socket_receive) until the CONNECT comes back through
+// the tap. The peer is reset afterwards and ENet never sees the datagram, so
+// the host is as it was, bound (a client host to an ephemeral port, as its
+// first send would have bound it). Loopback to itself only: the datagram is
+// normally there by the time the send returns; waits at most kProbeWaitMs.
+bool prove_tap(ENetHost* host, SocketTap& tap, std::string& error) {
+  constexpr int kProbeWaitMs = 1000;
+  constexpr int kMaxServicePasses = 64;
+  ENetAddress self{};
+  if (enet_socket_get_address(host->socket, &self) != 0 || self.port == 0) {
+    ENetAddress any{};
+    any.host = ENET_HOST_ANY;
+    if (enet_socket_bind(host->socket, &any) != 0 || enet_socket_get_address(host->socket, &self) != 0) {
+      error = std::string("transport: cannot bind the ENet socket: ") + std::strerror(errno);
+      return false;
+    }
+  }
+  if (self.host == ENET_HOST_ANY) self.host = htonl(INADDR_LOOPBACK);
+  // The probe does not count in the host's traffic totals (--stats lines).
+  struct Totals {
+    ENetHost* host;
+    enet_uint32 sent_data, sent_packets, received_data, received_packets;
+    ~Totals() {
+      host->totalSentData = sent_data;
+      host->totalSentPackets = sent_packets;
+      host->totalReceivedData = received_data;
+      host->totalReceivedPackets = received_packets;
+    }
+  } totals{host, host->totalSentData, host->totalSentPackets, host->totalReceivedData, host->totalReceivedPackets};
+  tap.begin_probe(self);
+  ENetPeer* peer = enet_host_connect(host, &self, 1, 0);
+  if (!peer) {
+    tap.end_probe();
+    error = "transport: cannot check the socket tap (ENet has no free peer)";
+    return false;
+  }
+  enet_host_flush(host);
+  int64_t deadline_ns = monotonic_ns() + int64_t{kProbeWaitMs} * 1'000'000;
+  for (int pass = 0; pass < kMaxServicePasses && tap.probe_sent() && !tap.probe_received(); ++pass) {
+    ENetEvent event;
+    // The tap hands ENet nothing while the probe is armed: no event can come.
+    if (enet_host_service(host, &event, 0) > 0 && event.type == ENET_EVENT_TYPE_RECEIVE)
+      enet_packet_destroy(event.packet);
+    if (tap.probe_received() || tap.receive_calls() == 0) break;
+    int64_t left_ms = (deadline_ns - monotonic_ns()) / 1'000'000;
+    if (left_ms <= 0) break;
+    pollfd watch{host->socket, POLLIN, 0};
+    poll(&watch, 1, static_cast<int>(left_ms));
+  }
+  SocketTap::ProbeResult result = tap.end_probe();
+  enet_peer_reset(peer);
+  if (!result.sent || !result.receive_called) {
+    error = kTapBypassedError;
+    return false;
+  }
+  if (!result.received) {
+    error = "transport: the socket tap's start-up probe to " + format_address(self) + " did not come back within " +
+            std::to_string(kProbeWaitMs) + " ms" +
+            (result.send_errno ? std::string(" (send: ") + std::strerror(result.send_errno) + ")" : "");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 EnetLibrary::EnetLibrary() : ok_(enet_initialize() == 0) {}
 EnetLibrary::~EnetLibrary() {
   if (ok_) enet_deinitialize();
@@ -91,6 +163,10 @@ EnetLibrary::~EnetLibrary() {
 
 std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config& config, Listener& listener,
                                                    std::string& error) {
+  if (std::string missing = SocketTap::check_originals(); !missing.empty()) {
+    error = missing;
+    return nullptr;
+  }
   ENetHost* host = enet_host_create(config.bind, config.peer_count, config.channel_count, 0, 0);
   if (!host) {
     error = config.bind ? "cannot bind UDP " + format_address(*config.bind) + " (in use or not a local address?)"
@@ -103,6 +179,7 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
   std::unique_ptr<EnetEndpoint> self(new EnetEndpoint(loop, host, listener));
   self->tap_ = std::make_unique<SocketTap>(host->socket, host->peerCount, config.netsim, config.receive_batch);
   self->log_tag_ = config.log_tag;
+  if (!prove_tap(host, *self->tap_, error)) return nullptr;
   if (config.netsim.enabled)
     log_write(LogLevel::info, config.log_tag, "network simulator on: " + format_netsim(config.netsim));
   EnetEndpoint* raw = self.get();

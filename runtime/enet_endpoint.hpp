@@ -20,6 +20,10 @@
 
 namespace nshost {
 
+// create()'s error when libenet's socket calls bypass the SocketTap.
+inline constexpr const char* kTapBypassedError =
+    "transport: libenet bypasses the socket tap; netsim, filters and batching would be off";
+
 // Process-wide enet_initialize / enet_deinitialize.
 class EnetLibrary {
  public:
@@ -66,7 +70,10 @@ class EnetEndpoint {
   // reported at most this often (one log line).
   static constexpr int64_t kMalformedReportIntervalNs = 10'000'000'000;
 
-  // Creates the host and starts watching it. nullptr with `error` set on failure.
+  // Creates the host, proves its SocketTap sees libenet's own sends and
+  // receives (a CONNECT to its own socket over loopback, never shown to ENet
+  // or the listener), and starts watching it. nullptr with `error` set on
+  // failure: kTapBypassedError when libenet's calls do not reach the tap.
   static std::unique_ptr<EnetEndpoint> create(uv_loop_t* loop, const Config& config, Listener& listener,
                                               std::string& error);
   ~EnetEndpoint();

@@ -11,12 +11,14 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <stdexcept>
 #include <mutex>
-#include <unordered_map>
+#include <stdexcept>
 
 #include "runtime/uv_handle.hpp"
 
@@ -26,31 +28,110 @@ namespace {
 using SendFn = int (*)(ENetSocket, const ENetAddress*, const ENetBuffer*, size_t);
 using ReceiveFn = int (*)(ENetSocket, ENetAddress*, ENetBuffer*, size_t);
 
-// libenet's own definitions, behind ours in the lookup order.
+// libenet's own definitions, behind ours in the lookup order. Resolved on
+// first use; atomics only because threads other than a loop's (tests' plain
+// ENet hosts) may resolve them too.
+std::atomic<SendFn> g_real_send{nullptr};
+std::atomic<ReceiveFn> g_real_receive{nullptr};
+
+template <typename Fn>
+Fn resolve_original(const char* name, void* ours, std::string* error) {
+  dlerror();
+  void* found = dlsym(RTLD_NEXT, name);
+  if (!found || found == ours) {
+    const char* why = dlerror();
+    if (error)
+      *error = std::string("transport: cannot find libenet's ") + name + " behind the socket tap (" +
+               (found ? "it resolves to the tap itself" : why ? why : "dlsym returned null") + ")";
+    return nullptr;
+  }
+  return reinterpret_cast<Fn>(found);
+}
+
+// The interposed calls cannot report an error to ENet's caller in any
+// useful way, and forwarding to nothing is not an option: one line, then stop.
+[[noreturn]] void missing_original(const std::string& error) {
+  std::fprintf(stderr, "nshost: %s\n", error.c_str());
+  std::abort();
+}
+
 SendFn real_send() {
-  static SendFn fn = reinterpret_cast<SendFn>(dlsym(RTLD_NEXT, "enet_socket_send"));
+  SendFn fn = g_real_send.load(std::memory_order_relaxed);
+  if (__builtin_expect(fn == nullptr, 0)) {
+    std::string error;
+    fn = resolve_original<SendFn>("enet_socket_send", reinterpret_cast<void*>(&::enet_socket_send), &error);
+    if (!fn) missing_original(error);
+    g_real_send.store(fn, std::memory_order_relaxed);
+  }
   return fn;
 }
+
 ReceiveFn real_receive() {
-  static ReceiveFn fn = reinterpret_cast<ReceiveFn>(dlsym(RTLD_NEXT, "enet_socket_receive"));
+  ReceiveFn fn = g_real_receive.load(std::memory_order_relaxed);
+  if (__builtin_expect(fn == nullptr, 0)) {
+    std::string error;
+    fn = resolve_original<ReceiveFn>("enet_socket_receive", reinterpret_cast<void*>(&::enet_socket_receive), &error);
+    if (!fn) missing_original(error);
+    g_real_receive.store(fn, std::memory_order_relaxed);
+  }
   return fn;
 }
 
-struct Registry {
-  std::mutex mutex;
-  std::unordered_map<ENetSocket, SocketTap*> taps;
+// Socket fd -> its tap, without a lock or a hash on the per-datagram path:
+// two levels of atomic pointers, kTableChunkFds fds per chunk, a chunk
+// allocated when a tap first registers an fd in its range and kept for the
+// life of the process (at most kTableChunks * 8 KiB). Lookups are plain loads;
+// registration, rare, takes g_table_mutex. Not thread_local: a tap made on one
+// thread and driven from another must still be found (a silent bypass is
+// what this table must never produce).
+constexpr size_t kTableChunkFds = 1024;
+constexpr size_t kTableChunks = 4096;  // fds below 4 Mi
+struct TableChunk {
+  std::atomic<SocketTap*> taps[kTableChunkFds];
 };
-Registry& registry() {
-  static Registry* r = new Registry;  // outlives every static destructor that might still send
-  return *r;
+std::atomic<TableChunk*> g_table[kTableChunks];
+std::mutex g_table_mutex;
+
+inline SocketTap* find_tap(ENetSocket socket) {
+  auto fd = static_cast<size_t>(socket);
+  if (fd >= kTableChunkFds * kTableChunks) return nullptr;
+  TableChunk* chunk = g_table[fd / kTableChunkFds].load(std::memory_order_acquire);
+  return chunk ? chunk->taps[fd % kTableChunkFds].load(std::memory_order_acquire) : nullptr;
 }
 
-SocketTap* find_tap(ENetSocket socket) {
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  auto it = r.taps.find(socket);
-  return it == r.taps.end() ? nullptr : it->second;
+bool register_tap(ENetSocket socket, SocketTap* tap) {
+  auto fd = static_cast<size_t>(socket);
+  if (socket < 0 || fd >= kTableChunkFds * kTableChunks) return false;
+  std::lock_guard lock(g_table_mutex);
+  TableChunk* chunk = g_table[fd / kTableChunkFds].load(std::memory_order_acquire);
+  if (!chunk) {
+    chunk = new TableChunk{};  // kept: a lookup on another thread may hold it
+    g_table[fd / kTableChunkFds].store(chunk, std::memory_order_release);
+  }
+  chunk->taps[fd % kTableChunkFds].store(tap, std::memory_order_release);
+  return true;
 }
+
+void unregister_tap(ENetSocket socket, SocketTap* tap) {
+  auto fd = static_cast<size_t>(socket);
+  if (socket < 0 || fd >= kTableChunkFds * kTableChunks) return;
+  std::lock_guard lock(g_table_mutex);
+  TableChunk* chunk = g_table[fd / kTableChunkFds].load(std::memory_order_acquire);
+  if (!chunk) return;
+  // Only our own entry: the fd may already belong to a newer tap.
+  SocketTap* expected = tap;
+  chunk->taps[fd % kTableChunkFds].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
+}
+
+// Test-only (docs/reliability.md, "The socket tap"): with this variable set,
+// no tap is ever found by the interposed calls, as if libenet bypassed them.
+// It can only make the start-up check fail; it cannot turn a tap off quietly.
+bool simulate_bypass() {
+  const char* value = std::getenv("NSHOST_TEST_BYPASS_SOCKET_TAP");
+  return value && *value && std::strcmp(value, "0") != 0;
+}
+
+bool same_address(const ENetAddress& a, const ENetAddress& b) { return a.host == b.host && a.port == b.port; }
 
 uint64_t address_key(const ENetAddress& a) { return (static_cast<uint64_t>(a.host) << 16) | a.port; }
 
@@ -108,16 +189,36 @@ SocketTap::SocketTap(ENetSocket socket, size_t peer_count, const NetsimConfig& n
     outbound_ = std::make_unique<NetsimLink>(netsim, 1);
     inbound_ = std::make_unique<NetsimLink>(netsim, 2);
   }
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  r.taps[socket_] = this;
+  registered_ = !simulate_bypass() && register_tap(socket_, this);
 }
 
 SocketTap::~SocketTap() {
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  auto it = r.taps.find(socket_);
-  if (it != r.taps.end() && it->second == this) r.taps.erase(it);
+  if (registered_) unregister_tap(socket_, this);
+}
+
+std::string SocketTap::check_originals() {
+  if (g_real_send.load(std::memory_order_relaxed) && g_real_receive.load(std::memory_order_relaxed)) return {};
+  std::string error;
+  auto send = resolve_original<SendFn>("enet_socket_send", reinterpret_cast<void*>(&::enet_socket_send), &error);
+  if (!send) return error;
+  auto receive =
+      resolve_original<ReceiveFn>("enet_socket_receive", reinterpret_cast<void*>(&::enet_socket_receive), &error);
+  if (!receive) return error;
+  g_real_send.store(send, std::memory_order_relaxed);
+  g_real_receive.store(receive, std::memory_order_relaxed);
+  return {};
+}
+
+void SocketTap::begin_probe(const ENetAddress& self) {
+  probe_ = Probe{};
+  probe_.armed = true;
+  probe_.self = self;
+  receive_calls_ = 0;
+}
+
+SocketTap::ProbeResult SocketTap::end_probe() {
+  probe_.armed = false;
+  return ProbeResult{probe_.sent, receive_calls_ > 0, probe_.received, probe_.send_errno};
 }
 
 void SocketTap::pump() {
@@ -213,6 +314,15 @@ void SocketTap::answer_challenge(const uint8_t* data, const ENetAddress& from) {
 }
 
 bool SocketTap::admit(const uint8_t* data, size_t& length, const ENetAddress& from) {
+  if (probe_.armed) {
+    // During the start-up check ENet sees nothing: the probe is taken here,
+    // and anything else (the port may already be in use by peers) is dropped
+    // as if it had come before the socket was watched.
+    if (same_address(from, probe_.self) && length == probe_.bytes.size() &&
+        std::memcmp(data, probe_.bytes.data(), length) == 0)
+      probe_.received = true;
+    return false;
+  }
   ++stats_.datagrams_in;
   if (length == kChallengeBytes && std::memcmp(data, kChallengeMagic, 4) == 0) {
     if (challenge_) count_malformed(from);
@@ -260,6 +370,14 @@ int SocketTap::on_send(const ENetAddress* address, const ENetBuffer* buffers, si
     // A client's CONNECT (rare): one buffer, with the cookie if it has one.
     std::string bytes;
     for (size_t i = 0; i < count; ++i) bytes.append(static_cast<const char*>(buffers[i].data), buffers[i].dataLength);
+    if (probe_.armed && same_address(*address, probe_.self)) {
+      // The start-up check's CONNECT to ourselves: straight out, unshaped.
+      probe_.sent = true;
+      probe_.bytes = bytes;
+      int sent = real_send()(socket_, address, buffers, count);
+      if (sent < 0) probe_.send_errno = errno;
+      return sent;
+    }
     size_t original = bytes.size();
     note_connect(*address, bytes);
     if (bytes.size() != original) {
@@ -451,6 +569,7 @@ int SocketTap::receive_batched(ENetAddress* address, ENetBuffer* buffers, size_t
 }
 
 int SocketTap::on_receive(ENetAddress* address, ENetBuffer* buffers, size_t count) {
+  ++receive_calls_;
   if (!inbound_ && receive_batch_ > 1 && count == 1) return receive_batched(address, buffers, count);
   if (!inbound_) {
     while (true) {

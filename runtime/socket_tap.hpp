@@ -4,7 +4,12 @@
 // calls libenet.so makes through its PLT, enet_socket_send and
 // enet_socket_receive (defined in socket_tap.cpp; the originals are reached
 // with dlsym(RTLD_NEXT)). A socket with no SocketTap attached goes straight to
-// ENet's own functions. A tapped socket:
+// ENet's own functions. The interposed calls find a socket's tap in a table
+// indexed by the fd (no lock, no hash per datagram). Nothing at link time
+// guarantees libenet calls through its PLT (-Bsymbolic, hidden visibility or
+// LTO would bind its calls to its own definitions and bypass the tap without
+// a sound), so EnetEndpoint::create proves it with begin_probe/end_probe
+// (docs/reliability.md, "The socket tap"). A tapped socket:
 //   - drops datagrams that cannot be ENet protocol for this host (too short,
 //     a peer id beyond the peer table, a compressed or unknown command) before
 //     ENet parses them, and counts them;
@@ -38,7 +43,8 @@
 // with the cookie appended (kTrailerBytes), and appends the cookie to every
 // later CONNECT to that address (ENet's own retransmits). The server's tap
 // checks and strips the trailer before ENet parses the datagram.
-// Single-threaded per socket: the tap is used from its endpoint's loop only.
+// Single-threaded per socket: the tap is used from one thread at a time
+// (its endpoint's loop); different sockets' taps may live on different threads.
 #include <enet/enet.h>
 
 #include <netinet/in.h>
@@ -136,6 +142,28 @@ class SocketTap {
   // The cookie this server's tap gives `from` at monotonic time `now_ns`.
   std::string cookie_for(const ENetAddress& from, int64_t now_ns) const;
 
+  // Resolves libenet's own enet_socket_send/enet_socket_receive (behind the
+  // interposed ones): "" when both are found, else one line saying which is
+  // missing. An interposed call that finds neither prints that line and aborts.
+  static std::string check_originals();
+
+  // The start-up check. While a probe is armed, the first datagram sent to
+  // `self` (a CONNECT ENet makes to its own socket) goes straight out and is
+  // remembered; when it comes back through the tap it is taken, and every
+  // other datagram received is dropped before ENet sees it. end_probe says
+  // what the tap saw: the send, any receive call, the probe coming back.
+  struct ProbeResult {
+    bool sent = false;          // ENet's send reached the tap
+    bool receive_called = false;  // ENet's receive reached the tap
+    bool received = false;      // the probe came back through the tap
+    int send_errno = 0;         // the kernel refused the probe's send
+  };
+  void begin_probe(const ENetAddress& self);
+  bool probe_received() const { return probe_.received; }
+  bool probe_sent() const { return probe_.sent; }
+  uint64_t receive_calls() const { return receive_calls_; }
+  ProbeResult end_probe();
+
   // Sends the shaped datagrams due by now. Cheap when the simulator is off.
   void pump();
   // Nanoseconds (monotonic) of the next shaped datagram due in either
@@ -182,6 +210,15 @@ class SocketTap {
   };
 
   ENetSocket socket_;
+  bool registered_ = false;  // found by the interposed calls
+  struct Probe {
+    bool armed = false, sent = false, received = false;
+    int send_errno = 0;
+    ENetAddress self{};
+    std::string bytes;  // the probe as sent
+  };
+  Probe probe_;
+  uint64_t receive_calls_ = 0;  // enet_socket_receive calls that reached the tap
   size_t peer_count_;
   std::unique_ptr<NetsimLink> outbound_, inbound_;  // null when the simulator is off
   Stats stats_;

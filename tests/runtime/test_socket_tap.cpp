@@ -1,9 +1,13 @@
 // The transport tap's send batching: datagrams ENet sends while a
 // SocketTap::Batch is open reach the kernel together, every one of them, in
 // order, and a datagram the kernel refuses is counted without losing the rest.
-// Real UDP sockets on loopback; the sends go through the interposed
-// enet_socket_send, the way libenet makes them.
+// Real UDP sockets on loopback. The batching tests call the interposed
+// enet_socket_send directly; the ENet host pair and the endpoint start-up
+// tests go through libenet's own calls (enet_host_service/enet_host_flush),
+// which is what the interposition has to catch.
 #include <doctest/doctest.h>
+
+#include <stdlib.h>
 
 #include <cerrno>
 #include <chrono>
@@ -241,4 +245,165 @@ TEST_CASE("socket tap: a CONNECT without the cookie is challenged, the client ta
   enet_host_destroy(plain);
   enet_host_destroy(client);
   enet_host_destroy(server);
+}
+
+namespace {
+
+// Sets an environment variable for the scope of a test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+struct Quiet : EnetEndpoint::Listener {
+  int events = 0;
+  void on_enet_event(ENetEvent&) override { ++events; }
+};
+
+ENetAddress loopback(uint16_t port) {
+  ENetAddress a{};
+  enet_address_set_host_ip(&a, "127.0.0.1");
+  a.port = port;
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("socket tap: an ENet host pair's own sends and receives go through the taps") {
+  EnetLibrary enet;
+  ENetAddress bind = loopback(0);
+  ENetHost* server = enet_host_create(&bind, 4, 3, 0, 0);
+  ENetHost* client = enet_host_create(nullptr, 1, 3, 0, 0);
+  REQUIRE(server);
+  REQUIRE(client);
+  SocketTap server_tap(server->socket, server->peerCount, NetsimConfig{});
+  SocketTap client_tap(client->socket, client->peerCount, NetsimConfig{});
+  REQUIRE(enet_socket_get_address(server->socket, &bind) == 0);
+  ENetAddress to = loopback(bind.port);
+  ENetPeer* peer = enet_host_connect(client, &to, 3, 0);
+  REQUIRE(peer);
+
+  const std::string message = "through libenet";
+  bool sent = false, delivered = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  for (int pass = 0; pass < 3000 && !delivered && std::chrono::steady_clock::now() < deadline; ++pass) {
+    ENetEvent event;
+    {
+      // libenet's enet_host_service sends from inside libenet: held by the
+      // batch only if its enet_socket_send call reaches the tap.
+      SocketTap::Batch batch(client_tap);
+      while (enet_host_service(client, &event, 0) > 0)
+        if (event.type == ENET_EVENT_TYPE_CONNECT && !sent) {
+          enet_peer_send(peer, 0, enet_packet_create(message.data(), message.size(), ENET_PACKET_FLAG_RELIABLE));
+          sent = true;
+        }
+    }
+    while (enet_host_service(server, &event, 1) > 0)
+      if (event.type == ENET_EVENT_TYPE_RECEIVE) {
+        delivered = std::string(reinterpret_cast<char*>(event.packet->data), event.packet->dataLength) == message;
+        enet_packet_destroy(event.packet);
+      }
+  }
+  CHECK(delivered);
+  CHECK(client_tap.stats().batched_out >= 2);  // the CONNECT and the packet, at least
+  CHECK(client_tap.stats().batch_syscalls >= 1);
+  CHECK(client_tap.stats().datagrams_in >= 1);  // the VERIFY_CONNECT, at least
+  CHECK(server_tap.stats().datagrams_in >= 2);
+  CHECK(server_tap.stats().malformed_in == 0);
+  enet_host_destroy(client);
+  enet_host_destroy(server);
+}
+
+TEST_CASE("endpoint start-up: the tap check passes, leaves no trace, and the endpoints still connect") {
+  EnetLibrary enet;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  {
+    Quiet server_events, client_events;
+    ENetAddress bind = loopback(0);
+    EnetEndpoint::Config server_config;
+    server_config.bind = &bind;
+    server_config.peer_count = 8;
+    server_config.receive_batch = 8;
+    std::string error;
+    auto server = EnetEndpoint::create(&loop, server_config, server_events, error);
+    REQUIRE_MESSAGE(server, error);
+    EnetEndpoint::Config client_config;
+    client_config.netsim.enabled = true;  // the probe is not shaped: it goes and comes back at once
+    client_config.netsim.loss = 1.0;
+    auto lossy = EnetEndpoint::create(&loop, client_config, client_events, error);
+    REQUIRE_MESSAGE(lossy, error);
+    client_config.netsim = NetsimConfig{};
+    auto client = EnetEndpoint::create(&loop, client_config, client_events, error);
+    REQUIRE_MESSAGE(client, error);
+    CHECK(client->local_port() != 0);  // bound for the probe, as its first send would have
+
+    for (const EnetEndpoint* e : {server.get(), lossy.get(), client.get()}) {
+      const SocketTap::Stats& st = e->tap().stats();
+      CHECK(st.datagrams_in == 0);
+      CHECK(st.malformed_in == 0);
+      CHECK(st.batched_out == 0);
+      CHECK(e->host()->totalSentPackets == 0);
+      CHECK(e->host()->totalReceivedPackets == 0);
+      for (size_t i = 0; i < e->host()->peerCount; ++i) CHECK(e->host()->peers[i].state == ENET_PEER_STATE_DISCONNECTED);
+    }
+    CHECK(server_events.events == 0);
+    CHECK(client_events.events == 0);
+
+    // The endpoints work as before: the client connects.
+    ENetAddress to = loopback(server->local_port());
+    REQUIRE(enet_host_connect(client->host(), &to, 3, 0));
+    client->mark_dirty();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    for (int turn = 0; turn < 1000 && (server_events.events == 0 || client_events.events == 0) &&
+                       std::chrono::steady_clock::now() < deadline;
+         ++turn)
+      uv_run(&loop, UV_RUN_ONCE);
+    CHECK(server_events.events == 1);
+    CHECK(client_events.events == 1);
+  }
+  for (int turn = 0; turn < 100 && uv_run(&loop, UV_RUN_NOWAIT) != 0; ++turn) {
+  }
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("endpoint start-up: when libenet's calls bypass the tap, create() refuses with the transport line") {
+  EnetLibrary enet;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  {
+    ScopedEnv bypass("NSHOST_TEST_BYPASS_SOCKET_TAP", "1");
+    Quiet events;
+    ENetAddress bind = loopback(0);
+    EnetEndpoint::Config config;
+    config.bind = &bind;
+    std::string error;
+    CHECK(EnetEndpoint::create(&loop, config, events, error) == nullptr);
+    CHECK(error == kTapBypassedError);
+    EnetEndpoint::Config client_config;
+    error.clear();
+    CHECK(EnetEndpoint::create(&loop, client_config, events, error) == nullptr);
+    CHECK(error == kTapBypassedError);
+    CHECK(events.events == 0);
+  }
+  {
+    // "0" leaves the tap on.
+    ScopedEnv off("NSHOST_TEST_BYPASS_SOCKET_TAP", "0");
+    Quiet events;
+    std::string error;
+    CHECK_MESSAGE(EnetEndpoint::create(&loop, EnetEndpoint::Config{}, events, error) != nullptr, error);
+  }
+  for (int turn = 0; turn < 100 && uv_run(&loop, UV_RUN_NOWAIT) != 0; ++turn) {
+  }
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("socket tap: libenet's originals are found behind the tap") {
+  CHECK(SocketTap::check_originals().empty());
 }

@@ -23,6 +23,12 @@
 #include "runtime/net/address_policy.hpp"
 #include "runtime/net/net_memory.hpp"
 
+// The class's members depend on these; CMake defines them for nshost_core and
+// everything that links it.
+#if !defined(NSHOST_WITH_TCP) || !defined(NSHOST_WITH_HTTP) || !defined(NSHOST_WITH_WS)
+#error "NSHOST_WITH_TCP, NSHOST_WITH_HTTP and NSHOST_WITH_WS must be defined (link nshost_core)"
+#endif
+
 namespace nshost {
 
 class CurlMulti;

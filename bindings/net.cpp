@@ -81,12 +81,26 @@ int push_opened(lua_State* L, int64_t handle, const std::string& error) {
   return 1;
 }
 
+// The strings docs/net.md "Statuses" documents.
+const char* status_name(HandleStatus status) {
+  switch (status) {
+    case HandleStatus::building: return "building";
+    case HandleStatus::pending: return "pending";
+    case HandleStatus::connecting: return "connecting";
+    case HandleStatus::connected: return "connected";
+    case HandleStatus::done: return "done";
+    case HandleStatus::error: return "error";
+    case HandleStatus::closed: return "closed";
+  }
+  return "?";
+}
+
 int net_status(lua_State* L) {
   StackGuard guard(L);
   int64_t h = check_handle(L, 1);
   NetState* net = existing_state(L);
-  const char* status = net ? net->status(h) : nullptr;
-  if (status) lua_pushstring(L, status);
+  std::optional<HandleStatus> status = net ? net->status(h) : std::nullopt;
+  if (status) lua_pushstring(L, status_name(*status));
   else lua_pushnil(L);
   return guard.returns(1);
 }

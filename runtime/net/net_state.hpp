@@ -23,6 +23,12 @@
 #include "runtime/net/address_policy.hpp"
 #include "runtime/net/net_memory.hpp"
 
+// The class's members depend on these; CMake defines them for nshost_core and
+// everything that links it.
+#if !defined(NSHOST_WITH_TCP) || !defined(NSHOST_WITH_HTTP) || !defined(NSHOST_WITH_WS)
+#error "NSHOST_WITH_TCP, NSHOST_WITH_HTTP and NSHOST_WITH_WS must be defined (link nshost_core)"
+#endif
+
 namespace nshost {
 
 class CurlMulti;
@@ -37,6 +43,10 @@ struct NetEvent {
   uint64_t item_seq = 0;     // data / message / accepted: the inbox item it delivers
 };
 const char* net_event_name(NetEvent::Type type);
+
+// Where a handle is in its life. docs/net.md names each as a string; the
+// binding maps them. A finished handle is error, closed or done.
+enum class HandleStatus { building, pending, connecting, connected, done, error, closed };
 
 struct HttpResponse {
   long status = 0;
@@ -91,8 +101,8 @@ class NetState {
   const NetPolicy& policy() const { return policy_; }
   const std::shared_ptr<NetMemory>& memory() const { return memory_; }
 
-  // Shared. status: nullptr for an unknown handle.
-  const char* status(int64_t handle) const;
+  // Shared. status: nullopt for an unknown handle.
+  std::optional<HandleStatus> status(int64_t handle) const;
   std::optional<NetEvent> poll_event();
   void close(int64_t handle);
   size_t queued_events() const { return events_.size(); }
@@ -100,7 +110,9 @@ class NetState {
   // Opening a handle returns 0 and sets `error` ("EACCES: ...", "ENOMEM: ...")
   // when it is refused before anything starts; later failures are events.
 
-  // TCP.
+  // Each protocol's calls exist only when its CMake option is on.
+#if NSHOST_WITH_TCP
+  // TCP (tcp.cpp).
   int64_t tcp_connect(const std::string& host, int port, std::string& error);
   SendResult tcp_send(int64_t handle, std::string_view data);
   std::optional<std::string> tcp_recv(int64_t handle);
@@ -109,20 +121,25 @@ class NetState {
   std::optional<int64_t> tcp_accept(int64_t handle);
   // Bound port of a listener or local port of a connection; 0 if unknown.
   int tcp_port(int64_t handle) const;
+#endif
 
-  // HTTP. `method` is already upper-cased and checked to be a token.
+#if NSHOST_WITH_HTTP
+  // HTTP (http.cpp). `method` is already upper-cased and checked to be a token.
   int64_t http_request(std::string method, std::string url, std::optional<std::string> body, std::string& error);
   void http_set_header(int64_t handle, std::string name, std::string value);
   void http_send(int64_t handle);
   // nullptr while building / pending or for an unknown handle.
   const HttpResponse* http_response(int64_t handle) const;
+#endif
 
-  // WebSocket.
+#if NSHOST_WITH_WS
+  // WebSocket (ws.cpp).
   int64_t ws_connect(const std::string& url, std::string& error);
   SendResult ws_send(int64_t handle, std::string_view data, bool binary);
   std::optional<std::string> ws_recv(int64_t handle);
+#endif
 
-  // Internal: the handle objects (net_state.cpp) reach back through these.
+  // Internal: the handle objects (net_handles.hpp) reach back through these.
   struct Handle;
   struct TcpConn;
   struct TcpListener;
@@ -132,17 +149,22 @@ class NetState {
   void post_item(Handle& h, NetEvent::Type type, std::string data, int64_t accepted = 0);
   // Ends a connection-like handle: status error (with an error event) or closed.
   void fail(Handle& h, std::string message);
-  void finish(Handle& h, const char* status);
+  // status: closed (posts a closed event) or done (posts http_done).
+  void finish(Handle& h, HandleStatus status);
   uv_loop_t* loop() const { return loop_; }
   int64_t adopt(std::unique_ptr<Handle> h);
   Handle* find(int64_t handle) const;
 
  private:
-  void on_http_done(void* easy, int result);
   void evict_finished();
   void compact_events();
-  void close_lingering();
   void close_all();
+#if NSHOST_WITH_TCP
+  void close_lingering();
+#endif
+#if NSHOST_WITH_HTTP
+  void on_http_done(void* easy, int result);
+#endif
 
   uv_loop_t* loop_;
   std::function<bool()> role_finished_;
@@ -150,14 +172,16 @@ class NetState {
   Config config_;
   NetPolicy policy_;
   std::shared_ptr<NetMemory> memory_;
-  std::string read_buffer_;  // every TCP read lands here first (libuv reads one stream at a time)
   int64_t next_handle_ = 1;
   uint64_t next_seq_ = 1;
   std::unordered_map<int64_t, std::unique_ptr<Handle>> handles_;
   std::deque<NetEvent> events_;
   std::deque<int64_t> finished_;
+#if NSHOST_WITH_TCP
+  std::string read_buffer_;  // every TCP read lands here first (libuv reads one stream at a time)
   // Sockets the script closed that still flush their queued writes.
   std::unordered_set<TcpSocket*> lingering_;
+#endif
 #if NSHOST_WITH_HTTP
   std::unique_ptr<CurlMulti> http_multi_;
 #endif

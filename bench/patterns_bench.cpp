@@ -1,6 +1,6 @@
 // The cost of the bounded pattern matcher: runs each workload of
 // bench/patterns.lua in a plain Lua 5.4 state (the standard string library)
-// and in a real nshost server state (bindings/string_patterns.cpp), five
+// and in a real nshost server state (runtime/string_patterns.cpp), five
 // runs each, interleaved, and prints the medians and their ratio.
 //   build/nshost_patterns_bench [bench/patterns.lua]
 #include <enet/enet.h>

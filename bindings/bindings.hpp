@@ -1,6 +1,8 @@
 #pragma once
 // The Lua surface of nshost: one open_<module> per file in bindings/. Each
 // expects the state to belong to a ScriptHost (see runtime/script_host.hpp).
+// bindings/open_all.cpp puts them together per role (open_server_modules,
+// open_client_modules, declared in runtime/script_host.hpp).
 #include <lua.hpp>
 
 #include "runtime/slot_table.hpp"
@@ -10,19 +12,14 @@ namespace nshost {
 void open_sys(lua_State* L);            // sys.*             (bindings/sys.cpp)
 void open_log(lua_State* L);            // log.*             (bindings/log.cpp)
 void open_tick(lua_State* L);           // tick_rate, set_tick_rate, max_clients (bindings/tick.cpp)
-void open_client_handle(lua_State* L);  // the client handle type (bindings/client_handle.cpp)
+void open_client_handle(lua_State* L);  // the client handle's metatable (bindings/client_handle.cpp)
 void open_server(lua_State* L);         // slot, connected, send, broadcast, kick (bindings/server.cpp)
 void open_client(lua_State* L);         // send on the client side (bindings/client.cpp)
-void open_shard(lua_State* L);          // hop (client), redirect (server) (bindings/shard.cpp)
+void open_shard_server(lua_State* L);   // redirect (bindings/shard.cpp)
+void open_shard_client(lua_State* L);   // hop (bindings/shard.cpp)
 void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles (bindings/net.cpp)
 void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
-// string.find/match/gmatch/gsub on the bounded matcher (bindings/string_patterns.cpp)
-void open_string_patterns(lua_State* L);
 
-// Pushes a new client handle for `id`. The caller keeps it (a registry ref)
-// and pushes that same userdata for every event of the connection, so the
-// handle is equal to itself and usable as a table key.
-void push_client_handle(lua_State* L, ClientId id);
 // The id inside the handle at `arg`; raises a Lua argument error if it is not
 // a client handle. Validity is the caller's to check.
 ClientId check_client_handle(lua_State* L, int arg);

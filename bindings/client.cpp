@@ -12,11 +12,7 @@ int client_send(lua_State* L) {
   Channel channel = check_channel(L, 2);
   check_message_size(L, data);
   std::string error;
-  if (!static_cast<ClientApi&>(ScriptHost::from(L).host()).send(data, channel, error)) {
-    lua_pushnil(L);
-    lua_pushstring(L, error.c_str());
-    return guard.returns(2);
-  }
+  if (!client_api(L).send(data, channel, error)) return guard.returns(push_coded_failure(L, error, "EIO"));
   lua_pushboolean(L, 1);
   return guard.returns(1);
 }

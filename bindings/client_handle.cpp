@@ -2,21 +2,17 @@
 #include "bindings/lua_util.hpp"
 #include "runtime/script_host.hpp"
 
+// The metatable and the readers of the client handle; the userdata itself
+// (ClientHandle, push_client_handle) is the server role's, in
+// runtime/script_host.hpp.
 namespace nshost {
 namespace {
-
-constexpr const char* kClientHandleType = "nshost.client";
-
-// The userdata holds only the connection's id; the host holds the peer.
-struct ClientHandle {
-  ClientId id;
-};
 
 int handle_tostring(lua_State* L) {
   StackGuard guard(L);
   auto* h = static_cast<ClientHandle*>(luaL_checkudata(L, 1, kClientHandleType));
-  auto& host = static_cast<ServerApi&>(ScriptHost::from(L).host());
-  if (host.liveness(h->id) == ServerApi::Liveness::stale)
+  ServerApi* server = ScriptHost::from(L).host().server();
+  if (server && server->liveness(h->id) == ServerApi::Liveness::stale)
     lua_pushfstring(L, "client(slot=%d, stale)", static_cast<int>(h->id.slot));
   else
     lua_pushfstring(L, "client(slot=%d)", static_cast<int>(h->id.slot));
@@ -36,12 +32,6 @@ void open_client_handle(lua_State* L) {
   lua_pushliteral(L, "client");
   lua_setfield(L, -2, "__metatable");  // getmetatable(c) hides the real one
   lua_pop(L, 1);
-}
-
-void push_client_handle(lua_State* L, ClientId id) {
-  auto* h = static_cast<ClientHandle*>(lua_newuserdatauv(L, sizeof(ClientHandle), 0));
-  h->id = id;
-  luaL_setmetatable(L, kClientHandleType);
 }
 
 ClientId check_client_handle(lua_State* L, int arg) {

@@ -115,20 +115,16 @@ int json_decode(lua_State* L) {
     ~TokenCharge() { script.release_external(bytes); }
   };
   ScriptHost& script = ScriptHost::from(L);
-  if (!script.charge_external(text.size())) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "ENOMEM: json.decode of this text would pass the script's memory limit (--memory-limit)");
-    return guard.returns(2);
-  }
+  if (!script.charge_external(text.size()))
+    return guard.returns(
+        push_failure(L, "json.decode of this text would pass the script's memory limit (--memory-limit)", "ENOMEM"));
   TokenCharge charge{script, text.size()};
   int base = lua_gettop(L);
   LuaSax sax(L);
   bool ok = nlohmann::json::sax_parse(text.begin(), text.end(), &sax, nlohmann::json::input_format_t::json, true);
   if (!ok) {
     lua_settop(L, base);
-    lua_pushnil(L);
-    lua_pushstring(L, sax.error.empty() ? "invalid JSON" : sax.error.c_str());
-    return guard.returns(2);
+    return guard.returns(push_failure(L, sax.error.empty() ? "invalid JSON" : sax.error, "EINVAL"));
   }
   return guard.returns(1);  // [text, value]
 }
@@ -369,9 +365,7 @@ int json_encode(lua_State* L) {
     lua_pushlstring(L, text.view().data(), text.view().size());
   } catch (const EncodeError& e) {
     lua_settop(L, 1);  // drop what the walk left on the stack
-    lua_pushnil(L);
-    lua_pushstring(L, e.message.c_str());
-    return guard.returns(2);
+    return guard.returns(push_coded_failure(L, e.message, "EINVAL"));
   }
   return guard.returns(1);
 }

@@ -4,6 +4,34 @@
 
 namespace nshost {
 
+int push_failure(lua_State* L, std::string_view message, std::string_view code) {
+  lua_pushnil(L);
+  lua_pushlstring(L, message.data(), message.size());
+  lua_pushlstring(L, code.data(), code.size());
+  return 3;
+}
+
+int push_coded_failure(lua_State* L, std::string_view coded_error, std::string_view fallback_code) {
+  size_t colon = coded_error.find(": ");
+  bool has_code = colon != std::string_view::npos && colon >= 2 && coded_error[0] == 'E';
+  for (size_t i = 1; has_code && i < colon; ++i)
+    has_code = (coded_error[i] >= 'A' && coded_error[i] <= 'Z') || (coded_error[i] >= '0' && coded_error[i] <= '9') ||
+               coded_error[i] == '_';
+  if (!has_code) return push_failure(L, coded_error, fallback_code);
+  return push_failure(L, coded_error.substr(colon + 2), coded_error.substr(0, colon));
+}
+
+ServerApi& server_api(lua_State* L) {
+  ServerApi* server = ScriptHost::from(L).host().server();
+  if (!server) luaL_error(L, "only the server role has this function");
+  return *server;
+}
+
+ClientApi& client_api(lua_State* L) {
+  ClientApi* client = ScriptHost::from(L).host().client();
+  if (!client) luaL_error(L, "only the client role has this function");
+  return *client;
+}
 
 Channel check_channel(lua_State* L, int arg) {
   static const char* const names[] = {"reliable", "unreliable", nullptr};

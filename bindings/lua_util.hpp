@@ -2,27 +2,13 @@
 // Helpers shared by the bindings.
 #include <lua.hpp>
 
-#include <exception>
 #include <string>
 #include <string_view>
 
 #include "runtime/host_api.hpp"
+#include "runtime/lua_guard.hpp"
 
 namespace nshost {
-
-// Wraps a lua_CFunction so a C++ exception of ours (std::bad_alloc, ...)
-// becomes a Lua error instead of unwinding through the interpreter. Lua's own
-// errors are not std::exceptions and pass through untouched.
-template <lua_CFunction F>
-int guarded(lua_State* L) {
-  std::string message;
-  try {
-    return F(L);
-  } catch (const std::exception& e) {
-    message = e.what();
-  }
-  return luaL_error(L, "internal error: %s", message.c_str());
-}
 
 // Debug builds check that a binding leaves exactly the values it returns.
 class StackGuard {
@@ -49,6 +35,21 @@ inline std::string_view check_bytes(lua_State* L, int arg) {
 
 // "reliable" (default when absent) or "unreliable"; raises otherwise.
 Channel check_channel(lua_State* L, int arg);
+
+// The one failure shape of every builtin (luv's): a builtin that fails for a
+// reason that is not a programming error returns nil, a message and an
+// errno-style code ("not connected", "ENOTCONN"); misuse raises instead.
+// Pushes those three values and returns 3, for `return push_failure(...)`.
+int push_failure(lua_State* L, std::string_view message, std::string_view code);
+// The same from the runtime's one-line form "ECODE: message" (the code is
+// split off); a line without an E-code prefix keeps its text as the message
+// and gets `fallback_code`.
+int push_coded_failure(lua_State* L, std::string_view coded_error, std::string_view fallback_code);
+
+// The role's ServerApi / ClientApi; raises if the state belongs to the other
+// role (a server-only builtin reached a client state, or the reverse).
+ServerApi& server_api(lua_State* L);
+ClientApi& client_api(lua_State* L);
 
 // Raises unless called from inside an event handler.
 void require_handler(lua_State* L, const char* function_name);

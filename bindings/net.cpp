@@ -10,7 +10,6 @@
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
 #include "runtime/net/net_state.hpp"
-#include "runtime/role_runner.hpp"
 #include "runtime/script_host.hpp"
 
 namespace nshost {
@@ -30,8 +29,7 @@ NetState& state(lua_State* L) {
   if (NetState* net = existing_state(L)) return *net;
   ScriptHost& script = ScriptHost::from(L);
   HostApi& host = script.host();
-  std::function<bool()> role_finished;
-  if (auto* runner = dynamic_cast<RoleRunner*>(&host)) role_finished = [runner] { return runner->finished(); };
+  std::function<bool()> role_finished = [&host] { return host.finished(); };
   NetPolicy policy = script.sandboxed() ? NetPolicy(script.sandbox().allow_net) : NetPolicy();
   // The NetState dies in lua_close, before the ScriptHost it charges.
   auto memory = std::make_shared<NetMemory>([&script](size_t bytes) { return script.charge_external(bytes); },
@@ -55,24 +53,23 @@ NetState& state(lua_State* L) {
 
 int64_t check_handle(lua_State* L, int arg) { return static_cast<int64_t>(luaL_checkinteger(L, arg)); }
 
-// A new handle, or nil and why it was refused ("EACCES: ...", "ENOMEM: ...").
+// A new handle, or nil, why it was refused and the code ("EACCES", "ENOMEM").
 int push_opened(lua_State* L, int64_t handle, const std::string& error) {
   if (handle != 0) {
     lua_pushinteger(L, handle);
     return 1;
   }
-  lua_pushnil(L);
-  lua_pushlstring(L, error.data(), error.size());
-  return 2;
+  return push_coded_failure(L, error, "EIO");
 }
 
+// true, or nil, message, code ("EBADF" for a handle that is not open).
 [[maybe_unused]] int push_send_result(lua_State* L, const SendResult& result) {
   switch (result.kind) {
-    case SendResult::Kind::unknown: lua_pushnil(L); break;
-    case SendResult::Kind::ok: lua_pushboolean(L, 1); break;
-    case SendResult::Kind::error: lua_pushlstring(L, result.error.data(), result.error.size()); break;
+    case SendResult::Kind::unknown: return push_failure(L, "not an open connection", "EBADF");
+    case SendResult::Kind::ok: lua_pushboolean(L, 1); return 1;
+    case SendResult::Kind::error: return push_coded_failure(L, result.error, "EIO");
   }
-  return 1;
+  return push_failure(L, "not an open connection", "EBADF");
 }
 
 [[maybe_unused]] int push_optional_string(lua_State* L, const std::optional<std::string>& s) {
@@ -195,7 +192,7 @@ int net_tcp_send(lua_State* L) {
   int64_t h = check_handle(L, 1);
   std::string_view data = check_bytes(L, 2);
   NetState* net = existing_state(L);
-  if (!net) return push_send_result(L, {SendResult::Kind::unknown, {}});
+  if (!net) return guard.returns(push_send_result(L, {SendResult::Kind::unknown, {}}));
   return guard.returns(push_send_result(L, net->tcp_send(h, data)));
 }
 
@@ -212,13 +209,7 @@ int net_tcp_listen(lua_State* L) {
   std::string bind = luaL_optstring(L, 2, "0.0.0.0");
   std::string error;
   int64_t h = state(L).tcp_listen(bind, static_cast<int>(std::clamp<lua_Integer>(port, -1, 65536)), error);
-  if (h == 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, error.c_str());
-    return guard.returns(2);
-  }
-  lua_pushinteger(L, h);
-  return guard.returns(1);
+  return guard.returns(push_opened(L, h, error));
 }
 
 int net_tcp_accept(lua_State* L) {
@@ -410,7 +401,7 @@ int ws_send(lua_State* L) {
   int64_t h = check_handle(L, 1);
   std::string_view data = check_bytes(L, 2);
   NetState* net = existing_state(L);
-  if (!net) return push_send_result(L, {SendResult::Kind::unknown, {}});
+  if (!net) return guard.returns(push_send_result(L, {SendResult::Kind::unknown, {}}));
   return guard.returns(push_send_result(L, net->ws_send(h, data, Binary)));
 }
 

@@ -7,12 +7,10 @@
 namespace nshost {
 namespace {
 
-ServerApi& server_of(lua_State* L) { return static_cast<ServerApi&>(ScriptHost::from(L).host()); }
-
 // The handle's id, raising "stale client handle" unless it is live or departing.
 ClientId check_current(lua_State* L, int arg) {
   ClientId id = check_client_handle(L, arg);
-  if (server_of(L).liveness(id) == ServerApi::Liveness::stale) luaL_error(L, "stale client handle");
+  if (server_api(L).liveness(id) == ServerApi::Liveness::stale) luaL_error(L, "stale client handle");
   return id;
 }
 
@@ -25,8 +23,8 @@ int server_slot(lua_State* L) {
 int server_connected(lua_State* L) {
   StackGuard guard(L);
   bool live = false;
-  if (luaL_testudata(L, 1, "nshost.client"))
-    live = server_of(L).liveness(check_client_handle(L, 1)) == ServerApi::Liveness::live;
+  if (luaL_testudata(L, 1, kClientHandleType))
+    live = server_api(L).liveness(check_client_handle(L, 1)) == ServerApi::Liveness::live;
   lua_pushboolean(L, live);
   return guard.returns(1);
 }
@@ -39,14 +37,15 @@ int server_send(lua_State* L) {
   Channel channel = check_channel(L, 3);
   check_message_size(L, data);
   std::string error;
-  bool queued = server_of(L).send(id, data, channel, error);
-  if (!queued && !error.empty()) {
-    lua_pushnil(L);
-    lua_pushstring(L, error.c_str());
-    return guard.returns(2);
+  ServerApi& server = server_api(L);
+  if (server.send(id, data, channel, error)) {
+    lua_pushboolean(L, 1);
+    return guard.returns(1);
   }
-  lua_pushboolean(L, queued);
-  return guard.returns(1);
+  if (!error.empty()) return guard.returns(push_coded_failure(L, error, "EIO"));
+  if (server.liveness(id) != ServerApi::Liveness::live)
+    return guard.returns(push_failure(L, "the client is not connected (departing, or away with unreliable data)", "ENOTCONN"));
+  return guard.returns(push_failure(L, "ENet refused the packet", "ENOBUFS"));
 }
 
 int server_broadcast(lua_State* L) {
@@ -56,7 +55,7 @@ int server_broadcast(lua_State* L) {
   Channel channel = check_channel(L, 2);
   check_message_size(L, data);
   if (lua_isnoneornil(L, 3)) {
-    lua_pushinteger(L, static_cast<lua_Integer>(server_of(L).broadcast(data, channel)));
+    lua_pushinteger(L, static_cast<lua_Integer>(server_api(L).broadcast(data, channel)));
     return guard.returns(1);
   }
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -70,11 +69,11 @@ int server_broadcast(lua_State* L) {
     bool is_handle = to_client_handle(L, -1, id);
     lua_pop(L, 1);
     if (!is_handle) return luaL_error(L, "broadcast: targets[%d] is not a client handle", static_cast<int>(i));
-    if (server_of(L).liveness(id) == ServerApi::Liveness::stale)
+    if (server_api(L).liveness(id) == ServerApi::Liveness::stale)
       return luaL_error(L, "broadcast: targets[%d] is a stale client handle", static_cast<int>(i));
     targets.push_back(id);
   }
-  lua_pushinteger(L, static_cast<lua_Integer>(server_of(L).broadcast(data, channel, targets)));
+  lua_pushinteger(L, static_cast<lua_Integer>(server_api(L).broadcast(data, channel, targets)));
   return guard.returns(1);
 }
 
@@ -83,7 +82,8 @@ int server_kick(lua_State* L) {
   require_handler(L, "kick");
   ClientId id = check_current(L, 1);
   std::string_view reason = luaL_optstring(L, 2, "kicked by server");
-  lua_pushboolean(L, server_of(L).kick(id, reason));
+  if (!server_api(L).kick(id, reason)) return guard.returns(push_failure(L, "the client is already departing", "EALREADY"));
+  lua_pushboolean(L, 1);
   return guard.returns(1);
 }
 

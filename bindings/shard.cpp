@@ -19,27 +19,23 @@ std::string_view check_url(lua_State* L, int arg) {
   return url;
 }
 
-// hop(url, handoff?) -> true | nil, "EBUSY: ..."
+// hop(url, handoff?) -> true | nil, message, code ("EBUSY", "ESHUTDOWN")
 int shard_hop(lua_State* L) {
   StackGuard guard(L);
   require_handler(L, "hop");
   std::string_view url = check_url(L, 1);
   std::string_view handoff = lua_isnoneornil(L, 2) ? std::string_view() : check_bytes(L, 2);
   std::string error;
-  if (!static_cast<ClientApi&>(ScriptHost::from(L).host()).hop(url, handoff, error)) {
-    lua_pushnil(L);
-    lua_pushstring(L, error.c_str());
-    return guard.returns(2);
-  }
+  if (!client_api(L).hop(url, handoff, error)) return guard.returns(push_coded_failure(L, error, "EIO"));
   lua_pushboolean(L, 1);
   return guard.returns(1);
 }
 
-// redirect(c, url, handoff?) -> boolean (false: the client is departing)
+// redirect(c, url, handoff?) -> true | nil, "the client is already departing", "EALREADY"
 int shard_redirect(lua_State* L) {
   StackGuard guard(L);
   require_handler(L, "redirect");
-  auto& server = static_cast<ServerApi&>(ScriptHost::from(L).host());
+  ServerApi& server = server_api(L);
   ClientId id = check_client_handle(L, 1);
   if (server.liveness(id) == ServerApi::Liveness::stale) return luaL_error(L, "stale client handle");
   std::string_view url = check_url(L, 2);
@@ -47,7 +43,9 @@ int shard_redirect(lua_State* L) {
   if (handoff.size() > wire::kMaxHandoffBytes)
     return luaL_error(L, "handoff of %d bytes is over the limit of %d bytes", static_cast<int>(handoff.size()),
                       static_cast<int>(wire::kMaxHandoffBytes));
-  lua_pushboolean(L, server.redirect(id, url, handoff));
+  if (!server.redirect(id, url, handoff))
+    return guard.returns(push_failure(L, "the client is already departing", "EALREADY"));
+  lua_pushboolean(L, 1);
   return guard.returns(1);
 }
 
@@ -63,9 +61,15 @@ const luaL_Reg server_functions[] = {
 
 }  // namespace
 
-void open_shard(lua_State* L) {
+void open_shard_server(lua_State* L) {
   lua_pushglobaltable(L);
-  luaL_setfuncs(L, ScriptHost::from(L).host().role() == Role::server ? server_functions : client_functions, 0);
+  luaL_setfuncs(L, server_functions, 0);
+  lua_pop(L, 1);
+}
+
+void open_shard_client(lua_State* L) {
+  lua_pushglobaltable(L);
+  luaL_setfuncs(L, client_functions, 0);
   lua_pop(L, 1);
 }
 

@@ -93,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (matcher.steps_used() > kMaxSteps) std::abort();
   // Without any of these, string.find searches for the bytes as they are
-  // (as bindings/string_patterns.cpp does too): nothing to compare.
+  // (as runtime/string_patterns.cpp does too): nothing to compare.
   if (pattern.find_first_of(std::string_view("^$*+?.([%-", 10)) == std::string_view::npos) return 0;
   if (ours != reference_find(subject, pattern)) std::abort();
   return 0;

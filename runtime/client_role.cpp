@@ -58,7 +58,7 @@ bool ClientRole::start(std::string& error) {
   ack_timer_.get()->data = this;
   if (!options_.script.empty()) {
     try {
-      script_ = std::make_unique<ScriptHost>(*this, log_tag_, sandbox_limits(options_.sandbox));
+      script_ = std::make_unique<ScriptHost>(*this, &open_client_modules, log_tag_, sandbox_limits(options_.sandbox));
     } catch (const std::exception& e) {
       error = std::string("nshost: cannot create the Lua state: ") + e.what();
       return false;
@@ -738,7 +738,7 @@ void ClientRole::adopt_bundle(const std::string& bytes) {
   }
   std::unique_ptr<ScriptHost> fresh;
   try {
-    fresh = std::make_unique<ScriptHost>(*this, log_tag_, sandbox_limits(true));
+    fresh = std::make_unique<ScriptHost>(*this, &open_client_modules, log_tag_, sandbox_limits(true));
   } catch (const std::exception& e) {
     fail_hop(std::string("script_error: cannot create the Lua state: ") + e.what());
     return;

@@ -14,6 +14,9 @@
 
 namespace nshost {
 
+class ServerApi;
+class ClientApi;
+
 enum class Channel { reliable, unreliable };
 const char* channel_name(Channel channel);
 
@@ -34,10 +37,17 @@ class HostApi {
   virtual void request_stop(int exit_code) = 0;
   // Told after a handler error was logged (--strict stops the host).
   virtual void on_script_error() = 0;
+  // True once the role has closed all it owns (net.* stops waiting then).
+  virtual bool finished() const = 0;
+  // The role's own interface: exactly one of these is non-null, matching
+  // role(). Bindings use them instead of casting.
+  virtual ServerApi* server() { return nullptr; }
+  virtual ClientApi* client() { return nullptr; }
 };
 
 class ServerApi : public HostApi {
  public:
+  ServerApi* server() final { return this; }
   // live: connected. departing: inside its server.disconnect handler, or
   // kicked and not yet gone (slot() works, nothing more is sent). stale: any
   // other id, including an earlier occupant of a reused slot.
@@ -65,6 +75,7 @@ class ServerApi : public HostApi {
 
 class ClientApi : public HostApi {
  public:
+  ClientApi* client() final { return this; }
   // Queues data for the server; false with `error` ("ENOTCONN: ...") when
   // not joined. Between client.lost and the end of the reconnect ladder,
   // reliable data is queued for the replay after the resume, or refused with

@@ -5,7 +5,7 @@
 // instruction budget nor the handler timeout can stop it; this one counts
 // its work and gives up past a budget, and polls a stop callback as it goes.
 // Results, captures and error texts are those of Lua 5.4's string library;
-// bindings/string_patterns.cpp puts it behind string.find/match/gmatch/gsub.
+// runtime/string_patterns.cpp puts it behind string.find/match/gmatch/gsub.
 // No Lua here: errors are PatternError exceptions, which the caller turns
 // into Lua errors (they must not cross a Lua frame).
 #include <cstddef>

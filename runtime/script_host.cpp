@@ -8,9 +8,8 @@
 #include <new>
 #include <stdexcept>
 
-#include "bindings/bindings.hpp"
-#include "bindings/lua_util.hpp"
 #include "runtime/log.hpp"
+#include "runtime/lua_guard.hpp"
 #include "runtime/sandbox.hpp"
 
 namespace nshost {
@@ -125,9 +124,16 @@ bool ScriptHost::charge_external(size_t bytes) {
 
 void ScriptHost::release_external(size_t bytes) { memory_.external -= std::min(bytes, memory_.external); }
 
-ScriptHost::ScriptHost(HostApi& host, std::string log_tag) : ScriptHost(host, std::move(log_tag), Sandbox{}) {}
+void push_client_handle(lua_State* L, ClientId id) {
+  auto* h = static_cast<ClientHandle*>(lua_newuserdatauv(L, sizeof(ClientHandle), 0));
+  h->id = id;
+  luaL_setmetatable(L, kClientHandleType);
+}
 
-ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbox)
+ScriptHost::ScriptHost(HostApi& host, ModuleOpener open_modules, std::string log_tag)
+    : ScriptHost(host, open_modules, std::move(log_tag), Sandbox{}) {}
+
+ScriptHost::ScriptHost(HostApi& host, ModuleOpener open_modules, std::string log_tag, const Sandbox& sandbox)
     : host_(host), log_tag_(std::move(log_tag)), sandbox_(sandbox) {
   state_ = lua_newstate(&ScriptHost::allocate, &memory_);
   if (!state_) throw std::bad_alloc();
@@ -146,16 +152,9 @@ ScriptHost::ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbo
   lua_setglobal(L, "server");
   lua_newtable(L);
   lua_setglobal(L, "client");
-  open_log(L);
-  open_sys(L);
-  open_tick(L);
-  open_client_handle(L);
-  open_net(L);
-  open_json(L);
-  if (host_.role() == Role::server) open_server(L);
-  else open_client(L);
-  open_shard(L);
-  // coroutine.resume/wrap must go through the host (see the header).
+  open_modules(L);
+  // coroutine.resume/wrap must go through the host (see the header); after
+  // the surface, so nothing it opens can replace them.
   if (lua_getglobal(L, LUA_COLIBNAME) == LUA_TTABLE) {
     lua_pushcfunction(L, &ScriptHost::coroutine_resume);
     lua_setfield(L, -2, "resume");

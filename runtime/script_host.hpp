@@ -1,7 +1,8 @@
 #pragma once
 // One Lua state and everything that calls into it. Lifecycle: construct
-// (creates the state, opens the allowed libraries and the bindings for the
-// role), load() the entry script, invoke() handlers, destroy (lua_close).
+// (creates the state, opens the allowed libraries, then the Lua surface the
+// role hands in, then the host's own limit-keeping replacements), load() the
+// entry script, invoke() handlers, destroy (lua_close).
 // Every call into Lua - the handler's lookup (a role table or _G may have an
 // __index), its arguments, the call, the chunk's load, the host's own pushes
 // (protect()) - goes through one pcall with a traceback handler and under
@@ -24,6 +25,36 @@
 #include "runtime/host_api.hpp"
 
 namespace nshost {
+
+// Opens a role's Lua surface (globals and library additions) in a fresh
+// state; called once, unprotected, from ScriptHost's constructor, so it may
+// only allocate (a failure aborts construction).
+using ModuleOpener = void (*)(lua_State* L);
+
+// The surface of each role, defined by bindings/open_all.cpp. The roles name
+// these when they construct a ScriptHost; runtime/ itself includes nothing
+// from bindings/ (the bindings depend on this header, not the reverse).
+void open_server_modules(lua_State* L);
+void open_client_modules(lua_State* L);
+
+// The client handle the server role gives the script for each connection: a
+// full userdata of type kClientHandleType holding only the connection's id.
+// The role pushes one per connection (push_client_handle) and keeps it (a
+// registry ref), pushing that same userdata for every event of the
+// connection, so it is equal to itself and usable as a table key. The
+// bindings register its metatable (bindings/client_handle.cpp); until they
+// have, the handle has none.
+inline constexpr const char* kClientHandleType = "nshost.client";
+struct ClientHandle {
+  ClientId id;
+};
+void push_client_handle(lua_State* L, ClientId id);
+
+// Replaces string.find/match/gmatch/gsub (those the state has) with the
+// bounded matcher of runtime/lua_pattern.hpp (runtime/string_patterns.cpp):
+// the standard matcher can backtrack for hours inside one C call, where the
+// limits cannot stop it. ScriptHost calls it for every state.
+void open_string_patterns(lua_State* L);
 
 class ScriptHost final : private DeadlineWatch::Target {
  public:
@@ -51,9 +82,11 @@ class ScriptHost final : private DeadlineWatch::Target {
   };
   static constexpr int kBudgetStep = 1000;
 
-  // `host` must outlive this object. `log_tag` prefixes this state's log lines.
-  ScriptHost(HostApi& host, std::string log_tag);
-  ScriptHost(HostApi& host, std::string log_tag, const Sandbox& sandbox);
+  // `host` must outlive this object. `open_modules` opens the role's Lua
+  // surface (open_server_modules or open_client_modules). `log_tag` prefixes
+  // this state's log lines.
+  ScriptHost(HostApi& host, ModuleOpener open_modules, std::string log_tag);
+  ScriptHost(HostApi& host, ModuleOpener open_modules, std::string log_tag, const Sandbox& sandbox);
   ~ScriptHost();
   ScriptHost(const ScriptHost&) = delete;
   ScriptHost& operator=(const ScriptHost&) = delete;
@@ -128,6 +161,8 @@ class ScriptHost final : private DeadlineWatch::Target {
   void release_external(size_t bytes);
   size_t memory_external() const { return memory_.external; }
 
+  // Installed by the host in every state after the role's surface, since
+  // they enforce its limits (the surface cannot leave them out):
   // coroutine.resume and coroutine.wrap of every state: the standard ones,
   // but the host knows which Lua threads run, so a handler timeout stops a
   // coroutine too. [co, args...] -> [true, results...] | [false, error]

@@ -7,7 +7,6 @@
 #include <ctime>
 #include <unordered_map>
 
-#include "bindings/bindings.hpp"
 #include "runtime/bundle.hpp"
 #include "runtime/log.hpp"
 
@@ -84,7 +83,7 @@ bool ServerRole::start(std::string& error) {
   endpoint_->set_connect_filter([this](const ENetAddress& from) { return admit_connect(from); });
   try {
     script_ = std::make_unique<ScriptHost>(
-        *this, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget,
+        *this, &open_server_modules, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget,
                                               options_.handler_timeout_ms, options_.allow_net});
   } catch (const std::exception& e) {
     error = std::string("nshost: cannot create the Lua state: ") + e.what();

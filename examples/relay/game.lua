@@ -55,7 +55,7 @@ function client.tick(tick_num, dt)
   t = t + dt
   local x = math.floor(100 * math.cos(t) + 0.5)
   local y = math.floor(100 * math.sin(t) + 0.5)
-  send(snapshot.encode_position(x, y), "unreliable")  -- nil, "ENOTCONN..." until joined
+  send(snapshot.encode_position(x, y), "unreliable")  -- nil, "not connected", "ENOTCONN" until joined
   local now = sys.time()
   if now - last_report >= 1 then
     last_report = now

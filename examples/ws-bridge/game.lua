@@ -41,8 +41,8 @@ function server.receive(c, data, channel)
   end
   local line = "player" .. slot(c) .. ": " .. data
   if net.status(ws) == "connected" then
-    local ok = net.ws_send(ws, line)
-    if ok ~= true then send(c, "* not bridged: " .. tostring(ok)) end
+    local ok, err, code = net.ws_send(ws, line)
+    if not ok then send(c, "* not bridged: " .. code .. ": " .. err) end
   elseif #outbox < 100 then
     outbox[#outbox + 1] = line
   else

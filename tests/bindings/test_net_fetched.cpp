@@ -52,10 +52,10 @@ TEST_CASE("fetched code: no net without --allow-net, exactly the listed port wit
     auto client = fetched_client(server.port, cache, {});
     REQUIRE_MESSAGE(client->wait_stdout("fetched tried"), (client->stdout_text() + client->stderr_text()));
     std::string out = client->stdout_text();
-    CHECK(out.find("fetched allowed h=nil err=EACCES: net is not available to fetched scripts (sandbox;") !=
+    CHECK(out.find("fetched allowed h=nil code=EACCES err=net is not available to fetched scripts (sandbox;") !=
           std::string::npos);
-    CHECK(out.find("fetched other h=nil err=EACCES: net is not available") != std::string::npos);
-    CHECK(out.find("fetched listen h=nil err=EACCES: listening sockets are not available") != std::string::npos);
+    CHECK(out.find("fetched other h=nil code=EACCES err=net is not available") != std::string::npos);
+    CHECK(out.find("fetched listen h=nil code=EACCES err=listening sockets are not available") != std::string::npos);
     client->send_signal(SIGTERM);
     CHECK(client->wait_exit() == 0);
   }
@@ -65,9 +65,9 @@ TEST_CASE("fetched code: no net without --allow-net, exactly the listed port wit
     REQUIRE_MESSAGE(client->wait_stdout("fetched event allowed connected"),
                     (client->stdout_text() + client->stderr_text()));
     std::string out = client->stdout_text();
-    CHECK(out.find("fetched other h=nil err=EACCES: 127.0.0.1:" + std::to_string(other.port) +
+    CHECK(out.find("fetched other h=nil code=EACCES err=127.0.0.1:" + std::to_string(other.port) +
                    " is not in the player's --allow-net list") != std::string::npos);
-    CHECK(out.find("fetched listen h=nil err=EACCES: listening sockets") != std::string::npos);
+    CHECK(out.find("fetched listen h=nil code=EACCES err=listening sockets") != std::string::npos);
     client->send_signal(SIGTERM);
     CHECK(client->wait_exit() == 0);
   }

@@ -75,11 +75,11 @@ TEST_CASE("net sandbox: without --allow-net every opening call returns nil and s
   REQUIRE(target.port > 0);
   std::string port = std::to_string(target.port);
   ScriptRun run("PORT = " + port + R"lua(
-T, T_ERR = net.tcp_connect("127.0.0.1", PORT)
-H, H_ERR = net.http_get("http://127.0.0.1:" .. PORT .. "/")
-R, R_ERR = net.http_request("GET", "http://127.0.0.1:" .. PORT .. "/")
-W, W_ERR = net.ws_connect("ws://127.0.0.1:" .. PORT .. "/")
-L, L_ERR = net.tcp_listen(0, "0.0.0.0")
+T, T_ERR, T_CODE = net.tcp_connect("127.0.0.1", PORT)
+H, H_ERR, H_CODE = net.http_get("http://127.0.0.1:" .. PORT .. "/")
+R, R_ERR, R_CODE = net.http_request("GET", "http://127.0.0.1:" .. PORT .. "/")
+W, W_ERR, W_CODE = net.ws_connect("ws://127.0.0.1:" .. PORT .. "/")
+L, L_ERR, L_CODE = net.tcp_listen(0, "0.0.0.0")
 CA_OK, CA_ERR = pcall(net.configure, { ca_file = "/etc/passwd" })
 )lua",
                 sandboxed());
@@ -87,11 +87,13 @@ CA_OK, CA_ERR = pcall(net.configure, { ca_file = "/etc/passwd" })
   for (const char* name : {"T", "H", "R", "W"}) {
     CAPTURE(name);
     CHECK(run.eval(name) == "nil");
-    CHECK(run.eval(std::string(name) + "_ERR").find("EACCES: net is not available to fetched scripts (sandbox;") == 0);
+    CHECK(run.eval(std::string(name) + "_ERR").find("net is not available to fetched scripts (sandbox;") == 0);
+    CHECK(run.eval(std::string(name) + "_CODE") == "EACCES");
     CHECK(run.eval(std::string(name) + "_ERR").find("--allow-net") != std::string::npos);
   }
   CHECK(run.eval("L") == "nil");
-  CHECK(run.eval("L_ERR").find("EACCES: listening sockets are not available in the sandbox") == 0);
+  CHECK(run.eval("L_ERR").find("listening sockets are not available in the sandbox") == 0);
+  CHECK(run.eval("L_CODE") == "EACCES");
   CHECK(run.eval("CA_OK") == "false");
   CHECK(run.eval("CA_ERR").find("ca_file reads a file") != std::string::npos);
   CHECK(run.eval("net.poll_event()") == "nil");
@@ -107,19 +109,21 @@ TEST_CASE("net sandbox: --allow-net=127.0.0.1:PORT reaches exactly that port, no
   REQUIRE(other.port > 0);
   ScriptRun run("A, B = " + std::to_string(allowed.port) + ", " + std::to_string(other.port) + R"lua(
 OK = net.tcp_connect("127.0.0.1", A)
-NO, NO_ERR = net.tcp_connect("127.0.0.1", B)
+NO, NO_ERR, NO_CODE = net.tcp_connect("127.0.0.1", B)
 NAME, NAME_ERR = net.tcp_connect("localhost", A)
-L, L_ERR = net.tcp_listen(47999, "0.0.0.0")
+L, L_ERR, L_CODE = net.tcp_listen(47999, "0.0.0.0")
 )lua",
                 sandboxed({"127.0.0.1:" + std::to_string(allowed.port)}));
   REQUIRE_MESSAGE(run.started, run.error);
   REQUIRE(run.run_until("net.status(OK) == 'connected'"));
   CHECK(run.eval("NO") == "nil");
-  CHECK(run.eval("NO_ERR") == "EACCES: 127.0.0.1:" + std::to_string(other.port) +
+  CHECK(run.eval("NO_ERR") == "127.0.0.1:" + std::to_string(other.port) +
                                   " is not in the player's --allow-net list (sandbox)");
+  CHECK(run.eval("NO_CODE") == "EACCES");
   // The list names an address; the name "localhost" is another entry.
   CHECK(run.eval("NAME") == "nil");
-  CHECK(run.eval("L_ERR").find("EACCES: listening sockets") == 0);
+  CHECK(run.eval("L_ERR").find("listening sockets") == 0);
+  CHECK(run.eval("L_CODE") == "EACCES");
   CHECK(allowed.accept_pending() == 1);
   CHECK(other.accept_pending() == 0);
 }
@@ -188,12 +192,15 @@ for i = 1, 40 do CONNS[i] = assert(net.tcp_connect("127.0.0.1", PORT)) end
 function server.tick()
   TICKS = TICKS + 1
   for evt in net.events() do
-    if evt.type == "connected" then RESULTS[#RESULTS + 1] = net.tcp_send(evt.handle, BIG) end
+    if evt.type == "connected" then
+      local ok, err, code = net.tcp_send(evt.handle, BIG)
+      RESULTS[#RESULTS + 1] = ok and "true" or code .. ": " .. err
+    end
   end
 end
 function count(prefix)
   local n = 0
-  for _, r in ipairs(RESULTS) do if tostring(r):sub(1, #prefix) == prefix then n = n + 1 end end
+  for _, r in ipairs(RESULTS) do if r:sub(1, #prefix) == prefix then n = n + 1 end end
   return n
 end
 )lua",
@@ -257,7 +264,7 @@ for i = 1, 2000000 do T[i] = s end
 function server.tick()
   if DONE then return end
   DONE = true
-  OUT, ERR = json.encode(T)
+  OUT, ERR, CODE = json.encode(T)
   SMALL = json.encode({ok = true, n = 2})
   T = nil
   collectgarbage()
@@ -270,7 +277,7 @@ function server.tick()
   FILL = {}
   for i = 1, 1024 * 1024 do FILL[i] = i end  -- 16 MiB of array
   STEP = "decode"
-  DEC, DEC_ERR = json.decode(BIG_TEXT)
+  DEC, DEC_ERR, DEC_CODE = json.decode(BIG_TEXT)
   FILL, BIG_TEXT = nil, nil
 end
 )lua",
@@ -281,11 +288,13 @@ end
   MESSAGE("lua ", run.memory_used() / kMiB, " MiB; process RSS +",
           (rss_after > rss_before ? rss_after - rss_before : 0) / kMiB, " MiB");
   CHECK(run.eval("OUT") == "nil");
-  CHECK(run.eval("ERR") == "ENOMEM: json.encode would pass the script's memory limit (--memory-limit)");
+  CHECK(run.eval("ERR") == "json.encode would pass the script's memory limit (--memory-limit)");
+  CHECK(run.eval("CODE") == "ENOMEM");
   CHECK(run.eval("SMALL") == "{\"n\":2,\"ok\":true}");
   CHECK(run.eval("DEC") == "nil");
   CHECK(run.eval("STEP") == "decode");
-  CHECK(run.eval("DEC_ERR").find("ENOMEM: json.decode") == 0);
+  CHECK(run.eval("DEC_ERR").find("json.decode") == 0);
+  CHECK(run.eval("DEC_CODE") == "ENOMEM");
   CHECK(rss_after < rss_before + limit + 32 * kMiB);
   CHECK(run.memory_external() == 0);
   CHECK(run.script_errors() == 0);

@@ -92,8 +92,11 @@ TEST_CASE("kick: the client hears the reason, the server sees 'kicked', then the
   ServerRole& server = f.start_server(kServer);
   ClientRole& client = f.start_client(kClient);
   REQUIRE(f.step_until([&] { return eval(server, "return conn ~= nil") == "ok: true"; }));
-  CHECK(RoleFixture::in_handler(server, "return kick(conn, 'cheating'), kick(conn)") == "ok: true, true, false");
+  CHECK(RoleFixture::in_handler(server, "return kick(conn, 'cheating'), kick(conn)") ==
+        "ok: true, true, nil, the client is already departing, EALREADY");
   CHECK(eval(server, "return connected(conn), slot(conn)") == "ok: false, 0");  // departing
+  CHECK(RoleFixture::in_handler(server, "return send(conn, 'x')") ==
+        "ok: true, nil, the client is not connected (departing, or away with unreliable data), ENOTCONN");
   lua_State* C = client.script()->state();
   REQUIRE(f.step_until([&] { return RoleFixture::eval(C, "return gone") == "ok: kicked: cheating"; }));
   REQUIRE(f.step_until([&] { return eval(server, "return events[#events]") == "ok: disconnect 0 kicked connected=false"; }));

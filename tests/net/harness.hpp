@@ -122,6 +122,13 @@ class ScriptRun {
     std::string out = RoleFixture::eval(L(), "return tostring(" + lua_expr + ")");
     return out.rfind("ok: ", 0) == 0 ? out.substr(4) : out;
   }
+  // Every value of a Lua expression, each through tostring, joined by ", ".
+  std::string eval_all(const std::string& lua_expr) {
+    std::string out = RoleFixture::eval(
+        L(), "return (function(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end "
+             "return table.concat(t, ', ') end)(" + lua_expr + ")");
+    return out.rfind("ok: ", 0) == 0 ? out.substr(4) : out;
+  }
   // Runs Lua statements; returns "" or the error.
   std::string exec(const std::string& lua_code) {
     std::string out = RoleFixture::eval(L(), lua_code);

@@ -35,12 +35,12 @@ local function sender(side, send_one)
     if st.ended then return true end
     for _ = 1, PER_TICK do
       if st.seq >= COUNT then break end
-      local ok, err = send_one("n:" .. (st.seq + 1))
+      local ok, err, code = send_one("n:" .. (st.seq + 1))
       if ok then st.seq = st.seq + 1
       else
-        if st.refused == 0 then print(("%s first refusal: %s"):format(side, tostring(err))) end
+        if st.refused == 0 then print(("%s first refusal: %s: %s"):format(side, tostring(code), tostring(err))) end
         st.refused = st.refused + 1
-        st.last_error = tostring(err)
+        st.last_error = tostring(code)
       end
     end
     if st.seq >= COUNT and send_one("end") then

@@ -7,15 +7,15 @@ end
 
 local conns = {}
 
-local function report(label, h, err)
-  print(("fetched %s h=%s err=%s"):format(label, tostring(h), tostring(err)))
+local function report(label, h, err, code)
+  print(("fetched %s h=%s code=%s err=%s"):format(label, tostring(h), tostring(code), tostring(err)))
 end
 
 function client.receive(data)
   local allowed, other = data:match("^(%d+),(%d+)$")
   allowed, other = tonumber(allowed), tonumber(other)
-  local h, err = net.tcp_connect("127.0.0.1", allowed)
-  report("allowed", h, err)
+  local h, err, code = net.tcp_connect("127.0.0.1", allowed)
+  report("allowed", h, err, code)
   if h then conns[h] = "allowed" end
   report("other", net.tcp_connect("127.0.0.1", other))
   report("listen", net.tcp_listen(47999, "0.0.0.0"))

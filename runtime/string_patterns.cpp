@@ -10,8 +10,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "bindings/bindings.hpp"
-#include "bindings/lua_util.hpp"
+#include "runtime/lua_guard.hpp"
 #include "runtime/lua_pattern.hpp"
 #include "runtime/script_host.hpp"
 

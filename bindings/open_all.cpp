@@ -1,0 +1,34 @@
+// The Lua surface of each role's state, handed to ScriptHost by the role.
+// What keeps the host's limits is not here: ScriptHost itself installs the
+// bounded string patterns and its coroutine.resume/wrap and xpcall in every
+// state (runtime/script_host.hpp), so no surface can leave them out.
+#include "bindings/bindings.hpp"
+#include "runtime/script_host.hpp"
+
+namespace nshost {
+namespace {
+
+void open_common_modules(lua_State* L) {
+  open_log(L);
+  open_sys(L);
+  open_tick(L);
+  open_client_handle(L);
+  open_net(L);
+  open_json(L);
+}
+
+}  // namespace
+
+void open_server_modules(lua_State* L) {
+  open_common_modules(L);
+  open_server(L);
+  open_shard_server(L);
+}
+
+void open_client_modules(lua_State* L) {
+  open_common_modules(L);
+  open_client(L);
+  open_shard_client(L);
+}
+
+}  // namespace nshost

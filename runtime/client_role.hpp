@@ -2,7 +2,20 @@
 // The client role: resolves and joins one server over ENet, runs the hello
 // handshake, ticks at its own rate and calls the script's client.* handlers.
 // Several ClientRoles may share one loop. Owns its endpoint, tick, script
-// state and timers.
+// state and timers. Its definitions are split by concern: client_role.cpp
+// (connect, events, the timer, sends, shutdown), client_join.cpp (welcome to
+// client.connect, hops, the bundle fetch) and client_reconnect.cpp (the
+// resume ladder). Every send to the server goes through a PeerLink.
+//
+// The phase says what the one timer (timer_) means when it fires (a stop
+// requested meanwhile comes first, except in leaving and closed):
+//   idle, resolving, connecting, handshaking  no welcome in time
+//   fetching                                  the bundle did not arrive in time
+//   failing                                   deliver a hop failure outside Lua
+//   reconnecting                              make the next resume attempt
+//   joined                                    a deferred stop
+//   leaving                                   the server did not acknowledge the leave
+//   closed                                    finish
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +25,7 @@
 #include "runtime/bundle.hpp"
 #include "runtime/enet_endpoint.hpp"
 #include "runtime/host_api.hpp"
+#include "runtime/join_fetch.hpp"
 #include "runtime/reliable_replay.hpp"
 #include "runtime/role_runner.hpp"
 #include "runtime/script_host.hpp"
@@ -72,6 +86,17 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   enum class Phase { idle, resolving, connecting, handshaking, fetching, joined, leaving, failing, reconnecting, closed };
 
   void on_enet_event(ENetEvent& event) override;
+  // The pieces of on_enet_event, for the server's peer only.
+  void on_link_up();
+  void on_receive(uint8_t channel_id, std::string_view bytes);
+  void on_control(std::string_view bytes);
+  void on_welcome_message(std::string_view bytes);
+  void on_ack_message(std::string_view bytes);
+  void on_link_down(uint32_t disconnect_code);
+  // No welcome in time: the next reconnect attempt, a failed hop or "connect_failed".
+  void on_connect_timeout();
+  // Resets the server's peer (no goodbye) and forgets it.
+  void drop_peer();
   void connect_to(const ENetAddress& address);
   void end_connection(std::string reason);
   void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
@@ -79,6 +104,8 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   // Resume (seed 002): the reconnect ladder, apart from the first join.
   void on_reconnect_welcome(const wire::Welcome& welcome);
   bool should_resume(uint32_t disconnect_code) const;
+  // An attempt's link went down before a welcome: retried, or the end.
+  void on_attempt_refused();
   void start_reconnect();
   void schedule_attempt();
   void attempt_reconnect();
@@ -133,11 +160,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   std::string pending_failure_;                   // Phase::failing
   std::string tree_hash_;                         // SHA-256 of the tree script_ runs; "" unknown
   ENetPeer* leaving_peer_ = nullptr;              // the origin of a hop, until it acknowledges
-  std::string fetch_hash_;
-  uint32_t fetch_size_ = 0;
-  std::string fetch_bytes_;
-  std::vector<std::pair<uint8_t, std::string>> held_data_;
-  size_t held_bytes_ = 0;
+  JoinFetch fetch_{kMaxHeldBytes};  // the bundle on its way and the data held meanwhile
 };
 
 }  // namespace nshost

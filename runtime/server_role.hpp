@@ -3,13 +3,20 @@
 // handshake into slots, calls the script's server.* handlers and fans its
 // sends out. Owns its endpoint, tick, script state and timers; destroying it
 // closes them (the loop must run once more to free the libuv handles).
+// Its definitions are split by concern: server_role.cpp (events, sends,
+// ticks, shutdown), server_admission.cpp (connects, hellos, rate, half-open
+// peers), server_resume.cpp (tokens, acks, grace, replay) and
+// server_bundle.cpp (streaming the script tree). Every send to a peer goes
+// through a PeerLink.
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "runtime/enet_endpoint.hpp"
 #include "runtime/host_api.hpp"
+#include "runtime/peer_link.hpp"
 #include "runtime/reliable_replay.hpp"
 #include "runtime/role_runner.hpp"
 #include "runtime/script_host.hpp"
@@ -114,8 +121,18 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   void on_serviced() override {
     if (!bundle_senders_.empty()) pump_bundles();
   }
+  // A peer's connect completed: owes a hello within the handshake timeout.
+  void on_peer_connect(ENetPeer* peer);
   void on_control(ENetPeer* peer, std::string_view bytes);
   void on_hello(ENetPeer* peer, std::string_view bytes);
+  // A hello with a session token: true when it was handled (resumed, or
+  // refused because the session still has its link); false to join fresh.
+  bool take_session(ENetPeer* peer, const wire::Hello& hello, const std::string& who);
+  // A free slot, or one taken from a session held for resume; none (and the
+  // peer refused, or already closed) when the server is full.
+  std::optional<ClientId> acquire_slot(ENetPeer* peer, const std::string& who);
+  // Seats a welcomed peer in id's slot and calls server.connect.
+  void seat(ENetPeer* peer, ClientId id, const std::string& handoff, const std::string& who);
   // Resume (seed 002): the pieces are kept apart from the join path.
   void send_welcome(ENetPeer* peer, ClientId id, bool resumed);
   // False when the session cannot be replayed faithfully: it is ended and
@@ -151,13 +168,14 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   bool pump_bundle(size_t index);
   void pump_bundles();
   static void on_part_released(ENetPacket* packet);
-  void send_control(ENetPeer* peer, const std::string& bytes);
+  PeerLink link(ENetPeer* peer) { return PeerLink(*endpoint_, peer); }
   void finish_departure(ENetPeer* peer, const std::string& reason);
   void on_tick(const TickScheduler::Beat& beat, int64_t now_ns);
   void expire_stale_peers(int64_t now_ns);
   void push_handle(ClientId id);
+  // " (N reliable message(s) not acknowledged ...)" for a leave line; "" for none.
+  static std::string undelivered_note(size_t undelivered);
   PeerState& state_of(ENetPeer* peer);
-  ENetPacket* make_packet(std::string_view data, Channel channel) const;
   void defer_stop(int exit_code);
   void finish();
   bool all_peers_closed() const;

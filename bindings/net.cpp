@@ -1,5 +1,5 @@
 // net.*: TCP, HTTP(S) and WebSocket(S) for scripts, polled each tick (seed
-// 001 "Networking", mapped onto Lua by issue 3; reference in docs/net.md).
+// 001 "Networking", reference in docs/net.md).
 // The NetState behind it is created on first use and owned by a userdata in
 // the registry, so it is destroyed with the Lua state.
 #include <algorithm>

@@ -16,7 +16,8 @@ int set_tick_rate(lua_State* L) {
   int is_integer = 0;
   lua_Integer hz = lua_tointegerx(L, 1, &is_integer);
   if (!is_integer || hz < lua_Integer{kMinTickRateHz} || hz > lua_Integer{kMaxTickRateHz})
-    return luaL_error(L, "set_tick_rate: rate must be an integer in 1..1000 Hz (got %s)", luaL_tolstring(L, 1, nullptr));
+    return luaL_error(L, "set_tick_rate: rate must be an integer in %d..%d Hz (got %s)", static_cast<int>(kMinTickRateHz),
+                      static_cast<int>(kMaxTickRateHz), luaL_tolstring(L, 1, nullptr));
   ScriptHost::from(L).host().set_tick_rate_hz(static_cast<uint32_t>(hz));
   return guard.returns(0);
 }

@@ -187,10 +187,10 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       o.connect_url = value;
       have_connect = true;
     } else if (name == "max-clients") {
-      if (!need_value() || !uint_in(1, kMaxClientsLimit, o.max_clients)) return flag_error("expected 1..4095");
+      if (!need_value() || !uint_in(1, kMaxClientsLimit, o.max_clients)) return flag_error("expected 1.." + std::to_string(kMaxClientsLimit));
     } else if (name == "tick-rate") {
       if (!need_value() || !uint_in(kMinTickRateHz, kMaxTickRateHz, o.tick_rate_hz))
-        return flag_error("expected 1..1000 (Hz)");
+        return flag_error("expected " + std::to_string(kMinTickRateHz) + ".." + std::to_string(kMaxTickRateHz) + " (Hz)");
     } else if (name == "max-message-size") {
       if (!need_value() || !uint_in(64, 64u << 20, o.max_message_bytes))
         return flag_error("expected 64..67108864 (bytes)");
@@ -215,7 +215,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
           (o.memory_limit_bytes != 0 && o.memory_limit_bytes < (1u << 20)))
         return flag_error("expected 0 (no limit) or at least 1048576 (bytes)");
     } else if (name == "bots") {
-      if (!need_value() || !uint_in(1, kMaxBots, o.bots)) return flag_error("expected 1..10000 (bot clients)");
+      if (!need_value() || !uint_in(1, kMaxBots, o.bots)) return flag_error("expected 1.." + std::to_string(kMaxBots) + " (bot clients)");
     } else if (name == "bots-ramp") {
       if (!need_value() || !uint_in(0, 100000, o.bots_ramp_per_s))
         return flag_error("expected 0..100000 (joins per second; 0: all at once)");

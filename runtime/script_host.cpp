@@ -164,7 +164,7 @@ ScriptHost::ScriptHost(HostApi& host, ModuleOpener open_modules, std::string log
   lua_pop(L, 1);
   lua_pushcfunction(L, &ScriptHost::xpcall);
   lua_setglobal(L, "xpcall");
-  // The limits hold for every state (issue 5); `enabled` adds the allow-list.
+  // The limits hold for every state; `enabled` adds the allow-list.
   memory_.limit = sandbox_.memory_limit_bytes;
   if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::limits_hook, LUA_MASKCOUNT, kBudgetStep);
   if (sandbox_.handler_timeout_ms > 0) deadline_watch_ = DeadlineWatch::for_this_thread(sandbox_.handler_timeout_ms);

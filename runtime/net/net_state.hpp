@@ -5,7 +5,7 @@
 // Everything runs on the role's libuv loop and nothing here blocks it.
 // Destroying a NetState closes every socket and cancels every transfer (the
 // loop must run once more to free the libuv handles). Source of the surface:
-// seed 001 ("Networking"), mapped onto Lua by issue 3; see docs/net.md.
+// seed 001 ("Networking"), mapped onto Lua in bindings/net.cpp; see docs/net.md.
 #include <uv.h>
 
 #include <cstdint>

@@ -23,7 +23,7 @@ TEST_CASE("--bots=64: every bot joins as its own peer and sees all 64 players an
   constexpr int kBots = 64;
   Server server = start_server(test_script("bots.lua"), {"--max-clients=64"});
   REQUIRE(server.port > 0);
-  auto bots = start_client(test_script("bots.lua"), server.port, {"--bots=64", "--bots-ramp=400"},
+  auto bots = start_client(test_script("bots.lua"), server.port, {"--bots=64"},
                            {"BOTS_EXPECTED=64"});
   for (int i = 0; i < kBots; ++i) {
     auto line = bots->wait_stdout("sees all 64", 20000);

@@ -1,6 +1,6 @@
 -- Pattern workloads for bench/patterns_bench.cpp, which runs each one in a
 -- plain Lua 5.4 state (the standard string library) and in an nshost state
--- (the bounded matcher of runtime/string_patterns.cpp) and prints the time
+-- (the bounded matcher of runtime/script/string_patterns.cpp) and prints the time
 -- ratio. Each workload runs over about 100 KB of text and returns a value
 -- that must be the same in both states.
 local rows, lines, csv = {}, {}, {}

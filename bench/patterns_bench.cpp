@@ -1,6 +1,6 @@
 // The cost of the bounded pattern matcher: runs each workload of
 // bench/patterns.lua in a plain Lua 5.4 state (the standard string library)
-// and in a real nshost server state (runtime/string_patterns.cpp), five
+// and in a real nshost server state (runtime/script/string_patterns.cpp), five
 // runs each, interleaved, and prints the medians and their ratio.
 //   build/nshost_patterns_bench [bench/patterns.lua]
 #include <enet/enet.h>
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/server_role.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/roles/server_role.hpp"
 
 using namespace nshost;
 

@@ -3,7 +3,7 @@
 // hand: an enet_host_service loop that waits until the next tick deadline,
 // and a tick that builds one snapshot and sends it with enet_host_broadcast.
 // It speaks nshost's wire protocol (hello -> welcome on channel 0, data on
-// channels 1 and 2; runtime/wire.hpp), so the same nshost bots drive it.
+// channels 1 and 2; runtime/transport/wire.hpp), so the same nshost bots drive it.
 //
 //   nshost_raw_server [--port=N] [--max-clients=N] [--tick-rate=HZ] [--stats]
 //
@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/wire.hpp"
+#include "runtime/transport/wire.hpp"
 
 namespace {
 

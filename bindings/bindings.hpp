@@ -1,11 +1,11 @@
 #pragma once
 // The Lua surface of nshost: one open_<module> per file in bindings/. Each
-// expects the state to belong to a ScriptHost (see runtime/script_host.hpp).
+// expects the state to belong to a ScriptHost (see runtime/script/script_host.hpp).
 // bindings/open_all.cpp puts them together per role (open_server_modules,
-// open_client_modules, declared in runtime/script_host.hpp).
+// open_client_modules, declared in runtime/script/script_host.hpp).
 #include <lua.hpp>
 
-#include "runtime/slot_table.hpp"
+#include "runtime/core/slot_table.hpp"
 
 namespace nshost {
 

@@ -1,6 +1,6 @@
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
-#include "runtime/script_host.hpp"
+#include "runtime/script/script_host.hpp"
 
 namespace nshost {
 namespace {

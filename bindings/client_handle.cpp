@@ -1,10 +1,10 @@
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
-#include "runtime/script_host.hpp"
+#include "runtime/script/script_host.hpp"
 
 // The metatable and the readers of the client handle; the userdata itself
 // (ClientHandle, push_client_handle) is the server role's, in
-// runtime/script_host.hpp.
+// runtime/script/script_host.hpp.
 namespace nshost {
 namespace {
 

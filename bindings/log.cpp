@@ -1,7 +1,7 @@
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
-#include "runtime/log.hpp"
-#include "runtime/script_host.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/script/script_host.hpp"
 
 namespace nshost {
 namespace {

@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/host_api.hpp"
-#include "runtime/lua_guard.hpp"
+#include "runtime/script/host_api.hpp"
+#include "runtime/script/lua_guard.hpp"
 
 namespace nshost {
 

@@ -10,7 +10,7 @@
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
 #include "runtime/net/net_state.hpp"
-#include "runtime/script_host.hpp"
+#include "runtime/script/script_host.hpp"
 
 namespace nshost {
 namespace {

@@ -1,9 +1,9 @@
 // The Lua surface of each role's state, handed to ScriptHost by the role.
 // What keeps the host's limits is not here: ScriptHost itself installs the
 // bounded string patterns and its coroutine.resume/wrap and xpcall in every
-// state (runtime/script_host.hpp), so no surface can leave them out.
+// state (runtime/script/script_host.hpp), so no surface can leave them out.
 #include "bindings/bindings.hpp"
-#include "runtime/script_host.hpp"
+#include "runtime/script/script_host.hpp"
 
 namespace nshost {
 namespace {

@@ -2,9 +2,9 @@
 // Source: "Moving clients between shards" in the nshost seed; docs/shards.md.
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
-#include "runtime/script_host.hpp"
-#include "runtime/url.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/script/script_host.hpp"
+#include "runtime/core/url.hpp"
+#include "runtime/transport/wire.hpp"
 
 namespace nshost {
 namespace {

@@ -1,4 +1,4 @@
-// libFuzzer target: the bounded pattern matcher (runtime/lua_pattern.hpp)
+// libFuzzer target: the bounded pattern matcher (runtime/script/lua_pattern.hpp)
 // against Lua 5.4's own string.find. Input: one byte, the pattern's length
 // (mod 64), then the pattern, then the subject (at most 64 bytes). The
 // matcher runs under a small step budget; when it finishes within it, the
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/lua_pattern.hpp"
+#include "runtime/script/lua_pattern.hpp"
 
 namespace {
 
@@ -93,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (matcher.steps_used() > kMaxSteps) std::abort();
   // Without any of these, string.find searches for the bytes as they are
-  // (as runtime/string_patterns.cpp does too): nothing to compare.
+  // (as runtime/script/string_patterns.cpp does too): nothing to compare.
   if (pattern.find_first_of(std::string_view("^$*+?.([%-", 10)) == std::string_view::npos) return 0;
   if (ours != reference_find(subject, pattern)) std::abort();
   return 0;

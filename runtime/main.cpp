@@ -17,11 +17,11 @@
 #include <enet/enet.h>
 #include <lua.hpp>
 
-#include "runtime/bots.hpp"
-#include "runtime/client_role.hpp"
-#include "runtime/log.hpp"
+#include "runtime/roles/bots.hpp"
+#include "runtime/roles/client_role.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/options.hpp"
-#include "runtime/server_role.hpp"
+#include "runtime/roles/server_role.hpp"
 
 using namespace nshost;
 

@@ -1,7 +1,7 @@
 #include "runtime/options.hpp"
 
 #include "runtime/net/address_policy.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/transport/wire.hpp"
 
 #include <charconv>
 #include <cmath>

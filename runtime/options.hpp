@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/log.hpp"
-#include "runtime/netsim.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/transport/netsim.hpp"
 
 namespace nshost {
 

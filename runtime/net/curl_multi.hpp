@@ -9,7 +9,7 @@
 #include <functional>
 #include <unordered_set>
 
-#include "runtime/uv_handle.hpp"
+#include "runtime/core/uv_handle.hpp"
 
 namespace nshost {
 

@@ -4,7 +4,7 @@
 
 #include "runtime/net/net_handles.hpp"
 #include "runtime/net/net_state.hpp"
-#include "runtime/uv_handle.hpp"
+#include "runtime/core/uv_handle.hpp"
 
 namespace nshost {
 

@@ -16,7 +16,7 @@
 #include "runtime/net/curl_multi.hpp"
 #include "runtime/net/net_handles.hpp"
 #include "runtime/net/net_state.hpp"
-#include "runtime/uv_handle.hpp"
+#include "runtime/core/uv_handle.hpp"
 
 namespace nshost {
 

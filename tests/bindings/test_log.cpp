@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "runtime/log.hpp"
+#include "runtime/core/log.hpp"
 #include "tests/support/capture.hpp"
 #include "tests/support/roles.hpp"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/deadline_watch.hpp"
+#include "runtime/script/deadline_watch.hpp"
 #include "tests/support/capture.hpp"
 #include "tests/support/roles.hpp"
 

@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/socket_tap.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/transport/socket_tap.hpp"
+#include "runtime/transport/wire.hpp"
 #include "tests/support/clock.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_peer.hpp"

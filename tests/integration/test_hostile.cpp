@@ -15,8 +15,8 @@
 #include <thread>
 #include <utility>
 
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/transport/wire.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_peer.hpp"
 #include "tests/support/udp_sender.hpp"

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <string>
 
-#include "runtime/deadline_watch.hpp"
+#include "runtime/script/deadline_watch.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost;

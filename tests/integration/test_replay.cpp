@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/transport/wire.hpp"
 #include "tests/support/clock.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_peer.hpp"

@@ -4,9 +4,9 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/session.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/roles/session.hpp"
+#include "runtime/transport/wire.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_peer.hpp"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/enet_endpoint.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
 
 using namespace nshost;
 

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/transport/wire.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost;

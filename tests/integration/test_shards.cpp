@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <thread>
 
-#include "runtime/bundle.hpp"
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/script/bundle.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/transport/wire.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost;

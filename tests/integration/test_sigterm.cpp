@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "runtime/deadline_watch.hpp"
+#include "runtime/script/deadline_watch.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/enet_endpoint.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost;

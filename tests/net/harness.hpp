@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/server_role.hpp"
+#include "runtime/roles/server_role.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/roles.hpp"
 

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/bundle.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/script/bundle.hpp"
+#include "runtime/transport/wire.hpp"
 
 using namespace nshost;
 

@@ -1,4 +1,4 @@
-#include "runtime/deadline_watch.hpp"
+#include "runtime/script/deadline_watch.hpp"
 
 #include <doctest/doctest.h>
 

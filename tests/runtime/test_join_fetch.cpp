@@ -2,9 +2,9 @@
 // the data it holds meanwhile. Pure state, checked without a network.
 #include <doctest/doctest.h>
 
-#include "runtime/bundle.hpp"
-#include "runtime/join_fetch.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/script/bundle.hpp"
+#include "runtime/roles/join_fetch.hpp"
+#include "runtime/transport/wire.hpp"
 
 using namespace nshost;
 

@@ -1,11 +1,11 @@
-// The matcher of runtime/lua_pattern.hpp on its own: offsets and captures,
+// The matcher of runtime/script/lua_pattern.hpp on its own: offsets and captures,
 // the step budget, and the stop callback. Lua-visible behaviour is compared
 // with Lua's own in tests/bindings/test_string_patterns.cpp.
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "runtime/lua_pattern.hpp"
+#include "runtime/script/lua_pattern.hpp"
 
 using namespace nshost;
 

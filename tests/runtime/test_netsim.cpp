@@ -5,8 +5,8 @@
 
 #include <map>
 
-#include "runtime/netsim.hpp"
-#include "runtime/socket_tap.hpp"
+#include "runtime/transport/netsim.hpp"
+#include "runtime/transport/socket_tap.hpp"
 
 using namespace nshost;
 

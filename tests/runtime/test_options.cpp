@@ -2,7 +2,7 @@
 
 #include "runtime/options.hpp"
 #include "tests/support/cli.hpp"
-#include "runtime/url.hpp"
+#include "runtime/core/url.hpp"
 
 using namespace nshost;
 

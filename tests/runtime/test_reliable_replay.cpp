@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "runtime/reliable_replay.hpp"
+#include "runtime/roles/reliable_replay.hpp"
 
 using namespace nshost;
 

@@ -4,8 +4,8 @@
 
 #include "runtime/options.hpp"
 #include "tests/support/cli.hpp"
-#include "runtime/session.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/roles/session.hpp"
+#include "runtime/transport/wire.hpp"
 
 using namespace nshost;
 

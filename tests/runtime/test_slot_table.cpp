@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "runtime/slot_table.hpp"
+#include "runtime/core/slot_table.hpp"
 
 using nshost::ClientId;
 using nshost::SlotTable;

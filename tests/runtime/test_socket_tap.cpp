@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/socket_tap.hpp"
-#include "runtime/uv_handle.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/transport/socket_tap.hpp"
+#include "runtime/core/uv_handle.hpp"
 
 using namespace nshost;
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "runtime/tick_scheduler.hpp"
+#include "runtime/core/tick_scheduler.hpp"
 
 using nshost::TickScheduler;
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "runtime/wire.hpp"
+#include "runtime/transport/wire.hpp"
 
 using namespace nshost::wire;
 

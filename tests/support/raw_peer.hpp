@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include "runtime/socket_tap.hpp"
-#include "runtime/wire.hpp"
+#include "runtime/transport/socket_tap.hpp"
+#include "runtime/transport/wire.hpp"
 
 namespace nshost::test {
 

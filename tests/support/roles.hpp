@@ -6,9 +6,9 @@
 #include <memory>
 #include <string>
 
-#include "runtime/client_role.hpp"
-#include "runtime/enet_endpoint.hpp"
-#include "runtime/server_role.hpp"
+#include "runtime/roles/client_role.hpp"
+#include "runtime/transport/enet_endpoint.hpp"
+#include "runtime/roles/server_role.hpp"
 
 namespace nshost::test {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/wire.hpp"
+#include "runtime/transport/wire.hpp"
 
 namespace nshost::test {
 

@@ -1,7 +1,0 @@
-#include "runtime/host_api.hpp"
-
-namespace nshost {
-
-const char* channel_name(Channel channel) { return channel == Channel::reliable ? "reliable" : "unreliable"; }
-
-}  // namespace nshost

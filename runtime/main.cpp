@@ -20,7 +20,7 @@
 #include "runtime/roles/bots.hpp"
 #include "runtime/roles/client_role.hpp"
 #include "runtime/core/log.hpp"
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 #include "runtime/roles/server_role.hpp"
 
 using namespace nshost;

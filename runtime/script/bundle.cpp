@@ -1,6 +1,6 @@
 #include "runtime/script/bundle.hpp"
 
-#include "runtime/transport/byte_codec.hpp"
+#include "runtime/core/byte_codec.hpp"
 
 #include <openssl/evp.h>
 #include <unistd.h>

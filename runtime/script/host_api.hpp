@@ -9,7 +9,7 @@
 
 #include <uv.h>
 
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 #include "runtime/core/slot_table.hpp"
 
 namespace nshost {

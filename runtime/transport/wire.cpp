@@ -1,6 +1,6 @@
 #include "runtime/transport/wire.hpp"
 
-#include "runtime/transport/byte_codec.hpp"
+#include "runtime/core/byte_codec.hpp"
 
 namespace nshost::wire {
 namespace {

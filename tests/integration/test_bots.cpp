@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost::test;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 #include "tests/support/cli.hpp"
 #include "runtime/core/url.hpp"
 

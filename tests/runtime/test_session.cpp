@@ -2,7 +2,7 @@
 // reliability flags.
 #include <doctest/doctest.h>
 
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 #include "tests/support/cli.hpp"
 #include "runtime/roles/session.hpp"
 #include "runtime/transport/wire.hpp"

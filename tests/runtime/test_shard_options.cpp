@@ -1,7 +1,7 @@
 // The command-line flags of shards: the URL-only client and the sandbox limits.
 #include <doctest/doctest.h>
 
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 #include "tests/support/cli.hpp"
 
 using namespace nshost;

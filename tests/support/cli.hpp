@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 
 namespace nshost::test {
 

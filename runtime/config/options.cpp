@@ -1,4 +1,4 @@
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 
 #include "runtime/net/address_policy.hpp"
 #include "runtime/transport/wire.hpp"

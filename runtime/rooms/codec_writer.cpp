@@ -413,7 +413,7 @@ bool Writer::lua_value(lua_State* L, int index, std::string& error, std::string_
     error = impl_->error;
     return false;
   }
-  if (!ok && impl_->error.empty()) impl_->error = error;
+  if (!ok) impl_->error = error;  // the reason with its path
   return ok;
 }
 

@@ -91,6 +91,10 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
     return std::string("room failed");
   }
   std::optional<std::string> refusal;
+  seats_.push_back(Seat{member.session_id, ref});
+  member.rooms.push_back(id_);
+  joining_ = member.session_id;
+  joiner_held_.clear();
   bool ok = script_->invoke(
       "join",
       [&](lua_State* L) {
@@ -111,18 +115,26 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
         refusal = std::move(reason);
         return 0;
       });
+  joining_ = 0;
   check_memory();
   if (!ok || !accepting() || refusal) {
-    luaL_unref(script_->state(), LUA_REGISTRYINDEX, ref);
+    joiner_held_.clear();
+    std::erase(member.rooms, id_);
+    // Not the seat at the back: room.join itself cannot seat anyone else.
+    forget_seat(member.session_id);
     if (!ok || !accepting()) return std::string("room failed");
     return refusal;
   }
-  seats_.push_back(Seat{member.session_id, ref});
-  member.rooms.push_back(id_);
   log_write(LogLevel::debug, log_tag_,
             "session " + std::to_string(member.session_id) + " joined (" + std::to_string(seats_.size()) + "/" +
                 std::to_string(type_->max_clients) + ")");
   return std::nullopt;
+}
+
+void Room::release_joiner(Member& member) {
+  std::vector<std::pair<std::string, Channel>> held;
+  held.swap(joiner_held_);
+  for (auto& [bytes, channel] : held) manager_.send_to(member, bytes, channel);
 }
 
 bool Room::has(uint64_t session_id) const {
@@ -325,7 +337,15 @@ bool Room::send(lua_State* L, std::span<const uint64_t> recipients, std::string_
       return false;
     }
   }
-  for (Member* m : members) sent += manager_.host().queue_room_packet(m->client, packets[static_cast<size_t>(*m->codec)], ch);
+  for (Member* m : members) {
+    size_t c = static_cast<size_t>(*m->codec);
+    if (m->session_id == joining_) {
+      joiner_held_.emplace_back(encoded[c], ch);
+      ++sent;
+      continue;
+    }
+    sent += manager_.host().queue_room_packet(m->client, packets[c], ch);
+  }
   for (ENetPacket* p : packets)
     if (p && p->referenceCount == 0) enet_packet_destroy(p);
   return true;

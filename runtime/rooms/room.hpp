@@ -54,8 +54,13 @@ class Room final : public HostApi {
   // room.create(options); false when it raised (logged).
   bool run_create(const Value* options);
   // room.join(c, options): nullopt when `member` was seated, else the
-  // refusal ("room failed" when the handler raised).
+  // refusal ("room failed" when the handler raised). The client is seated
+  // while room.join runs (room.clients() lists it, room.send reaches it), but
+  // what is sent to it is held until release_joiner(), so that it arrives
+  // after the rpc.response; a refused client's held messages are dropped.
   std::optional<std::string> try_join(Member& member, const Value* options);
+  // Sends what room.join sent the client it seated last.
+  void release_joiner(Member& member);
   // Takes `member` out (it must be in), runs room.leave(c, reason), and, when
   // `told` is set, sends it room.left {room, reason = *told}. Disposes the
   // room after the last leave (auto_dispose).
@@ -139,6 +144,8 @@ class Room final : public HostApi {
   bool memory_failed_ = false;
   std::string close_reason_;  // told to clients: "disposed" or "closed: <reason>"
   uint64_t memory_errors_seen_ = 0;
+  uint64_t joining_ = 0;  // the session room.join is running for (0: none)
+  std::vector<std::pair<std::string, Channel>> joiner_held_;  // encoded for the joiner's codec
 };
 
 }  // namespace nshost::rooms

@@ -177,6 +177,8 @@ void RoomManager::on_join_request(Member& member, const Message& message) {
     log_write(LogLevel::debug, "rooms",
               "session " + std::to_string(member.session_id) + ": join refused: " + result.reason);
   answer_join(member, message.id, result);
+  if (result.ok)
+    if (Room* room = find_room(result.room)) room->release_joiner(member);
 }
 
 void RoomManager::on_leave_request(Member& member, const Message& message) {

@@ -13,6 +13,7 @@
 
 #include "runtime/rooms/room_manager.hpp"
 #include "tests/integration/rooms_util.hpp"
+#include "tests/support/raw_peer.hpp"
 
 using namespace nshost;
 using namespace nshost::test;
@@ -337,4 +338,38 @@ TEST_CASE("rooms: a json session and a msgpack session in one room get the same 
   REQUIRE(misuse->items.size() == 5);
   for (const Value& v : misuse->items) CHECK(v.string != "ok");
   CHECK(misuse->items[2].string.find("function at data") != std::string::npos);
+}
+
+TEST_CASE("rooms: a resumed session keeps its id, and one whose grace ends leaves its rooms as timeout") {
+  {
+    Server server = rooms_server({"--resume-grace=10000", "--link-timeout=3000"});
+    RawPeer client(server.port);
+    auto first = client.join(hello_for("msgpack,json"));
+    REQUIRE(first);
+    REQUIRE(first->welcomed);
+    CHECK(first->welcome.codec == "msgpack");
+    CHECK(first->welcome.session_id >= 1);
+    client.cut();
+    wire::Hello hello = hello_for("json");
+    hello.session_token = first->welcome.session_token;
+    auto again = client.join_again(hello);
+    REQUIRE(again);
+    REQUIRE(again->welcomed);
+    CHECK(again->welcome.resumed);
+    CHECK(again->welcome.session_id == first->welcome.session_id);
+    CHECK(again->welcome.codec == "msgpack");  // the session's codec, picked once
+  }
+  Server server = rooms_server({"--resume-grace=300", "--link-timeout=500"});
+  RoomPeers peers(server.port, 2);
+  welcome_all(peers);
+  int64_t room = joined(join(peers, 0, "arena"));
+  CHECK(joined(join(peers, 1, "arena")) == room);
+  uint64_t lost = peers.welcome(0).session_id;
+  peers.cut(0);
+  CHECK(server_printed(server, peers, "leave " + std::to_string(room) + " client " + std::to_string(lost) + " timeout",
+                       10000));
+  say(peers, 1, room, "echo", [](Writer& w) { w.string("still here"); });
+  auto echo = heard(peers, 1, "echo");
+  REQUIRE(echo);
+  CHECK(echo->string == "still here");
 }

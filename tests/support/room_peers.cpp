@@ -190,6 +190,11 @@ void RoomPeers::disconnect(size_t i, uint32_t code) {
   flush();
 }
 
+void RoomPeers::cut(size_t i) {
+  enet_peer_reset(peers_[i].peer);
+  peers_[i].disconnected = true;
+}
+
 void RoomPeers::set_timeout(size_t i, uint32_t minimum_ms, uint32_t maximum_ms) {
   enet_peer_timeout(peers_[i].peer, 0, minimum_ms, maximum_ms);
 }

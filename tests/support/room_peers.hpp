@@ -73,6 +73,8 @@ class RoomPeers {
   // The reason of the last kick notice peer i received ("" if none).
   const std::string& kick_reason(size_t i) const { return peers_[i].kick_reason; }
   void disconnect(size_t i, uint32_t code);
+  // Drops peer i's link without telling the server, as a dead network would.
+  void cut(size_t i);
   // ENet's timeouts for peer i (enet_peer_timeout: RTT-based minimum and
   // maximum ms before an unacknowledged reliable packet ends the link).
   void set_timeout(size_t i, uint32_t minimum_ms, uint32_t maximum_ms);

@@ -51,6 +51,8 @@ bool Room::start(std::string& error) {
     error = "out of memory while running " + type_->path + " (--room-memory-limit)";
     return false;
   }
+  // No room.tick when the file has run: no timer (an idle room costs no wakeups).
+  if (!script_->has_handler("tick")) return true;
   if (int rc = tick_.start(); rc != 0) {
     error = std::string("libuv: ") + uv_strerror(rc);
     return false;

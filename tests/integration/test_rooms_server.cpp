@@ -6,6 +6,7 @@
 // in test_rooms_bad_input.cpp.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -18,6 +19,25 @@
 using namespace nshost;
 using namespace nshost::test;
 using namespace nshost::test::rooms_util;
+
+namespace {
+
+// AddressSanitizer keeps freed memory in quarantine: RSS says nothing there.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizedBuild = true;
+#else
+constexpr bool kSanitizedBuild = false;
+#endif
+
+int64_t rss_bytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return -1;
+}
+
+}  // namespace
 
 TEST_CASE("rooms: join_or_create fills a room of max_clients and overflows into a second") {
   Server server = rooms_server();
@@ -372,4 +392,35 @@ TEST_CASE("rooms: a resumed session keeps its id, and one whose grace ends leave
   auto echo = heard(peers, 1, "echo");
   REQUIRE(echo);
   CHECK(echo->string == "still here");
+}
+
+TEST_CASE("rooms: 1008 idle rooms with one client each stay under 256 MiB RSS") {
+  Server server = rooms_server({"--max-pending-per-address=100", "--max-pending-handshakes=100"});
+  constexpr size_t kPeers = 63, kRoomsEach = rooms::RoomManager::kMaxRoomsPerClient;
+  RoomPeers peers(server.port, kPeers);
+  welcome_all(peers);
+  int64_t before = rss_bytes(server.process->pid());
+  std::vector<std::vector<uint32_t>> ids(kPeers);
+  for (size_t i = 0; i < kPeers; ++i)
+    for (size_t k = 0; k < kRoomsEach; ++k)
+      ids[i].push_back(peers.send(i, "room.join_or_create", [](Writer& w) {
+        w.begin_map(2);
+        w.key("room_type");
+        w.string("idle");
+        w.key("create");
+        w.boolean(true);
+      }));
+  peers.flush();
+  std::set<int64_t> rooms;
+  for (size_t i = 0; i < kPeers; ++i)
+    for (uint32_t id : ids[i]) {
+      auto answer = peers.response(i, id, 30000);
+      REQUIRE(answer);
+      rooms.insert(joined(*answer));
+    }
+  CHECK(rooms.size() == kPeers * kRoomsEach);
+  int64_t after = rss_bytes(server.process->pid());
+  MESSAGE(rooms.size() << " idle rooms: server RSS " << before / 1024 << " KiB before, " << after / 1024
+                       << " KiB after (" << (after - before) / static_cast<int64_t>(rooms.size()) << " bytes a room)");
+  if (!kSanitizedBuild) CHECK(after < 256 * 1024 * 1024);
 }

@@ -123,7 +123,7 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
   if (!ok || !accepting() || refusal) {
     joiner_held_.clear();
     std::erase(member.rooms, id_);
-    // Not the seat at the back: room.join itself cannot seat anyone else.
+    // The seat added above (room.join cannot seat anyone else meanwhile).
     forget_seat(member.session_id);
     if (!ok || !accepting()) return std::string("room failed");
     return refusal;

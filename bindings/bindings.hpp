@@ -19,6 +19,8 @@ void open_shard_server(lua_State* L);   // redirect (bindings/shard.cpp)
 void open_shard_client(lua_State* L);   // hop (bindings/shard.cpp)
 void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles (bindings/net.cpp)
 void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
+void open_rooms_client(lua_State* L);   // rooms.* on the client (bindings/rooms_client.cpp)
+void open_room_handle(lua_State* L);    // the client's room handle metatable (bindings/room_handle.cpp)
 
 // The id inside the handle at `arg`; raises a Lua argument error if it is not
 // a client handle. Validity is the caller's to check.

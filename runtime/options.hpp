@@ -65,6 +65,9 @@ struct Options {
   uint32_t resume_grace_ms = 30000;         // server: how long a dropped client's slot is held (0: off)
   ReconnectPolicy reconnect;                // client: --reconnect
   uint32_t resume_buffer_bytes = 1u << 20;  // both: unacknowledged + queued reliable bytes held per session
+  std::string project_id;                   // --project-id: the client's hello carries it; "" = absent
+  std::string codecs = "msgpack,json";      // client: the codecs its hello offers (--codec offers one)
+  std::string auth_token;                   // client: --auth-token, for server.auth; "" = absent
   Limits limits;
 };
 

@@ -99,7 +99,11 @@ class Client {
     role_->script()->invoke("poke");
     return eval("return table.unpack(result, 1, result.n)");
   }
-  std::string events() { return eval("return table.concat(events, '|')"); }
+  std::string events() {
+    std::string all = eval("return table.concat(events, '|')");
+    REQUIRE(all.rfind("ok: ", 0) == 0);
+    return all.substr(4);
+  }
   size_t event_count() {
     std::string n = eval("return #events");
     return static_cast<size_t>(std::stoul(n.substr(4)));
@@ -258,8 +262,8 @@ TEST_CASE("rooms client: the hello carries codecs, project id and token; the wel
   options.project_id = "proj-1";
   options.auth_token = "secret-token";
   Client client(server, "", options);
-  auto hello = server.wait_hello();
-  REQUIRE(hello);
+  std::optional<wire::Hello> hello;
+  REQUIRE(client.step_until([&] { return (hello = server.wait_hello(1)).has_value(); }));
   CHECK(hello->codecs == "msgpack,json");
   CHECK(hello->project_id == "proj-1");
   CHECK(hello->auth_token == "secret-token");
@@ -270,8 +274,8 @@ TEST_CASE("rooms client: the hello carries codecs, project id and token; the wel
   Options json_only;
   json_only.codecs = "json";
   Client json_client(json_server, "", json_only);
-  auto json_hello = json_server.wait_hello();
-  REQUIRE(json_hello);
+  std::optional<wire::Hello> json_hello;
+  REQUIRE(json_client.step_until([&] { return (json_hello = json_server.wait_hello(1)).has_value(); }));
   CHECK(json_hello->codecs == "json");
   CHECK(json_hello->project_id.empty());
   CHECK(json_hello->auth_token.empty());
@@ -664,20 +668,25 @@ TEST_CASE("rooms client: every bot (--bots) has its own rooms, codec and session
     REQUIRE(hello);
     CHECK(hello->codecs == "msgpack,json");
   }
-  for (int i = 0; i < 2; ++i) {
-    Request join = next_request(server, Codec::msgpack);
-    CHECK(join.message.type == "room.join_or_create");
-    CHECK(join.message.payload.string_at("room_type") == "arena");
-    peers.insert(join.peer);
-    server.send(join.peer, wire::kChannelRoomReliable, join_ok(Codec::msgpack, join.message.id, 1, "arena"));
+  // Each bot joins, then says hello in its room; the two bots interleave.
+  std::set<int> hellos;
+  for (int i = 0; i < 4; ++i) {
+    Request request = next_request(server, Codec::msgpack);
+    if (request.message.type == "room.join_or_create") {
+      CHECK(request.message.payload.string_at("room_type") == "arena");
+      CHECK(request.message.payload.find("options")->integer_at("level") == 1);
+      CHECK(peers.insert(request.peer).second);
+      server.send(request.peer, wire::kChannelRoomReliable, join_ok(Codec::msgpack, request.message.id, 1, "arena"));
+    } else {
+      REQUIRE(request.message.type == "room.message");
+      CHECK(peers.count(request.peer));
+      REQUIRE(request.message.payload.find("data"));
+      CHECK(request.message.payload.find("data")->integer_at("session") == 7 + request.peer);
+      CHECK(hellos.insert(request.peer).second);
+    }
   }
   CHECK(peers == std::set<int>{0, 1});
-  for (int i = 0; i < 2; ++i) {
-    Request hello = next_request(server, Codec::msgpack);
-    CHECK(hello.message.type == "room.message");
-    REQUIRE(hello.message.payload.find("data"));
-    CHECK(hello.message.payload.find("data")->integer_at("session") == 7 + hello.peer);
-  }
+  CHECK(hellos == std::set<int>{0, 1});
   CHECK(bots->wait_stdout("bot session=7 joined room(id=1, type=arena) codec=msgpack"));
   CHECK(bots->wait_stdout("bot session=8 joined room(id=1, type=arena) codec=msgpack"));
   bots->send_signal(SIGTERM);

@@ -18,7 +18,9 @@ class ServerApi;
 class ClientApi;
 namespace rooms {
 class ClientRooms;
-}
+class Room;
+class RoomManager;
+}  // namespace rooms
 
 enum class Channel { reliable, unreliable };
 const char* channel_name(Channel channel);
@@ -46,6 +48,11 @@ class HostApi {
   // role(). Bindings use them instead of casting.
   virtual ServerApi* server() { return nullptr; }
   virtual ClientApi* client() { return nullptr; }
+  // A room's state (runtime/rooms/room.hpp): its role() is server, server()
+  // is null, and its handlers live in the global table "room".
+  virtual rooms::Room* room() { return nullptr; }
+  // The global table ScriptHost looks handlers up in: the role's name.
+  virtual const char* handler_table() const { return role_name(role()); }
 };
 
 class ServerApi : public HostApi {
@@ -74,6 +81,8 @@ class ServerApi : public HostApi {
   // most wire::kMaxHandoffBytes) and disconnects it; its server.disconnect
   // reason is "redirect". False if the client is already departing.
   virtual bool redirect(ClientId id, std::string_view url, std::string_view handoff) = 0;
+  // The room types and rooms of this server (rooms.define); null when none.
+  virtual rooms::RoomManager* rooms() { return nullptr; }
 };
 
 class ClientApi : public HostApi {

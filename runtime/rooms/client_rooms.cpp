@@ -347,9 +347,14 @@ void ClientRooms::on_response(const Message& message) {
     }
     case Kind::list: {
       const Value* list = message.payload.find("rooms");
+      bool truncated = message.payload.boolean_at("truncated").value_or(false);
       run_callback(pending.callback_ref, what, [&](lua_State* L) {
         if (list && (list->kind == Value::Kind::array || list->kind == Value::Kind::map)) push_value(L, *list);
         else lua_newtable(L);
+        if (truncated) {  // the server left rooms out to stay within --max-message-size
+          lua_pushboolean(L, 1);
+          lua_setfield(L, -2, "truncated");
+        }
         return 1;
       });
       return;

@@ -310,8 +310,10 @@ TEST_CASE("rooms client: answers out of order reach the right callbacks, each ex
   // Answered in reverse order, c twice; and an answer nobody asked for.
   Writer w(Codec::msgpack);
   rooms::begin_message(w, "rpc.response", list.message.id);
-  w.begin_map(2);
+  w.begin_map(3);
   w.key("ok");
+  w.boolean(true);
+  w.key("truncated");
   w.boolean(true);
   w.key("rooms");
   w.begin_array(1);
@@ -338,7 +340,7 @@ TEST_CASE("rooms client: answers out of order reach the right callbacks, each ex
   client.step_for(100);
   CHECK(client.events() ==
         "connect"
-        "|list {1={clients=2,id=3,max_clients=8,metadata={map=\"dust\"},type=\"a\"}}"
+        "|list {1={clients=2,id=3,max_clients=8,metadata={map=\"dust\"},type=\"a\"},truncated=true}"
         "|c nil \"no such room\" \"EREFUSED\""
         "|b room(id=9, type=b)"
         "|a room(id=3, type=a)");

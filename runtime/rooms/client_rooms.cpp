@@ -138,7 +138,7 @@ void ClientRooms::forget_script() {
 
 void ClientRooms::fail_pending(std::vector<Queued>& out) {
   for (auto& [id, p] : pending_)
-    if (p.callback_ref != LUA_NOREF) out.push_back(Queued{false, p.callback_ref, "not connected"});
+    if (p.callback_ref != LUA_NOREF) out.push_back(Queued{false, p.callback_ref, "not connected", callback_name(p.kind)});
   pending_.clear();
 }
 
@@ -188,7 +188,7 @@ void ClientRooms::deliver(std::vector<Queued>& items) {
         });
       release(q.ref);
     } else {
-      run_callback(q.ref, "rooms callback",
+      run_callback(q.ref, q.what,
                    [&](lua_State* L) { return push_callback_failure(L, q.text, "ENOTCONN"); });
     }
   }
@@ -237,9 +237,9 @@ bool ClientRooms::send_request(uint32_t id, Kind kind, std::string_view bytes, i
   return true;
 }
 
-void ClientRooms::fail_later(int callback_ref) {
+void ClientRooms::fail_later(Kind kind, int callback_ref) {
   std::vector<Queued> items;
-  items.push_back(Queued{false, callback_ref, "not connected"});
+  items.push_back(Queued{false, callback_ref, "not connected", callback_name(kind)});
   enqueue(std::move(items), false);
 }
 

@@ -18,6 +18,7 @@ uint32_t packet_flags(Channel channel) {
 
 // What room.join's refusal may say; the reject text travels in one catalog message.
 constexpr size_t kMaxRefusalBytes = 200;
+const std::string kDisposed = "disposed";
 
 }  // namespace
 
@@ -155,14 +156,19 @@ void Room::remove(Member& member, const std::string& reason, const std::string* 
   seats_.erase(it);
   std::erase(member.rooms, id_);
   if (told && member.codec) {
-    Writer w(*member.codec);
-    begin_message(w, "room.left");
-    w.begin_map(2);
-    w.key("room");
-    w.integer(static_cast<int64_t>(id_));
-    w.key("reason");
-    w.string(*told);
-    manager_.send_to(member, w.take(), Channel::reliable);
+    // A close reason json cannot carry (not UTF-8) is told as "disposed".
+    for (const std::string* reason : {told, &kDisposed}) {
+      Writer w(*member.codec);
+      begin_message(w, "room.left");
+      w.begin_map(2);
+      w.key("room");
+      w.integer(static_cast<int64_t>(id_));
+      w.key("reason");
+      w.string(*reason);
+      if (!w.ok()) continue;
+      manager_.send_to(member, w.take(), Channel::reliable);
+      break;
+    }
   }
   if (phase_ != Phase::disposed && !memory_failed_) {
     script_->invoke("leave", [&](lua_State* L) {
@@ -317,6 +323,10 @@ bool Room::send(lua_State* L, std::span<const uint64_t> recipients, std::string_
         error = "data: " + error;
         return false;
       }
+    }
+    if (!w.ok()) {  // json: a type that is not UTF-8
+      error = w.error();
+      return false;
     }
     encoded[c] = w.take();
     if (encoded[c].size() > manager_.config().max_message_bytes) {

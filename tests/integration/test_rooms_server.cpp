@@ -2,184 +2,21 @@
 // tests/scripts/rooms/server.lua, and bare ENet peers (tests/support/
 // room_peers.hpp) speaking the handshake and seed 003's catalog with the
 // codec by hand. Lines the room scripts print are read from the server's
-// stdout; every wait has a deadline.
+// stdout; every wait has a deadline. Bad input and the handshake checks are
+// in test_rooms_bad_input.cpp.
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "runtime/rooms/codec.hpp"
 #include "runtime/rooms/room_manager.hpp"
-#include "runtime/transport/wire.hpp"
-#include "tests/support/clock.hpp"
-#include "tests/support/process.hpp"
-#include "tests/support/room_peers.hpp"
+#include "tests/integration/rooms_util.hpp"
 
 using namespace nshost;
 using namespace nshost::test;
-using rooms::Codec;
-using rooms::Message;
-using rooms::Value;
-using rooms::Writer;
-
-namespace {
-
-using Payload = std::function<void(Writer&)>;
-
-Server rooms_server(std::vector<std::string> extra = {}) {
-  Server server = start_server(test_script("rooms/server.lua"), std::move(extra));
-  REQUIRE(server.port > 0);
-  return server;
-}
-
-wire::Hello hello_for(const std::string& codecs, const std::string& token = "", const std::string& project = "") {
-  wire::Hello hello;
-  hello.codecs = codecs;
-  hello.auth_token = token;
-  hello.project_id = project;
-  return hello;
-}
-
-void welcome_all(RoomPeers& peers, const std::string& codecs = "msgpack,json") {
-  REQUIRE(peers.handshake([&](size_t) { return hello_for(codecs); }));
-  for (size_t i = 0; i < peers.size(); ++i) REQUIRE(peers.welcomed(i));
-}
-
-// {room_type = type [, options = <options>]}
-Payload join_payload(const std::string& type, const Payload& options = {}) {
-  return [type, options](Writer& w) {
-    w.begin_map(options ? 2 : 1);
-    w.key("room_type");
-    w.string(type);
-    if (options) {
-      w.key("options");
-      options(w);
-    }
-  };
-}
-
-Payload room_payload(int64_t room) {
-  return [room](Writer& w) {
-    w.begin_map(1);
-    w.key("room");
-    w.integer(room);
-  };
-}
-
-// {room, type, data = <data>}
-Payload message_payload(int64_t room, const std::string& type, const Payload& data) {
-  return [room, type, data](Writer& w) {
-    w.begin_map(3);
-    w.key("room");
-    w.integer(room);
-    w.key("type");
-    w.string(type);
-    w.key("data");
-    if (data) data(w);
-    else w.nil();
-  };
-}
-
-Message request(RoomPeers& peers, size_t i, const std::string& type, const Payload& payload) {
-  uint32_t id = peers.send(i, type, payload);
-  auto answer = peers.response(i, id, 10000);
-  REQUIRE(answer);
-  return *answer;
-}
-
-Message join(RoomPeers& peers, size_t i, const std::string& type, const Payload& options = {}) {
-  return request(peers, i, "room.join_or_create", join_payload(type, options));
-}
-
-int64_t joined(const Message& answer) {
-  INFO("reason: " << std::string(answer.payload.string_at("reason").value_or("")));
-  REQUIRE(answer.payload.boolean_at("ok") == true);
-  return answer.payload.integer_at("room").value_or(0);
-}
-
-std::string refusal(const Message& answer) {
-  REQUIRE(answer.payload.boolean_at("ok") == false);
-  return std::string(answer.payload.string_at("reason").value_or(""));
-}
-
-void say(RoomPeers& peers, size_t i, int64_t room, const std::string& type, const Payload& data = {},
-         uint8_t channel = wire::kChannelRoomReliable) {
-  peers.send(i, "room.message", message_payload(room, type, data), false, channel);
-  peers.flush();
-}
-
-// The data of the next room.message of `type` peer i receives.
-std::optional<Value> heard(RoomPeers& peers, size_t i, const std::string& type, int timeout_ms = 5000) {
-  int64_t deadline = now_ms() + timeout_ms;
-  while (now_ms() < deadline) {
-    auto m = peers.next(i, "room.message", static_cast<int>(std::max<int64_t>(1, deadline - now_ms())));
-    if (!m) return std::nullopt;
-    if (m->payload.string_at("type") == type) {
-      const Value* data = m->payload.find("data");
-      return data ? *data : Value{};
-    }
-  }
-  return std::nullopt;
-}
-
-size_t count_of(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
-// Pumps the peers while waiting for `needle` anywhere in the server's stdout.
-bool server_printed(Server& server, RoomPeers& peers, const std::string& needle, int timeout_ms = 5000) {
-  int64_t deadline = now_ms() + timeout_ms;
-  for (;;) {
-    if (server.process->stdout_text().find(needle) != std::string::npos) return true;
-    if (now_ms() >= deadline) return false;
-    peers.pump(2);
-    server.process->wait_stdout("\x01", 3);  // reads what arrived
-  }
-}
-
-bool server_logged(Server& server, RoomPeers& peers, const std::string& needle, int timeout_ms = 5000) {
-  int64_t deadline = now_ms() + timeout_ms;
-  for (;;) {
-    if (server.process->stderr_text().find(needle) != std::string::npos) return true;
-    if (now_ms() >= deadline) return false;
-    peers.pump(2);
-    server.process->wait_stderr("\x01", 3);
-  }
-}
-
-// Counts the room.message "tick"s peer i receives in `window_ms`.
-size_t ticks_heard(RoomPeers& peers, size_t i, int window_ms) {
-  size_t ticks = 0;
-  int64_t deadline = now_ms() + window_ms;
-  while (now_ms() < deadline) {
-    peers.pump(5);
-    auto& inbox = peers.inbox(i);
-    for (auto it = inbox.begin(); it != inbox.end();) {
-      if (it->type == "room.message" && it->payload.string_at("type") == "tick") {
-        ++ticks;
-        it = inbox.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  return ticks;
-}
-
-Payload ticker_options() {
-  return [](Writer& w) {
-    w.begin_map(1);
-    w.key("ticker");
-    w.boolean(true);
-  };
-}
-
-}  // namespace
+using namespace nshost::test::rooms_util;
 
 TEST_CASE("rooms: join_or_create fills a room of max_clients and overflows into a second") {
   Server server = rooms_server();
@@ -306,7 +143,7 @@ TEST_CASE("rooms: locked rooms refuse, and room.list shows metadata") {
   CHECK(list.payload.find("rooms")->items.empty());
 }
 
-TEST_CASE("rooms: leave and dispose fire once; room.close tells everyone") {
+TEST_CASE("rooms: leave and dispose fire once, and room.close tells everyone") {
   Server server = rooms_server({"--resume-grace=0"});
   RoomPeers peers(server.port, 4);
   welcome_all(peers);
@@ -408,44 +245,6 @@ TEST_CASE("rooms: a memory-bomb room is disposed with reason memory and its neig
   CHECK(count_of(server.process->stdout_text(), "dispose " + std::to_string(bomb) + "\n") == 0);
 }
 
-TEST_CASE("rooms: server.auth refuses and admits with claims; codec and project id checks") {
-  {
-    Server server = rooms_server();
-    const std::vector<std::string> tokens = {"bad", "boom", "huge", "alice", ""};
-    RoomPeers peers(server.port, tokens.size());
-    REQUIRE(peers.handshake([&](size_t i) { return hello_for("msgpack,json", tokens[i]); }));
-    CHECK(peers.reject_reason(0) == "bad token");
-    CHECK(peers.reject_reason(1) == "auth failed");
-    CHECK(peers.reject_reason(2) == "auth claims too large");
-    REQUIRE(peers.welcomed(3));
-    REQUIRE(peers.welcomed(4));
-    CHECK(server_logged(server, peers, "auth exploded"));
-    uint64_t alice = peers.welcome(3).session_id, anon = peers.welcome(4).session_id;
-    CHECK(server_printed(server, peers, "connect id=" + std::to_string(alice) + " auth=alice"));
-    CHECK(server_printed(server, peers, "connect id=" + std::to_string(anon) + " auth=nil"));
-    int64_t room = joined(join(peers, 3, "arena"));
-    CHECK(joined(join(peers, 4, "arena")) == room);
-    CHECK(server_printed(server, peers, "join " + std::to_string(room) + " client " + std::to_string(alice) + " auth alice"));
-    CHECK(server_printed(server, peers, "join " + std::to_string(room) + " client " + std::to_string(anon) + " auth nil"));
-  }
-  {
-    Server server = rooms_server({"--project-id=proj"});
-    RoomPeers peers(server.port, 5);
-    const std::vector<wire::Hello> hellos = {hello_for("msgpack,json", "", "other"), hello_for("msgpack,json"),
-                                             hello_for("msgpack,json", "", "proj"), hello_for("cbor,bson", "", "proj"),
-                                             hello_for("json", "", "proj")};
-    REQUIRE(peers.handshake([&](size_t i) { return hellos[i]; }));
-    CHECK(peers.reject_reason(0) == "project_id");
-    CHECK(peers.reject_reason(1) == "project_id");
-    REQUIRE(peers.welcomed(2));
-    CHECK(peers.welcome(2).codec == "msgpack");
-    CHECK(peers.reject_reason(3) == "codec");
-    REQUIRE(peers.welcomed(4));
-    CHECK(peers.welcome(4).codec == "json");
-    CHECK(peers.welcome(4).session_id != peers.welcome(2).session_id);
-  }
-}
-
 TEST_CASE("rooms: a json session and a msgpack session in one room get the same broadcast") {
   Server server = rooms_server();
   RoomPeers peers(server.port, 2);
@@ -536,97 +335,4 @@ TEST_CASE("rooms: a json session and a msgpack session in one room get the same 
   REQUIRE(misuse->items.size() == 5);
   for (const Value& v : misuse->items) CHECK(v.string != "ok");
   CHECK(misuse->items[2].string.find("function at data") != std::string::npos);
-}
-
-TEST_CASE("rooms: bad input gets its answer and nobody else notices") {
-  Server server = rooms_server({"--max-message-size=4096", "--resume-grace=0", "--link-timeout=1000"});
-  // 0: the observer, in a ticking lobby. 1: sends the bad input. 2..5: fill an
-  // arena. 6: sends 16 undecodable packets. 7: floods joins. 8: oversize.
-  RoomPeers peers(server.port, 9);
-  welcome_all(peers);
-  int64_t lobby = joined(join(peers, 0, "lobby", ticker_options()));
-  int64_t arena = joined(join(peers, 2, "arena"));
-  for (size_t i = 3; i <= 5; ++i) CHECK(joined(join(peers, i, "arena")) == arena);
-
-  // A message for a room the client is not in.
-  say(peers, 1, arena, "shout", [](Writer& w) { w.integer(1); });
-  auto error = peers.next(1, "error");
-  REQUIRE(error);
-  CHECK(error->payload.string_at("reason") == "not in room");
-  CHECK(error->payload.integer_at("room") == arena);
-  // Unknown room id, unknown type, past max_clients, twice in one room.
-  CHECK(refusal(request(peers, 1, "room.join_or_create", room_payload(987654))) == "no such room");
-  CHECK(refusal(join(peers, 1, "nope")) == "unknown room type");
-  CHECK(refusal(request(peers, 1, "room.join_or_create", room_payload(arena))) == "full");
-  CHECK(refusal(request(peers, 2, "room.join_or_create", room_payload(arena))) == "already in room");
-  CHECK(refusal(request(peers, 1, "room.join_or_create", [](Writer& w) { w.begin_map(0); })) ==
-        "bad request: room_type must be a string");
-  // A payload that does not decode, nesting past 64, an unknown type.
-  peers.send_raw(1, std::string("\xc1\xc1\xc1", 3));
-  error = peers.next(1, "error");
-  REQUIRE(error);
-  CHECK(error->payload.string_at("reason").value_or("").find("malformed message") == 0);
-  peers.send(1, "room.message", [&](Writer& w) {
-    w.begin_map(3);
-    w.key("room");
-    w.integer(lobby);
-    w.key("type");
-    w.string("deep");
-    w.key("data");
-    for (int d = 0; d < 70; ++d) w.begin_array(1);
-    w.nil();
-  }, false);
-  error = peers.next(1, "error");
-  REQUIRE(error);
-  CHECK(error->payload.string_at("reason").value_or("").find("malformed message") == 0);
-  peers.send(1, "room.teleport", [](Writer& w) { w.begin_map(0); }, false);
-  error = peers.next(1, "error");
-  REQUIRE(error);
-  CHECK(error->payload.string_at("reason") == "unknown message type 'room.teleport'");
-  CHECK_FALSE(peers.disconnected(1));  // 4 bad packets counted, under the 16 that kick
-
-  // Over --max-message-size, unreliable: ENet drops it, the peer carries on.
-  const std::string big(6000, 'x');
-  say(peers, 1, lobby, "shout", [&](Writer& w) { w.string(big); }, wire::kChannelRoomUnreliable);
-  CHECK(refusal(request(peers, 1, "room.leave", room_payload(lobby))) == "not in room");
-  // Reliable: ENet never acknowledges it; that peer's link ends.
-  int64_t oversize_room = joined(join(peers, 8, "lobby"));
-  CHECK(oversize_room == lobby);
-  peers.set_timeout(8, 500, 2000);  // ENet gives up on the unacknowledged packet within 2 s
-  say(peers, 8, lobby, "shout", [&](Writer& w) { w.string(big); });
-  CHECK(peers.wait([&] { return peers.disconnected(8); }, 40000));
-  CHECK(server_printed(server, peers, "client " + std::to_string(peers.welcome(8).session_id) + " timeout", 10000));
-
-  // 16 undecodable packets: kicked "protocol".
-  for (int k = 0; k < 16; ++k) peers.send_raw(6, std::string("\xc1", 1));
-  peers.flush();
-  CHECK(peers.wait([&] { return peers.disconnected(6); }, 5000));
-  CHECK(peers.kick_reason(6) == "protocol");
-
-  // 10,000 joins at once: kicked by --max-message-rate; it held at most 16 rooms.
-  for (int k = 0; k < 10000; ++k) peers.send(7, "room.join_or_create", join_payload("arena"));
-  peers.flush();
-  CHECK(peers.wait([&] { return peers.disconnected(7); }, 10000));
-  CHECK(peers.kick_reason(7) == "rate_limit");
-  size_t answers = 0, too_many = 0;
-  for (const Message& m : peers.inbox(7)) {
-    answers += m.type == "rpc.response";
-    too_many += m.payload.string_at("reason") == "too many rooms";
-  }
-  MESSAGE("flooding peer: " << answers << " answers before the kick, " << too_many << " of them 'too many rooms'");
-  CHECK(answers - too_many <= rooms::RoomManager::kMaxRoomsPerClient);
-
-  // Nobody else noticed: the observer still ticks, and saw no error or room.left.
-  CHECK(ticks_heard(peers, 0, 500) >= 5);
-  for (size_t i : {size_t{0}, size_t{2}, size_t{3}, size_t{4}, size_t{5}}) {
-    CHECK_FALSE(peers.disconnected(i));
-    for (const Message& m : peers.inbox(i)) {
-      CHECK(m.type != "error");
-      CHECK(m.type != "room.left");
-    }
-  }
-  say(peers, 2, arena, "echo", [](Writer& w) { w.string("still here"); });
-  auto echo = heard(peers, 2, "echo");
-  REQUIRE(echo);
-  CHECK(echo->string == "still here");
 }

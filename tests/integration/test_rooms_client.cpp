@@ -479,6 +479,24 @@ TEST_CASE("rooms client: when the server goes, rooms get room_left 'disconnected
   CHECK(client.rooms().room_count() == 0);
 }
 
+TEST_CASE("rooms client: a hop ends the origin's rooms and requests, delivered after the hop call returns") {
+  RawServer origin;
+  RawServer destination;  // serves no script: the hop fails, the client keeps running
+  Client client(origin, "");
+  client.join();
+  join_arena(client, origin, Codec::msgpack, 5);
+  CHECK(client.in_handler("return rooms.list(nil, answer('list'))") == "ok: true, true");
+  next_request(origin, Codec::msgpack, &client);
+  CHECK(client.in_handler("local ok = hop('" + destination.url() + "') return ok, #events, room:send('x', 1)") ==
+        "ok: true, true, 2, nil, room 5 is gone, ENOROOM");
+  REQUIRE(client.wait_events(5));
+  std::string events = client.events();
+  CHECK(events.rfind("connect|joined room(id=5, type=arena)"
+                     "|left room(id=5, type=arena, gone) disconnected"
+                     "|list nil \"not connected\" \"ENOTCONN\""
+                     "|disconnect hop_failed: ", 0) == 0);
+}
+
 TEST_CASE("rooms client: a request made before joining gets 'not connected' later, never inside the call") {
   RawServer server;
   Client client(server, "early = {rooms.list(nil, answer('early'))} during = #events\n");

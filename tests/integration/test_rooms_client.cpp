@@ -256,7 +256,7 @@ TEST_CASE("rooms client: --codec, --project-id and --auth-token") {
   }
 }
 
-TEST_CASE("rooms client: the hello carries codecs, project id and token; the welcome's codec and session id are kept") {
+TEST_CASE("rooms client: the hello carries codecs, project id and token, the welcome's codec and session id are kept") {
   RawServer server;
   Options options;
   options.project_id = "proj-1";
@@ -401,7 +401,7 @@ TEST_CASE("rooms client: room messages arrive decoded and leave encoded, with bo
   }
 }
 
-TEST_CASE("rooms client: room.left makes the handle stale; stale handles answer ENOROOM, a rejoin gets a new handle") {
+TEST_CASE("rooms client: room.left makes the handle stale, stale handles answer ENOROOM, a rejoin gets a new handle") {
   RawServer server;
   Client client(server, "");
   client.join();
@@ -505,7 +505,7 @@ TEST_CASE("rooms client: a request made before joining gets 'not connected' late
   CHECK(client.events() == "early nil \"not connected\" \"ENOTCONN\"|connect");
 }
 
-TEST_CASE("rooms client: values that cannot be encoded raise; bad arguments raise; nothing is sent") {
+TEST_CASE("rooms client: values that cannot be encoded raise, bad arguments raise, nothing is sent") {
   for (Codec codec : {Codec::msgpack, Codec::json}) {
     CAPTURE(rooms::codec_name(codec));
     RawServer server(RawServer::Config{rooms::codec_name(codec)});
@@ -586,7 +586,7 @@ TEST_CASE("rooms client: over --max-message-size is EMSGSIZE, nothing sent, no c
   CHECK(client.rooms().pending_count() == 0);
 }
 
-TEST_CASE("rooms client: server errors and undecodable or unknown packets are logged and counted; the client goes on") {
+TEST_CASE("rooms client: server errors and undecodable or unknown packets are logged and counted, the client goes on") {
   RawServer server;
   Client client(server, "");
   client.join();
@@ -608,7 +608,7 @@ TEST_CASE("rooms client: server errors and undecodable or unknown packets are lo
   CHECK(client.events() == "connect|joined room(id=5, type=arena)");
 }
 
-TEST_CASE("rooms client: a callback that raises is logged as a script error; later callbacks still run") {
+TEST_CASE("rooms client: a callback that raises is logged as a script error, later callbacks still run") {
   RawServer server;
   Client client(server, "");
   client.join();
@@ -645,7 +645,7 @@ end
   CHECK(client.events() == "connect|sent true|left true");
 }
 
-TEST_CASE("rooms client: rooms stay across a resumed session; a resume refused ends them with 'disconnected'") {
+TEST_CASE("rooms client: rooms stay across a resumed session, a resume refused ends them with 'disconnected'") {
   for (bool resume : {true, false}) {
     CAPTURE(resume);
     RawServer::Config config;
@@ -750,7 +750,7 @@ TEST_CASE("rooms client end to end: a msgpack and a json client share a room, me
   CHECK(server.process->wait_exit() == 0);
 }
 
-TEST_CASE("rooms client end to end: room.close reaches the client as room_left; the server going ends its rooms") {
+TEST_CASE("rooms client end to end: room.close reaches the client as room_left, the server going ends its rooms") {
   Server server = start_server(test_script("rooms/server.lua"));
   REQUIRE(server.port > 0);
   auto c = start_client(test_script("rooms_e2e.lua"), server.port, {}, {"NAME=c", "MODE=close"});

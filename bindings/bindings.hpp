@@ -23,6 +23,8 @@ void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp
 void open_rooms_server(lua_State* L);   // rooms.define in the server script (bindings/rooms_server.cpp)
 void open_room(lua_State* L);           // the room table of a room's state (bindings/room.cpp)
 void open_room_client(lua_State* L);    // the room client handle's metatable (bindings/room_client.cpp)
+void open_rooms_client(lua_State* L);   // rooms.* on the client (bindings/rooms_client.cpp)
+void open_room_handle(lua_State* L);    // the client's room handle metatable (bindings/room_handle.cpp)
 
 // The id inside the handle at `arg`; raises a Lua argument error if it is not
 // a client handle. Validity is the caller's to check.

@@ -30,6 +30,8 @@ void open_client_modules(lua_State* L) {
   open_common_modules(L);
   open_client(L);
   open_shard_client(L);
+  open_room_handle(L);
+  open_rooms_client(L);
 }
 
 void open_room_modules(lua_State* L) {

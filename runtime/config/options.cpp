@@ -97,6 +97,8 @@ std::string usage_text() {
       "  --max-pending-per-address=N  server: of those, from one IP address (default 4)\n"
       "  --handshake-timeout=MS   server: drop a peer with no hello by then (default 5000)\n"
       "  --max-handoff-size=BYTES server: largest handoff in a hello (default 65536)\n"
+      "  --codec=msgpack|json     client: offer only this rooms codec (default: msgpack,json)\n"
+      "  --auth-token=TOKEN       client: the token its hello carries for server.auth\n"
       "  --headless               no window or input (sys.is_headless() is true)\n"
       "  --bots=N                 client: run N independent bot clients (one Lua state\n"
       "                           each, one ENet peer each) in this process, 1..10000\n"
@@ -259,6 +261,13 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "max-handoff-size") {
       if (!need_value() || !uint_in(0, wire_max_handoff_bytes(), o.limits.max_handoff_bytes))
         return flag_error("expected 0.." + std::to_string(wire_max_handoff_bytes()) + " (bytes)");
+    } else if (name == "codec") {
+      if (!need_value() || (value != "msgpack" && value != "json")) return flag_error("expected msgpack or json");
+      o.codecs = value;
+    } else if (name == "auth-token") {
+      if (!need_value() || value.empty() || value.size() > wire::kMaxAuthTokenBytes)
+        return flag_error("expected 1.." + std::to_string(wire::kMaxAuthTokenBytes) + " bytes");
+      o.auth_token = value;
     } else if (name == "log-level") {
       if (!need_value() || !parse_log_level(value, o.log_level))
         return flag_error("expected debug, info, warn or error");

@@ -17,6 +17,7 @@ namespace nshost {
 class ServerApi;
 class ClientApi;
 namespace rooms {
+class ClientRooms;
 class Room;
 class RoomManager;
 }  // namespace rooms
@@ -97,6 +98,9 @@ class ClientApi : public HostApi {
   // the destination, or client.disconnect("hop_failed: <why>"). False with
   // `error` ("EBUSY: ...") when a connection attempt is already under way.
   virtual bool hop(std::string_view url, std::string_view handoff, std::string& error) = 0;
+  // The client side of rooms (runtime/rooms/client_rooms.hpp); null for a
+  // client that has none.
+  virtual rooms::ClientRooms* rooms() { return nullptr; }
 };
 
 }  // namespace nshost

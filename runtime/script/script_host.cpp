@@ -421,6 +421,7 @@ int ScriptHost::run_call(lua_State* L) {
       return 0;
     }
     case Call::Kind::work:
+    case Call::Kind::callback:
       call.pusher->call(call.pusher->fn, L);
       return 0;
     case Call::Kind::handler:
@@ -460,7 +461,8 @@ int ScriptHost::protected_run(Call& call, bool traceback) {
   if (traceback) lua_pushcfunction(L, traceback_handler);
   lua_pushcfunction(L, guarded<&ScriptHost::run_call>);
   lua_pushlightuserdata(L, &call);
-  bool as_handler = call.kind == Call::Kind::handler || call.kind == Call::Kind::lookup;
+  bool as_handler =
+      call.kind == Call::Kind::handler || call.kind == Call::Kind::lookup || call.kind == Call::Kind::callback;
   begin_limits();
   if (as_handler) ++handler_depth_;
   int status = lua_pcall(L, 1, 0, traceback ? base + 1 : 0);
@@ -513,8 +515,8 @@ bool ScriptHost::call_handler(const char* name, const ArgPusher* pusher, const A
   return false;
 }
 
-bool ScriptHost::call_protected(const char* what, const ArgPusher* pusher) {
-  Call call{Call::Kind::work};
+bool ScriptHost::call_protected(const char* what, const ArgPusher* pusher, bool as_handler) {
+  Call call{as_handler ? Call::Kind::callback : Call::Kind::work};
   call.pusher = pusher;
   int status = protected_run(call, true);
   if (status == LUA_OK) return true;

@@ -151,6 +151,16 @@ class ScriptHost final : private DeadlineWatch::Target {
     return call_protected(what, &pusher);
   }
 
+  // As protect(), but `work` runs as a handler does (in_handler() is true,
+  // so builtins that need a handler work in it): for a script's callback the
+  // host calls later from the loop (rooms.* answers).
+  template <class Work>
+  bool call_back(const char* what, Work&& work) {
+    using Fn = std::remove_reference_t<Work>;
+    ArgPusher pusher{&work, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
+    return call_protected(what, &pusher, true);
+  }
+
   lua_State* state() const { return state_; }
   HostApi& host() const { return host_; }
   const std::string& log_tag() const { return log_tag_; }
@@ -217,7 +227,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   };
   // What one protected call does; lives on the C++ stack of its caller.
   struct Call {
-    enum class Kind { handler, lookup, work, chunk } kind;
+    enum class Kind { handler, lookup, work, callback, chunk } kind;
     const char* name = nullptr;          // the handler's name (handler, lookup)
     const ArgPusher* pusher = nullptr;   // handler args or the work (may be null)
     const ArgPusher* taker = nullptr;    // handler: reads its results (may be null)
@@ -231,7 +241,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   // with the message on the stack top (a traceback with `traceback`).
   int protected_run(Call& call, bool traceback);
   bool call_handler(const char* name, const ArgPusher* pusher, const ArgPusher* taker = nullptr);
-  bool call_protected(const char* what, const ArgPusher* pusher);
+  bool call_protected(const char* what, const ArgPusher* pusher, bool as_handler = false);
   // Logs a non-callable handler the lookup found.
   void report_not_callable(const Call& call);
   void install_require();

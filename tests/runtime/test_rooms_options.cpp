@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "runtime/options.hpp"
+#include "runtime/config/options.hpp"
 #include "tests/support/cli.hpp"
 
 using namespace nshost;

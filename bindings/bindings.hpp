@@ -19,6 +19,7 @@ void open_shard_server(lua_State* L);   // redirect (bindings/shard.cpp)
 void open_shard_client(lua_State* L);   // hop (bindings/shard.cpp)
 void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles (bindings/net.cpp)
 void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
+void open_timer(lua_State* L);          // timer.after/every (bindings/timer.cpp)
 
 // The id inside the handle at `arg`; raises a Lua argument error if it is not
 // a client handle. Validity is the caller's to check.

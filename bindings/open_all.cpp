@@ -15,6 +15,7 @@ void open_common_modules(lua_State* L) {
   open_client_handle(L);
   open_net(L);
   open_json(L);
+  open_timer(L);
 }
 
 }  // namespace

@@ -54,6 +54,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   bool start(std::string& error) override;
   void begin_shutdown() override;
   bool finished() const override { return finished_; }
+  bool stopping() const override { return stop_requested_ || finished_; }
   int exit_code() const override { return exit_code_; }
   ScriptHost* script() const { return script_.get(); }
   bool joined() const { return phase_ == Phase::joined; }

@@ -39,6 +39,9 @@ class HostApi {
   virtual void on_script_error() = 0;
   // True once the role has closed all it owns (net.* stops waiting then).
   virtual bool finished() const = 0;
+  // True once the role has begun to stop (server: from its server.shutdown
+  // handler on; client: after sys.quit() or a signal): timers fire no more.
+  virtual bool stopping() const { return finished(); }
   // The role's own interface: exactly one of these is non-null, matching
   // role(). Bindings use them instead of casting.
   virtual ServerApi* server() { return nullptr; }

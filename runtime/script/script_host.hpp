@@ -132,6 +132,20 @@ class ScriptHost final : private DeadlineWatch::Target {
     return call_protected(what, &pusher);
   }
 
+  // Calls a function of the script's own (a timer's callback) as a handler:
+  // in_handler() is true, it runs in the same protected call and under the
+  // same limits, and an error is logged once as "error in <what>: ..." with
+  // a traceback and reported to the host (--strict). `push` is called inside
+  // that call, pushes the function and then its arguments, and returns how
+  // many values it pushed (the function included, so at least 1); it may
+  // raise a Lua error and must not throw. Returns false if it raised.
+  template <class Push>
+  bool call_function(const char* what, Push&& push) {
+    using Fn = std::remove_reference_t<Push>;
+    ArgPusher pusher{&push, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
+    return call_callback(what, &pusher);
+  }
+
   lua_State* state() const { return state_; }
   HostApi& host() const { return host_; }
   const std::string& log_tag() const { return log_tag_; }
@@ -193,7 +207,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   };
   // What one protected call does; lives on the C++ stack of its caller.
   struct Call {
-    enum class Kind { handler, lookup, work, chunk } kind;
+    enum class Kind { handler, lookup, work, chunk, callback } kind;
     const char* name = nullptr;          // the handler's name (handler, lookup)
     const ArgPusher* pusher = nullptr;   // handler args or the work (may be null)
     const std::string* chunk = nullptr;  // chunk: the text (null: load from `chunk_name` as a file)
@@ -207,6 +221,10 @@ class ScriptHost final : private DeadlineWatch::Target {
   int protected_run(Call& call, bool traceback);
   bool call_handler(const char* name, const ArgPusher* pusher);
   bool call_protected(const char* what, const ArgPusher* pusher);
+  bool call_callback(const char* what, const ArgPusher* pusher);
+  // Logs a failed protected call's error (on the stack top, popped) as
+  // "error in <what>: ..." and tells the host.
+  void report_error(const std::string& what);
   // Logs a non-callable handler the lookup found.
   void report_not_callable(const Call& call);
   void install_require();

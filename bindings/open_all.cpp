@@ -29,6 +29,7 @@ void open_server_modules(lua_State* L) {
 void open_client_modules(lua_State* L) {
   open_common_modules(L);
   open_client(L);
+  open_tick_client(L);
   open_shard_client(L);
 }
 

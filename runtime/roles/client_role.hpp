@@ -66,6 +66,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   uint32_t tick_rate_hz() const override { return tick_.rate_hz(); }
   void set_tick_rate_hz(uint32_t hz) override { tick_.set_rate(hz); }
   uint32_t max_clients() const override { return server_max_clients_; }
+  uint32_t server_tick_rate_hz() const override { return server_tick_rate_hz_; }
   uint32_t max_message_bytes() const override { return options_.max_message_bytes; }
   void request_stop(int exit_code) override;
   void on_script_error() override;
@@ -149,6 +150,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   uint32_t reconnect_attempt_ = 0;
   int64_t reconnect_started_ns_ = 0;
   uint32_t server_max_clients_ = 0;
+  uint32_t server_tick_rate_hz_ = 0;
   int64_t last_tick_ns_ = 0;
   bool stop_requested_ = false;
   bool finished_ = false;

@@ -79,6 +79,9 @@ class ServerApi : public HostApi {
 class ClientApi : public HostApi {
  public:
   ClientApi* client() final { return this; }
+  // The joined server's tick rate in Hz, as its welcome gave it (the rate
+  // when this client joined or resumed); 0 when not joined.
+  virtual uint32_t server_tick_rate_hz() const = 0;
   // Queues data for the server; false with `error` ("ENOTCONN: ...") when
   // not joined. Between client.lost and the end of the reconnect ladder,
   // reliable data is queued for the replay after the resume, or refused with

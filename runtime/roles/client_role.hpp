@@ -67,6 +67,9 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   void set_tick_rate_hz(uint32_t hz) override { tick_.set_rate(hz); }
   uint32_t max_clients() const override { return server_max_clients_; }
   uint32_t server_tick_rate_hz() const override { return server_tick_rate_hz_; }
+  uint32_t bot_index() const override { return bot_index_; }
+  // Before start(): this client is bot `index` (1..N) of a --bots fleet.
+  void set_bot_index(uint32_t index) { bot_index_ = index; }
   uint32_t max_message_bytes() const override { return options_.max_message_bytes; }
   void request_stop(int exit_code) override;
   void on_script_error() override;
@@ -151,6 +154,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   int64_t reconnect_started_ns_ = 0;
   uint32_t server_max_clients_ = 0;
   uint32_t server_tick_rate_hz_ = 0;
+  uint32_t bot_index_ = 0;
   int64_t last_tick_ns_ = 0;
   bool stop_requested_ = false;
   bool finished_ = false;

@@ -42,6 +42,8 @@ class HostApi {
   // True once the role has begun to stop (server: from its server.shutdown
   // handler on; client: after sys.quit() or a signal): timers fire no more.
   virtual bool stopping() const { return finished(); }
+  // 1..N inside a bot of --bots=N; 0 otherwise.
+  virtual uint32_t bot_index() const { return 0; }
   // The role's own interface: exactly one of these is non-null, matching
   // role(). Bindings use them instead of casting.
   virtual ServerApi* server() { return nullptr; }

@@ -38,6 +38,12 @@ int sys_quit(lua_State* L) {
   return guard.returns(0);
 }
 
+int sys_sandboxed(lua_State* L) {
+  StackGuard guard(L);
+  lua_pushboolean(L, ScriptHost::from(L).sandboxed());
+  return guard.returns(1);
+}
+
 int sys_bot_index(lua_State* L) {
   StackGuard guard(L);
   uint32_t index = ScriptHost::from(L).host().bot_index();
@@ -72,6 +78,7 @@ const luaL_Reg sys_functions[] = {
     {"time", guarded<sys_time>},
     {"quit", guarded<sys_quit>},
     {"bot_index", guarded<sys_bot_index>},
+    {"sandboxed", guarded<sys_sandboxed>},
     {nullptr, nullptr},
 };
 

@@ -13,7 +13,7 @@ function server.disconnect(c, reason)
 end
 
 function client.connect(handoff)
-  print(("beta connect handoff=%s sandboxed_io=%s %s"):format(handoff, tostring(io), helper.greeting("you")))
+  print(("beta connect handoff=%s sandboxed=%s %s"):format(handoff, tostring(sys.sandboxed()), helper.greeting("you")))
 end
 
 function client.receive(data, channel)

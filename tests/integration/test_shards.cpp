@@ -107,6 +107,40 @@ TEST_CASE("different-script hop: fetches, verifies and runs the destination's tr
   stop(*dest.process);
 }
 
+TEST_CASE("timers die with the state a different-script hop replaces, survive a same-script hop, run in a fetched state") {
+  TempDir cache;
+  Server origin = start_server(shard_script("alpha"));
+  Server same = start_server(shard_script("alpha"));
+  Server other = start_server(shard_script("beta"));
+  REQUIRE(origin.port > 0);
+  REQUIRE(same.port > 0);
+  REQUIRE(other.port > 0);
+  auto count = [](const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  };
+  {
+    auto client = alpha_client(origin.port, cache, {"HOP_TO=" + url_of(same.port), "ALPHA_TIMER=1"});
+    REQUIRE_MESSAGE(client->wait_stdout("alpha connect visits=2"), client->stderr_text());
+    // The same state goes on, its timer with it.
+    CHECK(client->wait_stdout("alpha timer"));
+    CHECK(client->wait_stdout("alpha timer"));
+    stop(*client);
+  }
+  auto client = alpha_client(origin.port, cache, {"HOP_TO=" + url_of(other.port), "ALPHA_TIMER=1"});
+  REQUIRE_MESSAGE(client->wait_stdout("beta connect"), client->stderr_text());
+  size_t before = count(client->stdout_text(), "alpha timer");
+  // The fetched, sandboxed state runs its own timer (5 beats, 100 ms); the
+  // replaced state's timer fired no more meanwhile.
+  REQUIRE_MESSAGE(client->wait_stdout("beta timer 5"), client->stderr_text());
+  CHECK(count(client->stdout_text(), "alpha timer") == before);
+  stop(*client);
+  stop(*origin.process);
+  stop(*same.process);
+  stop(*other.process);
+}
+
 TEST_CASE("redirect: the server sends the client on with its own handoff, the origin sees redirect") {
   TempDir cache;
   Server dest = start_server(shard_script("beta"));

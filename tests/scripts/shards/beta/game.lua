@@ -14,6 +14,12 @@ end
 
 function client.connect(handoff)
   print(("beta connect handoff=%s sandboxed=%s %s"):format(handoff, tostring(sys.sandboxed()), helper.greeting("you")))
+  local n = 0
+  timer.every(0.02, function(t)
+    n = n + 1
+    print("beta timer " .. n)
+    if n == 5 then t:cancel() end
+  end)
 end
 
 function client.receive(data, channel)

@@ -165,6 +165,8 @@ TimerSet& timer_set(lua_State* L) {
     return *set;
   }
   lua_pop(L, 1);
+  // A new set now would never be finalized, and its uv handle never closed.
+  if (ScriptHost::from(L).closing()) luaL_error(L, "timer: the Lua state is closing");
   auto owned = std::make_unique<TimerSet>(ScriptHost::from(L));
   if (int rc = owned->init(); rc != 0) luaL_error(L, "timer: %s", uv_strerror(rc));
   auto** slot = static_cast<TimerSet**>(lua_newuserdatauv(L, sizeof(TimerSet*), 0));  // [ud]

@@ -351,6 +351,7 @@ ScriptHost::~ScriptHost() {
     previous = deadline_watch_->arm(&closing_target,
                                     DeadlineWatch::monotonic_now_ns() + int64_t{sandbox_.handler_timeout_ms} * 1'000'000);
   memory_.enforcing = true;
+  closing_ = true;
   lua_close(state_);
   state_ = nullptr;
   if (deadline_watch_) deadline_watch_->disarm(previous);

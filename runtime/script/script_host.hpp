@@ -101,6 +101,10 @@ class ScriptHost final : private DeadlineWatch::Target {
   // The bundle this state runs, or nullptr for a script from disk.
   const Bundle* bundle() const { return bundle_.get(); }
   bool sandboxed() const { return sandbox_.enabled; }
+  // True while lua_close runs (the destructor): finalizers still run then,
+  // and a binding must not create anything that needs finalizing (Lua no
+  // longer registers new finalizers).
+  bool closing() const { return closing_; }
 
   // Calls <role table>.<name>(args...) if the script defined it. The lookup
   // honours metamethods (a role table with an __index is legitimate) and runs
@@ -249,6 +253,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   MemoryBudget memory_;
   lua_State* state_ = nullptr;
   int handler_depth_ = 0;
+  bool closing_ = false;
   int limits_depth_ = 0;  // nested protected calls: the limits belong to the outermost
   uint64_t error_count_ = 0;
   std::vector<std::string> module_roots_;

@@ -173,3 +173,21 @@ TEST_CASE("timer: sys.quit on a client stops its timers") {
   REQUIRE(f.step_until([&] { return client.finished(); }));
   CHECK(lua_true(L, "n == 2"));
 }
+
+TEST_CASE("timer: a finalizer that runs while the state closes cannot create a timer") {
+  std::string text;
+  {
+    test::StderrCapture capture;
+    {
+      RoleFixture f;
+      // Reachable (a global), so finalized only by lua_close; no timer set
+      // exists yet, and one made then would never be freed.
+      f.start_server(R"(
+        keep = setmetatable({}, {__gc = function() log.warn('in gc:', pcall(timer.after, 1, print)) end})
+      )");
+    }
+    text = capture.text();
+  }
+  CHECK_MESSAGE(text.find("in gc: false") != std::string::npos, text);
+  CHECK_MESSAGE(text.find("timer: the Lua state is closing") != std::string::npos, text);
+}

@@ -50,7 +50,9 @@ class TimerSet {
   // Takes the two registry refs. `interval_ms` 0: fires once.
   void add(uint64_t id, uint64_t delay_ms, uint64_t interval_ms, int fn_ref, int handle_ref, std::string where) {
     uv_update_time(script_.host().loop());  // the chunk or handler may have run long
-    Key key{uv_now(script_.host().loop()) + delay_ms, id};
+    // uv_now is truncated to the ms, so the creation may be up to 1 ms past
+    // it: one more ms means a timer never fires before `delay_ms` has passed.
+    Key key{uv_now(script_.host().loop()) + delay_ms + 1, id};
     queue_.emplace(key, Entry{interval_ms, fn_ref, handle_ref, std::move(where)});
     keys_.emplace(id, key);
     rearm();

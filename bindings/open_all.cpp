@@ -15,6 +15,7 @@ void open_common_modules(lua_State* L) {
   open_client_handle(L);
   open_net(L);
   open_json(L);
+  open_timer(L);
 }
 
 }  // namespace
@@ -29,6 +30,7 @@ void open_server_modules(lua_State* L) {
 void open_client_modules(lua_State* L) {
   open_common_modules(L);
   open_client(L);
+  open_tick_client(L);
   open_shard_client(L);
   open_room_handle(L);
   open_rooms_client(L);

@@ -28,6 +28,15 @@ int max_clients(lua_State* L) {
   return guard.returns(1);
 }
 
+// Client only: the joined server's rate (from its welcome); nil when not joined.
+int server_tick_rate(lua_State* L) {
+  StackGuard guard(L);
+  uint32_t hz = client_api(L).server_tick_rate_hz();
+  if (hz == 0) lua_pushnil(L);
+  else lua_pushinteger(L, hz);
+  return guard.returns(1);
+}
+
 const luaL_Reg tick_functions[] = {
     {"tick_rate", guarded<tick_rate>},
     {"set_tick_rate", guarded<set_tick_rate>},
@@ -41,6 +50,11 @@ void open_tick(lua_State* L) {
   lua_pushglobaltable(L);
   luaL_setfuncs(L, tick_functions, 0);
   lua_pop(L, 1);
+}
+
+void open_tick_client(lua_State* L) {
+  lua_pushcfunction(L, guarded<server_tick_rate>);
+  lua_setglobal(L, "server_tick_rate");
 }
 
 }  // namespace nshost

@@ -68,6 +68,7 @@ bool BotFleet::start_bot(std::string& error) {
   size_t index = bots_.size() + 1;
   auto bot = std::make_unique<ClientRole>(loop_, options_, "client#" + std::to_string(index));
   ClientRole* raw = bot.get();
+  raw->set_bot_index(static_cast<uint32_t>(index));
   bots_.push_back(std::move(bot));
   raw->on_finished = [this] { on_bot_finished(); };
   if (raw->start(error)) return true;

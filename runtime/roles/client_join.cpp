@@ -40,6 +40,7 @@ void ClientRole::start_hop(const std::string& url, std::string handoff) {
   handoff_ = std::move(handoff);
   pending_reason_.clear();
   server_max_clients_ = 0;
+  server_tick_rate_hz_ = 0;
   std::string error;
   log_write(LogLevel::info, log_tag_, "hopping to " + url);
   if (!parse_shard_url(url, url_, error)) {

@@ -244,6 +244,7 @@ void ClientRole::on_welcome_message(std::string_view bytes) {
     return;
   }
   server_max_clients_ = welcome.max_clients;
+  server_tick_rate_hz_ = welcome.tick_rate_hz;
   session_token_ = welcome.session_token;
   uv_timer_stop(timer_.get());
   if (reconnecting_) {
@@ -304,6 +305,7 @@ void ClientRole::end_connection(std::string reason) {
   phase_ = Phase::closed;
   pending_reason_.clear();
   server_max_clients_ = 0;
+  server_tick_rate_hz_ = 0;
   hopping_ = false;
   pending_redirect_.reset();
   fetch_.clear();

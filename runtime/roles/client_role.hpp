@@ -60,6 +60,7 @@ class ClientRole final : public ClientApi,
   bool start(std::string& error) override;
   void begin_shutdown() override;
   bool finished() const override { return finished_; }
+  bool stopping() const override { return stop_requested_ || finished_; }
   int exit_code() const override { return exit_code_; }
   ScriptHost* script() const { return script_.get(); }
   bool joined() const { return phase_ == Phase::joined; }
@@ -71,6 +72,10 @@ class ClientRole final : public ClientApi,
   uint32_t tick_rate_hz() const override { return tick_.rate_hz(); }
   void set_tick_rate_hz(uint32_t hz) override { tick_.set_rate(hz); }
   uint32_t max_clients() const override { return server_max_clients_; }
+  uint32_t server_tick_rate_hz() const override { return server_tick_rate_hz_; }
+  uint32_t bot_index() const override { return bot_index_; }
+  // Before start(): this client is bot `index` (1..N) of a --bots fleet.
+  void set_bot_index(uint32_t index) { bot_index_ = index; }
   uint32_t max_message_bytes() const override { return options_.max_message_bytes; }
   void request_stop(int exit_code) override;
   void on_script_error() override;
@@ -161,6 +166,8 @@ class ClientRole final : public ClientApi,
   uint32_t reconnect_attempt_ = 0;
   int64_t reconnect_started_ns_ = 0;
   uint32_t server_max_clients_ = 0;
+  uint32_t server_tick_rate_hz_ = 0;
+  uint32_t bot_index_ = 0;
   int64_t last_tick_ns_ = 0;
   bool stop_requested_ = false;
   bool finished_ = false;

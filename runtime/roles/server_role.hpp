@@ -57,6 +57,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   bool start(std::string& error) override;
   void begin_shutdown() override;
   bool finished() const override { return finished_; }
+  bool stopping() const override { return stopping_ || finished_; }
   int exit_code() const override { return exit_code_; }
   // The bound UDP port (useful with --port=0).
   uint16_t port() const { return endpoint_ ? endpoint_->local_port() : 0; }

@@ -44,6 +44,11 @@ class HostApi {
   virtual void on_script_error() = 0;
   // True once the role has closed all it owns (net.* stops waiting then).
   virtual bool finished() const = 0;
+  // True once the role has begun to stop (server: from its server.shutdown
+  // handler on; client: after sys.quit() or a signal): timers fire no more.
+  virtual bool stopping() const { return finished(); }
+  // 1..N inside a bot of --bots=N; 0 otherwise.
+  virtual uint32_t bot_index() const { return 0; }
   // The role's own interface: exactly one of these is non-null, matching
   // role(). Bindings use them instead of casting.
   virtual ServerApi* server() { return nullptr; }
@@ -88,6 +93,9 @@ class ServerApi : public HostApi {
 class ClientApi : public HostApi {
  public:
   ClientApi* client() final { return this; }
+  // The joined server's tick rate in Hz, as its welcome gave it (the rate
+  // when this client joined or resumed); 0 when not joined.
+  virtual uint32_t server_tick_rate_hz() const = 0;
   // Queues data for the server; false with `error` ("ENOTCONN: ...") when
   // not joined. Between client.lost and the end of the reconnect ladder,
   // reliable data is queued for the replay after the resume, or refused with

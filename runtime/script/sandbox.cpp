@@ -2,15 +2,32 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <string>
 
 namespace nshost {
 namespace {
 
-// Removes from the table at the top of the stack every key not in `allowed`.
-void keep_only(lua_State* L, std::initializer_list<const char*> allowed) {
+// What a removed function becomes: a stub that says why it is missing
+// instead of letting the call fail as "attempt to call a nil value".
+// upvalue 1: the function's name ("os.getenv").
+// luaL_error puts the calling line of the script in front.
+int unavailable(lua_State* L) {
+  return luaL_error(L, "%s is not available to fetched scripts (sandbox)", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+void push_stub(lua_State* L, const std::string& name) {
+  lua_pushlstring(L, name.data(), name.size());
+  lua_pushcclosure(L, unavailable, 1);
+}
+
+// Keeps in the table at the top of the stack only the keys in `allowed`: a
+// removed function is replaced by a stub (see `unavailable`) named
+// `prefix` + key, any other removed value is dropped.
+void keep_only(lua_State* L, std::initializer_list<const char*> allowed, const std::string& prefix) {
   lua_newtable(L);  // [t, doomed]
   lua_pushnil(L);
   while (lua_next(L, -3) != 0) {  // [t, doomed, key, value]
+    bool is_function = lua_type(L, -1) == LUA_TFUNCTION;
     lua_pop(L, 1);
     bool keep = false;
     if (lua_type(L, -1) == LUA_TSTRING)
@@ -18,16 +35,42 @@ void keep_only(lua_State* L, std::initializer_list<const char*> allowed) {
         if (std::strcmp(lua_tostring(L, -1), name) == 0) keep = true;
     if (!keep) {
       lua_pushvalue(L, -1);
-      lua_rawseti(L, -3, static_cast<lua_Integer>(lua_rawlen(L, -3) + 1));  // doomed[#doomed+1] = key
+      lua_pushboolean(L, is_function);
+      lua_rawset(L, -4);  // doomed[key] = is_function
     }
   }
-  // [t, doomed]: clear outside the traversal
-  for (lua_Integer i = 1, n = static_cast<lua_Integer>(lua_rawlen(L, -1)); i <= n; ++i) {
-    lua_rawgeti(L, -1, i);
-    lua_pushnil(L);
-    lua_rawset(L, -4);
+  // [t, doomed]: change t outside the traversal
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {  // [t, doomed, key, is_function]
+    bool is_function = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);  // [t, doomed, key, key]
+    if (is_function && lua_type(L, -1) == LUA_TSTRING) push_stub(L, prefix + lua_tostring(L, -1));
+    else lua_pushnil(L);
+    lua_rawset(L, -5);  // [t, doomed, key]
   }
   lua_pop(L, 1);
+}
+
+// A whole library the sandbox leaves out (io, debug): an empty table whose
+// every field raises "<name>.<field> is not available ...", read or called.
+void stub_library(lua_State* L, const char* name) {
+  lua_newtable(L);  // [lib]
+  lua_newtable(L);  // [lib, mt]
+  lua_pushstring(L, name);
+  lua_pushcclosure(
+      L,
+      [](lua_State* S) -> int {
+        const char* field = lua_type(S, 2) == LUA_TSTRING ? lua_tostring(S, 2) : luaL_typename(S, 2);
+        return luaL_error(S, "%s.%s is not available to fetched scripts (sandbox)", lua_tostring(S, lua_upvalueindex(1)),
+                          field);
+      },
+      1);
+  lua_setfield(L, -2, "__index");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");  // the script cannot take the stub apart
+  lua_setmetatable(L, -2);
+  lua_setglobal(L, name);
 }
 
 // load(chunk [, chunkname [, mode [, env]]]) with mode forced to "t".
@@ -73,7 +116,7 @@ int no_gc_setmetatable(lua_State* L) {
 
 void open_lib(lua_State* L, const char* name, lua_CFunction open, std::initializer_list<const char*> allowed) {
   luaL_requiref(L, name, open, 1);  // [lib]
-  keep_only(L, allowed);
+  keep_only(L, allowed, std::string(name) + ".");
   lua_pop(L, 1);
 }
 
@@ -89,23 +132,27 @@ void open_sandboxed_libs(lua_State* L) {
   lua_setfield(L, -2, "setmetatable");
   keep_only(L, {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print", "rawequal", "rawget",
                 "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type", "xpcall",
-                "collectgarbage", "_G", "_VERSION", "load"});
+                "collectgarbage", "_G", "_VERSION", "load"},
+            "");
   lua_pop(L, 1);
   luaL_requiref(L, LUA_LOADLIBNAME, luaopen_package, 1);  // [package]; sets the global require
-  keep_only(L, {"loaded", "preload", "searchers", "config", "path", "cpath"});
+  keep_only(L, {"loaded", "preload", "searchers", "config", "path", "cpath"}, "package.");
   lua_pop(L, 1);
   open_lib(L, LUA_STRLIBNAME, luaopen_string,
            {"byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "rep", "reverse", "sub",
             "upper", "pack", "packsize", "unpack"});
   open_lib(L, LUA_TABLIBNAME, luaopen_table, {"concat", "insert", "move", "pack", "remove", "sort", "unpack"});
-  open_lib(L, LUA_MATHLIBNAME, luaopen_math,
-           {"abs", "ceil", "floor", "fmod", "huge", "log", "max", "maxinteger", "min", "mininteger", "modf", "pi",
-            "sqrt", "tointeger", "type", "ult", "sin", "cos", "tan", "asin", "acos", "atan", "exp", "random",
-            "randomseed"});
+  // All of math, as the local Lua has it (pure functions; Debian's build
+  // adds the 5.3 compatibility ones, pow, atan2, ...): a file that works
+  // locally must not lose math when fetched.
+  luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+  lua_pop(L, 1);
   open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8, {"char", "charpattern", "codes", "codepoint", "len", "offset"});
   open_lib(L, LUA_COLIBNAME, luaopen_coroutine,
            {"create", "isyieldable", "resume", "running", "status", "wrap", "yield", "close"});
   open_lib(L, LUA_OSLIBNAME, luaopen_os, {"clock", "time"});
+  stub_library(L, LUA_IOLIBNAME);
+  stub_library(L, LUA_DBLIBNAME);
 }
 
 }  // namespace nshost

@@ -352,6 +352,7 @@ ScriptHost::~ScriptHost() {
     previous = deadline_watch_->arm(&closing_target,
                                     DeadlineWatch::monotonic_now_ns() + int64_t{sandbox_.handler_timeout_ms} * 1'000'000);
   memory_.enforcing = true;
+  closing_ = true;
   lua_close(state_);
   state_ = nullptr;
   if (deadline_watch_) deadline_watch_->disarm(previous);
@@ -421,9 +422,14 @@ int ScriptHost::run_call(lua_State* L) {
       return 0;
     }
     case Call::Kind::work:
-    case Call::Kind::callback:
+    case Call::Kind::handler_work:
       call.pusher->call(call.pusher->fn, L);
       return 0;
+    case Call::Kind::callback: {
+      int pushed = call.pusher->call(call.pusher->fn, L);
+      lua_call(L, pushed - 1, 0);
+      return 0;
+    }
     case Call::Kind::handler:
     case Call::Kind::lookup:
       break;
@@ -462,7 +468,8 @@ int ScriptHost::protected_run(Call& call, bool traceback) {
   lua_pushcfunction(L, guarded<&ScriptHost::run_call>);
   lua_pushlightuserdata(L, &call);
   bool as_handler =
-      call.kind == Call::Kind::handler || call.kind == Call::Kind::lookup || call.kind == Call::Kind::callback;
+      call.kind == Call::Kind::handler || call.kind == Call::Kind::lookup || call.kind == Call::Kind::handler_work ||
+      call.kind == Call::Kind::callback;
   begin_limits();
   if (as_handler) ++handler_depth_;
   int status = lua_pcall(L, 1, 0, traceback ? base + 1 : 0);
@@ -516,17 +523,28 @@ bool ScriptHost::call_handler(const char* name, const ArgPusher* pusher, const A
 }
 
 bool ScriptHost::call_protected(const char* what, const ArgPusher* pusher, bool as_handler) {
-  Call call{as_handler ? Call::Kind::callback : Call::Kind::work};
+  Call call{as_handler ? Call::Kind::handler_work : Call::Kind::work};
   call.pusher = pusher;
-  int status = protected_run(call, true);
-  if (status == LUA_OK) return true;
+  if (protected_run(call, true) == LUA_OK) return true;
+  report_error(what);
+  return false;
+}
+
+bool ScriptHost::call_callback(const char* what, const ArgPusher* pusher) {
+  Call call{Call::Kind::callback};
+  call.pusher = pusher;
+  if (protected_run(call, true) == LUA_OK) return true;
+  report_error(what);
+  return false;
+}
+
+void ScriptHost::report_error(const std::string& what) {
   lua_State* L = state_;
   std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
   lua_pop(L, 1);
   ++error_count_;
-  log_write(LogLevel::error, log_tag_, std::string("error in ") + what + ": " + message);
+  log_write(LogLevel::error, log_tag_, "error in " + what + ": " + message);
   host_.on_script_error();
-  return false;
 }
 
 }  // namespace nshost

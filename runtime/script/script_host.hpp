@@ -107,6 +107,10 @@ class ScriptHost final : private DeadlineWatch::Target {
   // The bundle this state runs, or nullptr for a script from disk.
   const Bundle* bundle() const { return bundle_.get(); }
   bool sandboxed() const { return sandbox_.enabled; }
+  // True while lua_close runs (the destructor): finalizers still run then,
+  // and a binding must not create anything that needs finalizing (Lua no
+  // longer registers new finalizers).
+  bool closing() const { return closing_; }
 
   // Calls <role table>.<name>(args...) if the script defined it. The lookup
   // honours metamethods (a role table with an __index is legitimate) and runs
@@ -159,6 +163,20 @@ class ScriptHost final : private DeadlineWatch::Target {
     using Fn = std::remove_reference_t<Work>;
     ArgPusher pusher{&work, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
     return call_protected(what, &pusher, true);
+  }
+
+  // Calls a function of the script's own (a timer's callback) as a handler:
+  // in_handler() is true, it runs in the same protected call and under the
+  // same limits, and an error is logged once as "error in <what>: ..." with
+  // a traceback and reported to the host (--strict). `push` is called inside
+  // that call, pushes the function and then its arguments, and returns how
+  // many values it pushed (the function included, so at least 1); it may
+  // raise a Lua error and must not throw. Returns false if it raised.
+  template <class Push>
+  bool call_function(const char* what, Push&& push) {
+    using Fn = std::remove_reference_t<Push>;
+    ArgPusher pusher{&push, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
+    return call_callback(what, &pusher);
   }
 
   lua_State* state() const { return state_; }
@@ -227,7 +245,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   };
   // What one protected call does; lives on the C++ stack of its caller.
   struct Call {
-    enum class Kind { handler, lookup, work, callback, chunk } kind;
+    enum class Kind { handler, lookup, work, handler_work, chunk, callback } kind;
     const char* name = nullptr;          // the handler's name (handler, lookup)
     const ArgPusher* pusher = nullptr;   // handler args or the work (may be null)
     const ArgPusher* taker = nullptr;    // handler: reads its results (may be null)
@@ -242,6 +260,10 @@ class ScriptHost final : private DeadlineWatch::Target {
   int protected_run(Call& call, bool traceback);
   bool call_handler(const char* name, const ArgPusher* pusher, const ArgPusher* taker = nullptr);
   bool call_protected(const char* what, const ArgPusher* pusher, bool as_handler = false);
+  bool call_callback(const char* what, const ArgPusher* pusher);
+  // Logs a failed protected call's error (on the stack top, popped) as
+  // "error in <what>: ..." and tells the host.
+  void report_error(const std::string& what);
   // Logs a non-callable handler the lookup found.
   void report_not_callable(const Call& call);
   void install_require();
@@ -266,6 +288,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   MemoryBudget memory_;
   lua_State* state_ = nullptr;
   int handler_depth_ = 0;
+  bool closing_ = false;
   int limits_depth_ = 0;  // nested protected calls: the limits belong to the outermost
   uint64_t error_count_ = 0;
   uint64_t memory_error_count_ = 0;

@@ -32,3 +32,11 @@ TEST_CASE("sys.quit: stops the role after the handler with the given exit code")
   CHECK(RoleFixture::eval(server.script()->state(), "sys.quit(256)").find("exit code must be 0..255") !=
         std::string::npos);
 }
+
+TEST_CASE("sys.bot_index: nil outside --bots, on both roles") {
+  RoleFixture f;
+  ServerRole& server = f.start_server("");
+  ClientRole& client = f.start_client("");
+  CHECK(RoleFixture::eval(server.script()->state(), "return sys.bot_index()") == "ok: nil");
+  CHECK(RoleFixture::eval(client.script()->state(), "return sys.bot_index()") == "ok: nil");
+}

@@ -54,3 +54,21 @@ TEST_CASE("max_clients: the server's capacity on both roles - 0 on a client befo
   CHECK(f.step_until([&] { return client.joined(); }));
   CHECK(RoleFixture::eval(client.script()->state(), "return max_clients()") == "ok: 12");
 }
+
+TEST_CASE("server_tick_rate: the joined server's rate on a client - nil before joining, absent on the server") {
+  RoleFixture f;
+  Options so;
+  so.tick_rate_hz = 45;
+  ServerRole& server = f.start_server("", so);
+  CHECK(RoleFixture::eval(server.script()->state(), "return server_tick_rate") == "ok: nil");
+  Options co;
+  co.tick_rate_hz = 20;
+  ClientRole& client = f.start_client("", co);
+  lua_State* C = client.script()->state();
+  CHECK(RoleFixture::eval(C, "return server_tick_rate(), tick_rate()") == "ok: nil, 20");
+  REQUIRE(f.step_until([&] { return client.joined(); }));
+  CHECK(RoleFixture::eval(C, "return server_tick_rate(), tick_rate()") == "ok: 45, 20");
+  // The rate travels in the welcome only: a later change is not seen.
+  CHECK(RoleFixture::eval(server.script()->state(), "set_tick_rate(60)") == "ok");
+  CHECK(RoleFixture::eval(C, "return server_tick_rate()") == "ok: 45");
+}

@@ -52,6 +52,15 @@ TEST_CASE("--bots: the fleet ends by itself when the server goes away") {
   REQUIRE(server.port > 0);
   auto bots = start_client(test_script("bots.lua"), server.port, {"--bots=8"}, {"BOTS_EXPECTED=8"});
   for (int i = 0; i < 8; ++i) REQUIRE(bots->wait_stdout("sees all 8"));
+  // sys.bot_index() is 1..N, one per bot, and print is tagged like log.*:
+  // client#i prints its own index i.
+  std::string out = bots->stdout_text();
+  for (int i = 1; i <= 8; ++i) {
+    std::string tag = "nshost[client#" + std::to_string(i) + "] ";
+    CHECK_MESSAGE(out.find(tag + "bot index\t" + std::to_string(i) + "\n") != std::string::npos, out);
+    CHECK(count_of(out, tag + "bot index") == 1);
+  }
+  CHECK(count_of(out, "bot index") == 8);
   server.process->send_signal(SIGTERM);
   CHECK(server.process->wait_exit() == 0);
   CHECK(bots->wait_exit(10000) == 0);

@@ -1,7 +1,8 @@
 -- --bots test: the server broadcasts every tick the list of occupied slots;
 -- each bot prints "sees all N" once when a snapshot lists BOTS_EXPECTED
 -- players. `joins` is a global of the bot's own Lua state: a shared state
--- would count past 1.
+-- would count past 1. Each bot prints its sys.bot_index() (print carries
+-- the bot's "nshost[client#N] " tag).
 local snapshot = require "nshost.snapshot"
 
 local clients = {}
@@ -22,6 +23,7 @@ local told = false
 function client.connect()
   joins = (joins or 0) + 1
   print("bot joined joins=" .. joins)
+  print("bot index", sys.bot_index())
 end
 
 function client.receive(data)

@@ -45,7 +45,7 @@ local hits = 0
 
 function client.connect(handoff)
   me = handoff
-  print(("arena: playing as %s (fresh state, sandboxed: io is %s)"):format(me, tostring(io)))
+  print(("arena: playing as %s (fresh state, sandboxed: %s)"):format(me, tostring(sys.sandboxed())))
 end
 
 function client.tick(n)

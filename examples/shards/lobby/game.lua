@@ -12,7 +12,8 @@
 -- redirected back to lobby-1 at round end with its score in the handoff.
 
 -- Server side: tells each joiner where the arena and the next lobby are.
-local lobby_name = os and os.getenv and os.getenv("LOBBY_NAME") or "lobby"
+-- A fetched copy (the client side) runs sandboxed, without os.getenv.
+local lobby_name = not sys.sandboxed() and os.getenv("LOBBY_NAME") or "lobby"
 
 function server.connect(c, handoff)
   local env = os.getenv

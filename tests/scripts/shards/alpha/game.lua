@@ -4,7 +4,8 @@
 -- Client: counts its joins in a variable that only survives a same-tree hop;
 -- on its first join hops to HOP_TO (handoff HOP_HANDOFF, or HOP_HANDOFF_BYTES
 -- bytes of "x"); after a failed hop prints from tick that it is alive and,
--- with RETRY_TO set, hops there.
+-- with RETRY_TO set, hops there. With ALPHA_TIMER set, its first join starts
+-- a timer.every that prints "alpha timer" (it dies with this state).
 local visits = 0
 local failed = false
 local said_alive = false
@@ -22,6 +23,9 @@ end
 function client.connect(handoff)
   visits = visits + 1
   print(("alpha connect visits=%d handoff=%s"):format(visits, handoff))
+  if visits == 1 and os.getenv("ALPHA_TIMER") then
+    timer.every(0.02, function() print("alpha timer") end)
+  end
   local to = os.getenv("HOP_TO")
   if to and visits == 1 then
     local bytes = tonumber(os.getenv("HOP_HANDOFF_BYTES") or "")

@@ -13,7 +13,13 @@ function server.disconnect(c, reason)
 end
 
 function client.connect(handoff)
-  print(("beta connect handoff=%s sandboxed_io=%s %s"):format(handoff, tostring(io), helper.greeting("you")))
+  print(("beta connect handoff=%s sandboxed=%s %s"):format(handoff, tostring(sys.sandboxed()), helper.greeting("you")))
+  local n = 0
+  timer.every(0.02, function(t)
+    n = n + 1
+    print("beta timer " .. n)
+    if n == 5 then t:cancel() end
+  end)
 end
 
 function client.receive(data, channel)

@@ -7,17 +7,17 @@ local function try(label, f)
 end
 
 local function probe()
-  try("io", function() return io end)
+  try("io", function() return io.write("x") end)
   try("io.open", function() return io.open("/etc/passwd") end)
   try("os.execute", function() return os.execute("echo pwned") end)
-  try("os.getenv", function() return os.getenv end)
+  try("os.getenv", function() return os.getenv("HOME") end)
   try("os.time", function() return type(os.time()) end)
   try("os.clock", function() return type(os.clock()) end)
-  try("debug", function() return debug end)
-  try("dofile", function() return dofile end)
-  try("loadfile", function() return loadfile end)
-  try("string.dump", function() return string.dump end)
-  try("package.loadlib", function() return package.loadlib end)
+  try("debug", function() return debug.getinfo(1) end)
+  try("dofile", function() return dofile("/etc/passwd") end)
+  try("loadfile", function() return loadfile("/etc/passwd") end)
+  try("string.dump", function() return string.dump(probe) end)
+  try("package.loadlib", function() return package.loadlib("libc.so.6", "system") end)
   try("binary load", function() return load("\27Lua\84\0\25\147\13\10\26\10", "x", "b") end)
   try("binary text-mode load", function() return load("\27Lua\84\0\25\147\13\10\26\10") end)
   try("text load", function() return load("return 6 * 7")() end)
@@ -28,7 +28,7 @@ local function probe()
 end
 
 function server.tick(n)
-  if n == 1 and io == nil then
+  if n == 1 and sys.sandboxed() then
     probe()
     sys.quit()
   end

@@ -17,42 +17,7 @@ const char* callback_name(ClientRooms::Kind kind) {
   return "rooms callback";
 }
 
-int base64_digit(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
-// Standard base64 (RFC 4648, with padding) to bytes; false on anything else.
-bool decode_base64(std::string_view text, std::string& out) {
-  out.clear();
-  if (text.size() % 4 != 0) return false;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    bool last = i + 4 == text.size();
-    int d[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      if (c == '=' && last && k >= 2) {
-        d[k] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad > 0) return false;  // a digit after padding
-      d[k] = base64_digit(c);
-      if (d[k] < 0) return false;
-    }
-    uint32_t group = (uint32_t(d[0]) << 18) | (uint32_t(d[1]) << 12) | (uint32_t(d[2]) << 6) | uint32_t(d[3]);
-    out.push_back(static_cast<char>(group >> 16));
-    if (pad < 2) out.push_back(static_cast<char>((group >> 8) & 0xFF));
-    if (pad < 1) out.push_back(static_cast<char>(group & 0xFF));
-  }
-  return true;
-}
 
 // nil, message, code: the failure a callback gets.
 int push_callback_failure(lua_State* L, std::string_view message, const char* code) {
@@ -388,10 +353,12 @@ void ClientRooms::on_room_message(const Message& message, bool bytes) {
     if (data && data->kind == Value::Kind::string) {
       raw = data->string;
     } else if (auto b64 = message.payload.string_at("data_b64")) {
-      if (!decode_base64(*b64, raw)) {
+      std::optional<std::string> decoded = decode_base64(*b64);
+      if (!decoded) {
         bad_packet("a room.message.bytes whose data_b64 is not base64");
         return;
       }
+      raw = std::move(*decoded);
     } else {
       bad_packet("a room.message.bytes without data");
       return;

@@ -16,15 +16,6 @@ namespace {
 // An answer to a peer that offered no codec: json, the one a person can read.
 constexpr Codec kFallbackCodec = Codec::json;
 
-int base64_digit(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 // A room id as the catalog carries it: a positive integer.
 std::optional<uint64_t> room_id_at(const Value& payload) {
   auto id = payload.integer_at("room");
@@ -34,31 +25,6 @@ std::optional<uint64_t> room_id_at(const Value& payload) {
 
 }  // namespace
 
-bool decode_base64(std::string_view text, std::string& out) {
-  out.clear();
-  if (text.size() % 4 != 0) return false;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int d[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      if (c == '=' && i + 4 == text.size() && k >= 2) {
-        d[k] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad > 0) return false;  // data after padding
-      d[k] = base64_digit(c);
-      if (d[k] < 0) return false;
-    }
-    uint32_t v = (uint32_t(d[0]) << 18) | (uint32_t(d[1]) << 12) | (uint32_t(d[2]) << 6) | uint32_t(d[3]);
-    out.push_back(static_cast<char>(v >> 16));
-    if (pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xFF));
-    if (pad < 1) out.push_back(static_cast<char>(v & 0xFF));
-  }
-  return true;
-}
 
 void RoomManager::on_packet(uint64_t session_id, std::string_view bytes, Channel) {
   Member* m = member(session_id);
@@ -296,7 +262,6 @@ void RoomManager::on_room_message(Member& member, const Message& message, bool b
     room->deliver(member, *type, data ? data : &nil, {});
     return;
   }
-  std::string raw;
   if (*member.codec == Codec::msgpack) {
     const Value* data = p.find("data");
     if (!data || data->kind != Value::Kind::string) {
@@ -307,11 +272,12 @@ void RoomManager::on_room_message(Member& member, const Message& message, bool b
     return;
   }
   auto b64 = p.string_at("data_b64");
-  if (!b64 || !decode_base64(*b64, raw)) {
+  std::optional<std::string> decoded = b64 ? decode_base64(*b64) : std::nullopt;
+  if (!decoded) {
     refuse_packet(member, "room.message.bytes: data_b64 must be base64 text");
     return;
   }
-  room->deliver(member, *type, nullptr, raw);
+  room->deliver(member, *type, nullptr, *decoded);
 }
 
 }  // namespace nshost::rooms

@@ -177,8 +177,4 @@ class RoomManager {
   uint64_t not_member_messages_ = 0;
 };
 
-// Standard base64 (RFC 4648, with padding) as the json codec carries bytes
-// (seed 003 data_b64); false on any other text.
-bool decode_base64(std::string_view text, std::string& out);
-
 }  // namespace nshost::rooms

@@ -12,7 +12,7 @@ bool lua_true(lua_State* L, const char* expr) { return RoleFixture::eval(L, std:
 
 }  // namespace
 
-TEST_CASE("timer.after: fires once, as a handler, with its handle; timer.every repeats") {
+TEST_CASE("timer.after: fires once, as a handler, with its handle, timer.every repeats") {
   RoleFixture f;
   ServerRole& server = f.start_server(R"(
     once, reps = 0, 0
@@ -42,7 +42,7 @@ TEST_CASE("timer: equal deadlines fire in creation order, earlier deadlines firs
   CHECK(RoleFixture::eval(L, "return table.concat(order, ',')") == "ok: 0,1,2,3,4,5");
 }
 
-TEST_CASE("timer: cancel inside its own callback stops an every; cancelling another pending timer works") {
+TEST_CASE("timer: cancel inside its own callback stops an every, cancelling another pending timer works") {
   RoleFixture f;
   ServerRole& server = f.start_server(R"(
     n = 0
@@ -58,7 +58,7 @@ TEST_CASE("timer: cancel inside its own callback stops an every; cancelling anot
   CHECK(RoleFixture::eval(L, "return n, first, second, other, victim_fired") == "ok: 3, true, false, true, nil");
 }
 
-TEST_CASE("timer: bad seconds and a non-function raise; the bounds themselves are accepted") {
+TEST_CASE("timer: bad seconds and a non-function raise, the bounds themselves are accepted") {
   RoleFixture f;
   lua_State* L = f.start_server("").script()->state();
   for (const char* bad : {"0", "-1", "1e6 + 1", "0/0", "math.huge", "-math.huge"}) {
@@ -74,7 +74,7 @@ TEST_CASE("timer: bad seconds and a non-function raise; the bounds themselves ar
             .find("nshost.timer expected") != std::string::npos);
 }
 
-TEST_CASE("timer: at most 4096 pending per state - then nil, message, EMFILE; a freed place can be reused") {
+TEST_CASE("timer: at most 4096 pending per state - then nil, message, EMFILE, a freed place can be reused") {
   RoleFixture f;
   lua_State* L = f.start_server("").script()->state();
   CHECK(RoleFixture::eval(L, R"(
@@ -106,7 +106,7 @@ TEST_CASE("timer: a callback's error is logged once with its origin, and an ever
   CHECK_MESSAGE(text.find("stack traceback") != std::string::npos, text);
 }
 
-TEST_CASE("timer: --strict stops the server on a callback's error; no timer fires once it stops") {
+TEST_CASE("timer: --strict stops the server on a callback's error, no timer fires once it stops") {
   RoleFixture f;
   Options o;
   o.strict = true;
@@ -126,7 +126,7 @@ TEST_CASE("timer: --strict stops the server on a callback's error; no timer fire
   CHECK(capture.text().find("strict boom") != std::string::npos);
 }
 
-TEST_CASE("timer: --handler-timeout stops a runaway callback; later timers still run") {
+TEST_CASE("timer: --handler-timeout stops a runaway callback, later timers still run") {
   RoleFixture f;
   Options o;
   o.handler_timeout_ms = 100;

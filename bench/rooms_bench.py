@@ -3,12 +3,13 @@ unless its flag is given:
 
   --rooms-join=2000   N bots each join_or_create("arena") (rooms of 8) once:
                       nshost (bench/rooms_join.lua) against the Colyseus rooms
-                      anchor, measured two ways: the anchor's own bots.mjs as
-                      shipped ("joined N in X s"; joins one after another per
-                      process, and every seated bot starts sending inputs) and
-                      bench/colyseus_join.mjs (the same server, joins only, one
-                      latency per join, --colyseus-join-concurrency in flight
-                      per process)
+                      anchor's server.mjs joined by bench/colyseus_join.mjs
+                      (joins only, one latency per join,
+                      --colyseus-join-concurrency in flight per process); with
+                      --colyseus-bots-mjs also by the anchor's own bots.mjs as
+                      shipped ("joined N in X s": joins one after another per
+                      process while every seated bot sends inputs at 30 Hz;
+                      slow: minutes at N = 2000)
   --arena=256,1024    the anchor's arena workload: nshost bench/arena.lua
                       against the anchor's run.sh N SECONDS
   --idle-rooms=1000   N rooms of one bot each (bench/idle_rooms.lua), and the
@@ -33,6 +34,7 @@ TICK_HZ = base.TICK_HZ
 BOT_NICE = base.BOT_NICE
 # Seating must finish within this; past it the run reports what it has.
 SEAT_TIMEOUT_S = 240
+BOTS_MJS_TIMEOUT_S = 1200
 COLYSEUS_PORT = 2567
 ROOM_SIZE = 8
 
@@ -51,6 +53,14 @@ def add_args(ap):
     ap.add_argument("--colyseus-join-concurrency", type=int, default=1,
                     help="joins in flight per process in bench/colyseus_join.mjs (1: one after another, "
                          "as the anchor's bots.mjs)")
+    ap.add_argument("--colyseus-bots-mjs", action="store_true",
+                    help="--rooms-join: also time the anchor's own bots.mjs (minutes at N = 2000)")
+    ap.add_argument("--colyseus-arena-bots-per-proc", type=int, default=128,
+                    help="--arena: Colyseus bots per Node process (run.sh's PROCS = ceil(N / this))")
+    ap.add_argument("--colyseus-arena-join-concurrency", dest="colyseus_join_concurrency_arena", type=int,
+                    default=16, help="--arena: joins in flight per Node process in bench/colyseus_arena.mjs")
+    ap.add_argument("--colyseus-run-sh", action="store_true",
+                    help="--arena: also run the anchor's run.sh N SECONDS as shipped")
     ap.add_argument("--arena-channel", default="unreliable", choices=("unreliable", "reliable"),
                     help="channel of the arena's inputs and state messages on nshost")
 
@@ -171,6 +181,7 @@ def _start_colyseus_server(anchor, tick_hz=TICK_HZ):
     if not log.wait_for(r"^ready", 30):
         _stop([srv])
         raise RuntimeError("colyseus server did not start")
+    srv.log = log
     return srv
 
 
@@ -214,9 +225,10 @@ def run_colyseus_anchor_join(anchor, n, procs):
             bots.append(subprocess.Popen(["nice", "-n", str(BOT_NICE), "node", "bots.mjs"], cwd=anchor, env=env,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
             errs.append(base.Reader(bots[-1].stderr))
+        deadline = time.monotonic() + BOTS_MJS_TIMEOUT_S
         for b in bots:
             try:
-                b.wait(timeout=SEAT_TIMEOUT_S)
+                b.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
         got = [m for e in errs for _, l in list(e.lines) for m in [JOINED.search(l)] if m]
@@ -245,9 +257,11 @@ def run_nshost_arena(build, n, window_s, warmup_s, bot_procs, channel):
     return r
 
 
-def run_colyseus_arena(anchor, n, window_s):
-    """The anchor's run.sh N SECONDS as shipped; one Node bot process per 256 bots."""
-    procs = max(1, -(-n // 256))
+def run_colyseus_arena(anchor, n, window_s, bots_per_proc):
+    """The anchor's run.sh N SECONDS as shipped, PROCS = ceil(N / bots_per_proc).
+    run.sh opens its window once every process joined its bots, or after
+    120 s regardless: more processes keep the sequential joins under that."""
+    procs = max(1, -(-n // bots_per_proc))
     env = dict(os.environ, PROCS=str(procs), PORT=str(COLYSEUS_PORT), TICK_HZ=str(TICK_HZ),
                ROOM_SIZE=str(ROOM_SIZE))
     p = subprocess.Popen(["bash", os.path.join(anchor, "run.sh"), str(n), str(int(window_s))], cwd=anchor, env=env,
@@ -272,6 +286,70 @@ def run_colyseus_arena(anchor, n, window_s):
             "cpu_per_s": r["server_cpu_s"] / r["window_s"], "us_per_client_tick": r["cpu_us_per_client_tick"],
             "bytes_per_client_s": r["bytes_per_client_s"], "snaps_per_s": r["patches_per_s"],
             "expected_per_s": n * TICK_HZ, "rss_mib": rss, "bot_procs": procs}
+
+
+def _rate(lines, rx, w0, w1):
+    """A cumulative counter printed now and then (`rx` captures it): its
+    increase per second between the last line at or before w0 and the first
+    at or after w1 (arrival times)."""
+    pts = [(t, float(m.group(1))) for t, l in list(lines) for m in [rx.search(l)] if m]
+    before = [p for p in pts if p[0] <= w0]
+    after = [p for p in pts if p[0] >= w1]
+    if not before or not after:
+        return None
+    (t0, v0), (t1, v1) = before[-1], after[0]
+    return (v1 - v0) / (t1 - t0) if t1 > t0 else None
+
+
+BYTES_OUT = re.compile(r"bytes_out=(\d+)")
+PATCHES = re.compile(r"^count t=[\d.]+ patches=(\d+)")
+SEEN = re.compile(r"min_seen=(\d+) max_seen=(\d+)")
+
+
+def run_colyseus_arena_bots(anchor, n, window_s, warmup_s, procs, concurrency):
+    """The anchor's server.mjs driven by bench/colyseus_arena.mjs (bots.mjs's
+    behaviour once seated, joins `concurrency` at a time per process); the
+    window opens `warmup_s` after every bot is seated."""
+    srv = _start_colyseus_server(anchor)
+    bots, outs, errs = [], [], []
+    try:
+        for k in range(procs):
+            share = n // procs + (1 if k < n % procs else 0)
+            env = dict(os.environ, N=str(share), CONCURRENCY=str(concurrency), ANCHOR=anchor,
+                       SEND_HZ=str(TICK_HZ), ENDPOINT=f"ws://127.0.0.1:{COLYSEUS_PORT}")
+            bots.append(subprocess.Popen(["nice", "-n", str(BOT_NICE), "node",
+                                          os.path.join(ROOT, "bench", "colyseus_arena.mjs")],
+                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            outs.append(base.Reader(bots[-1].stdout))
+            errs.append(base.Reader(bots[-1].stderr))
+        deadline = time.monotonic() + SEAT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if sum(1 for e in errs for _, l in list(e.lines) if JOINED.search(l)) >= procs:
+                break
+            time.sleep(0.1)
+        got = [m for e in errs for _, l in list(e.lines) for m in [JOINED.search(l)] if m]
+        joined = sum(int(m.group(1)) for m in got)
+        time.sleep(warmup_s)
+        c0, w0 = base.cpu_seconds(srv.pid), time.monotonic()
+        time.sleep(window_s)
+        c1, w1 = base.cpu_seconds(srv.pid), time.monotonic()
+        time.sleep(1.3)  # one more counter line from every process after the window
+        rss = base.peak_rss_mib(srv.pid)
+        bps = _rate(srv.log.lines, BYTES_OUT, w0, w1)
+        rates = [_rate(o.lines, PATCHES, w0, w1) for o in outs]
+        seen = [(int(m.group(1)), int(m.group(2))) for o in outs for _, l in list(o.lines)[-1:]
+                for m in [SEEN.search(l)] if m]
+        cpu = (c1 - c0) / (w1 - w0)
+        return {"clients": n, "joined": joined, "window_s": w1 - w0, "server_cpu_s": c1 - c0, "cpu_per_s": cpu,
+                "us_per_client_tick": cpu / n / TICK_HZ * 1e6,
+                "bytes_per_client_s": bps / n if bps is not None else None,
+                "snaps_per_s": sum(rates) if all(r is not None for r in rates) else None,
+                "expected_per_s": n * TICK_HZ, "rss_mib": rss, "bot_procs": procs,
+                "seat_all_s": max(float(m.group(2)) for m in got) if joined == n else None,
+                "players_seen_min": min((a for a, _ in seen), default=None)}
+    finally:
+        _stop(bots)
+        _stop([srv])
 
 
 def _rss_mib_now(pid):
@@ -328,13 +406,19 @@ def run_all(a, build, bot_procs, runs):
             if anchor:
                 step(rep, "rooms-join", "colyseus", n, lambda: run_colyseus_join(
                     anchor, n, a.colyseus_join_procs, a.colyseus_join_concurrency))
-                step(rep, "rooms-join", "colyseus bots.mjs", n, lambda: run_colyseus_anchor_join(
-                    anchor, n, a.colyseus_join_procs))
+                if a.colyseus_bots_mjs:
+                    step(rep, "rooms-join", "colyseus bots.mjs", n, lambda: run_colyseus_anchor_join(
+                        anchor, n, a.colyseus_join_procs))
         for n in arena_ns:
             step(rep, "arena", "nshost", n, lambda: run_nshost_arena(build, n, a.window, a.warmup, bot_procs(n),
                                                                     a.arena_channel))
             if anchor:
-                step(rep, "arena", "colyseus", n, lambda: run_colyseus_arena(anchor, n, a.window))
+                step(rep, "arena", "colyseus", n, lambda: run_colyseus_arena_bots(
+                    anchor, n, a.window, a.warmup, max(1, -(-n // a.colyseus_arena_bots_per_proc)),
+                    a.colyseus_join_concurrency_arena))
+                if a.colyseus_run_sh:
+                    step(rep, "arena", "colyseus run.sh", n, lambda: run_colyseus_arena(
+                        anchor, n, a.window, a.colyseus_arena_bots_per_proc))
         for n in idle_ns:
             step(rep, "idle-rooms", "nshost no rooms", n,
                  lambda: run_idle(build, n, a.window, bot_procs(n), a.rooms_bots_ramp, False))
@@ -401,7 +485,7 @@ def print_tables(a, runs):
               "| peak RSS MiB |")
         print("|---|---|---|---|---|---|---|---|")
         for n in arena_ns:
-            for s in ("nshost", "colyseus"):
+            for s in ("nshost", "colyseus", "colyseus run.sh"):
                 c = cell("arena", s, n)
                 if not c:
                     continue

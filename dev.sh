@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need.
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev doctest-dev
-  libcurl4-openssl-dev libssl-dev libwslay-dev nlohmann-json3-dev ca-certificates
+  libcurl4-openssl-dev libssl-dev libwslay-dev nlohmann-json3-dev libmsgpack-cxx-dev ca-certificates
   python3 python3-websockets openssl clang libclang-rt-14-dev)
 
 install_deps() {

@@ -19,11 +19,20 @@ void open_shard_server(lua_State* L);   // redirect (bindings/shard.cpp)
 void open_shard_client(lua_State* L);   // hop (bindings/shard.cpp)
 void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles (bindings/net.cpp)
 void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
+// Rooms (docs/rooms.md).
+void open_rooms_server(lua_State* L);   // rooms.define in the server script (bindings/rooms_server.cpp)
+void open_room(lua_State* L);           // the room table of a room's state (bindings/room.cpp)
+void open_room_client(lua_State* L);    // the room client handle's metatable (bindings/room_client.cpp)
+void open_rooms_client(lua_State* L);   // rooms.* on the client (bindings/rooms_client.cpp)
+void open_room_handle(lua_State* L);    // the client's room handle metatable (bindings/room_handle.cpp)
 
 // The id inside the handle at `arg`; raises a Lua argument error if it is not
 // a client handle. Validity is the caller's to check.
 ClientId check_client_handle(lua_State* L, int arg);
 // The id inside the value at `index` if it is a client handle; false otherwise.
 bool to_client_handle(lua_State* L, int index, ClientId& id);
+// The session id inside the room client handle at `arg`; raises a Lua
+// argument error if it is not one.
+uint64_t check_room_client(lua_State* L, int arg);
 
 }  // namespace nshost

@@ -1,3 +1,5 @@
+#include <cstring>
+
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
 #include "runtime/script/script_host.hpp"
@@ -19,8 +21,21 @@ int handle_tostring(lua_State* L) {
   return guard.returns(1);
 }
 
+// c.id: the session id (never reused by this server); c.auth: server.auth's
+// claims table, or nil. Any other key is nil.
+int handle_index(lua_State* L) {
+  StackGuard guard(L);
+  auto* h = static_cast<ClientHandle*>(luaL_checkudata(L, 1, kClientHandleType));
+  const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
+  if (std::strcmp(key, "id") == 0) lua_pushinteger(L, static_cast<lua_Integer>(h->session_id));
+  else if (std::strcmp(key, "auth") == 0) lua_getiuservalue(L, 1, 1);
+  else lua_pushnil(L);
+  return guard.returns(1);
+}
+
 const luaL_Reg handle_meta[] = {
     {"__tostring", guarded<handle_tostring>},
+    {"__index", guarded<handle_index>},
     {nullptr, nullptr},
 };
 

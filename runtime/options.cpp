@@ -97,6 +97,8 @@ std::string usage_text() {
       "  --max-pending-per-address=N  server: of those, from one IP address (default 4)\n"
       "  --handshake-timeout=MS   server: drop a peer with no hello by then (default 5000)\n"
       "  --max-handoff-size=BYTES server: largest handoff in a hello (default 65536)\n"
+      "  --codec=msgpack|json     client: offer only this rooms codec (default: msgpack,json)\n"
+      "  --auth-token=TOKEN       client: the token its hello carries for server.auth\n"
       "  --headless               no window or input (sys.is_headless() is true)\n"
       "  --bots=N                 client: run N independent bot clients (one Lua state\n"
       "                           each, one ENet peer each) in this process, 1..10000\n"
@@ -118,6 +120,10 @@ std::string usage_text() {
       "  --instruction-budget=N   Lua instructions per handler call, 0 = no limit (default 0;\n"
       "                           deterministic, but slows every Lua instruction)\n"
       "  --memory-limit=BYTES     bytes per Lua state, 0 = no limit (default 268435456)\n"
+      "  --project-id=ID          server: refuse a hello with another project id (rooms);\n"
+      "                           client: the project id its hello carries (default: none)\n"
+      "  --room-memory-limit=BYTES  server: bytes per room's Lua state, 0 = no limit\n"
+      "                           (default 67108864); a room past it is disposed (\"memory\")\n"
       "  --version                print the version and exit\n"
       "  --help                   print this text and exit\n"
       "\n"
@@ -214,6 +220,14 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       if (!need_value() || !uint_in(0, uint64_t{1} << 40, o.memory_limit_bytes) ||
           (o.memory_limit_bytes != 0 && o.memory_limit_bytes < (1u << 20)))
         return flag_error("expected 0 (no limit) or at least 1048576 (bytes)");
+    } else if (name == "project-id") {
+      if (!need_value() || value.empty() || value.size() > wire::kMaxProjectIdBytes)
+        return flag_error("expected 1.." + std::to_string(wire::kMaxProjectIdBytes) + " bytes");
+      o.project_id = value;
+    } else if (name == "room-memory-limit") {
+      if (!need_value() || !uint_in(0, uint64_t{1} << 40, o.room_memory_limit_bytes) ||
+          (o.room_memory_limit_bytes != 0 && o.room_memory_limit_bytes < (1u << 20)))
+        return flag_error("expected 0 (no limit) or at least 1048576 (bytes)");
     } else if (name == "bots") {
       if (!need_value() || !uint_in(1, kMaxBots, o.bots)) return flag_error("expected 1.." + std::to_string(kMaxBots) + " (bot clients)");
     } else if (name == "bots-ramp") {
@@ -247,6 +261,13 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "max-handoff-size") {
       if (!need_value() || !uint_in(0, wire_max_handoff_bytes(), o.limits.max_handoff_bytes))
         return flag_error("expected 0.." + std::to_string(wire_max_handoff_bytes()) + " (bytes)");
+    } else if (name == "codec") {
+      if (!need_value() || (value != "msgpack" && value != "json")) return flag_error("expected msgpack or json");
+      o.codecs = value;
+    } else if (name == "auth-token") {
+      if (!need_value() || value.empty() || value.size() > wire::kMaxAuthTokenBytes)
+        return flag_error("expected 1.." + std::to_string(wire::kMaxAuthTokenBytes) + " bytes");
+      o.auth_token = value;
     } else if (name == "log-level") {
       if (!need_value() || !parse_log_level(value, o.log_level))
         return flag_error("expected debug, info, warn or error");

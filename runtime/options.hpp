@@ -66,6 +66,12 @@ struct Options {
   ReconnectPolicy reconnect;                // client: --reconnect
   uint32_t resume_buffer_bytes = 1u << 20;  // both: unacknowledged + queued reliable bytes held per session
   Limits limits;
+  // Rooms (docs/rooms.md). Server: a hello must carry this project id (reject
+  // "project_id"); client: sent in the hello. "": no check / not sent.
+  std::string project_id;
+  std::string codecs = "msgpack,json";      // client: the codecs its hello offers (--codec offers one)
+  std::string auth_token;                   // client: --auth-token, for server.auth; "" = absent
+  uint64_t room_memory_limit_bytes = 64u << 20;  // server: bytes per room's Lua state, 0 = unlimited
 };
 
 constexpr uint32_t kMaxBots = 10000;

@@ -24,6 +24,7 @@ bool ClientRole::hop(std::string_view url, std::string_view handoff, std::string
     enet_peer_disconnect(leaving_peer_, static_cast<uint32_t>(wire::DisconnectCode::hop));
     endpoint_->mark_dirty();
     pending_redirect_.reset();
+    rooms_.end_session(false);  // inside a Lua call: delivered from the loop
   } else if (phase_ != Phase::closed) {
     error = "EBUSY: a connection attempt is already under way";
     return false;
@@ -79,6 +80,7 @@ void ClientRole::fail_hop(std::string why) {
 
 void ClientRole::on_welcome(const wire::Welcome& welcome) {
   replay_ = ReliableReplay(options_.resume_buffer_bytes);  // a new session
+  rooms_.on_welcome(welcome);
   // A local script keeps running on its first server; a hop keeps the state
   // only when the destination serves the very tree this state runs.
   bool same_tree = !welcome.script_hash.empty() && welcome.script_hash == tree_hash_;
@@ -145,6 +147,7 @@ void ClientRole::adopt_bundle(const std::string& bytes) {
   }
   log_write(LogLevel::info, log_tag_,
             "running fetched bundle " + to_hex(fetch_.hash()) + " (" + std::to_string(files) + " files, sandboxed)");
+  rooms_.forget_script();  // its refs die with the old state
   script_ = std::move(fresh);
   tree_hash_ = fetch_.hash();
   complete_join();

@@ -16,6 +16,7 @@ void ClientRole::on_reconnect_welcome(const wire::Welcome& welcome) {
   reconnecting_ = false;
   if (welcome.resumed) {
     phase_ = Phase::joined;
+    rooms_.on_resumed(welcome);
     if (stop_requested_) defer(0);
     // The server checked our replay floor; a count we cannot replay from
     // means a server that does not follow the protocol.
@@ -33,6 +34,7 @@ void ClientRole::on_reconnect_welcome(const wire::Welcome& welcome) {
     return;
   }
   // The server no longer knew the token: this is a fresh join, with no handoff.
+  rooms_.end_session(true);
   handoff_.clear();
   undelivered_before_join_ = replay_.held_count();
   log_write(LogLevel::info, log_tag_,
@@ -67,6 +69,7 @@ void ClientRole::start_reconnect() {
   reconnect_started_ns_ = monotonic_ns();
   log_write(LogLevel::warn, log_tag_, "lost the link to the server; reconnecting");
   phase_ = Phase::reconnecting;
+  rooms_.on_link_lost(true);
   schedule_attempt();
   script_->invoke("lost");
 }

@@ -14,7 +14,8 @@ ClientRole::ClientRole(uv_loop_t* loop, Options options, std::string log_tag)
       log_tag_(std::move(log_tag)),
       tick_(loop, options_.tick_rate_hz,
             [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }),
-      cache_(options_.cache_dir.empty() ? BundleCache::default_dir() : options_.cache_dir) {}
+      cache_(options_.cache_dir.empty() ? BundleCache::default_dir() : options_.cache_dir),
+      rooms_(*this, log_tag_) {}
 
 ClientRole::~ClientRole() {
   if (resolving_) {
@@ -24,6 +25,7 @@ ClientRole::~ClientRole() {
   tick_.stop();
   timer_.close();
   ack_timer_.close();
+  rooms_.stop();
   endpoint_.reset();
   script_.reset();
 }
@@ -57,6 +59,10 @@ bool ClientRole::start(std::string& error) {
     return false;
   }
   ack_timer_.get()->data = this;
+  if (!rooms_.start(loop_, error)) {
+    error = "nshost: " + error;
+    return false;
+  }
   if (!options_.script.empty()) {
     try {
       script_ = std::make_unique<ScriptHost>(*this, &open_client_modules, log_tag_, sandbox_limits(options_.sandbox));
@@ -165,6 +171,9 @@ void ClientRole::on_link_up() {
   phase_ = Phase::handshaking;
   log_write(LogLevel::debug, log_tag_, "link up; sending hello");
   wire::Hello hello;
+  hello.codecs = options_.codecs;
+  hello.project_id = options_.project_id;
+  hello.auth_token = options_.auth_token;
   if (reconnecting_) {  // a resume carries no handoff
     hello.session_token = session_token_;
     hello.received = replay_.received();
@@ -178,6 +187,12 @@ void ClientRole::on_link_up() {
 void ClientRole::on_receive(uint8_t channel_id, std::string_view bytes) {
   if (channel_id == wire::kChannelControl) {
     on_control(bytes);
+    return;
+  }
+  if (channel_id == wire::kChannelRoomReliable || channel_id == wire::kChannelRoomUnreliable) {
+    // Catalog answers belong to the session that asked: not held, not replayed.
+    if (phase_ == Phase::joined) rooms_.on_catalog(channel_id, bytes);
+    else log_write(LogLevel::debug, log_tag_, "dropped a rooms message that arrived outside a session");
     return;
   }
   // Before the welcome (ENet orders within a channel, not across them) or
@@ -259,6 +274,7 @@ void ClientRole::on_link_down(uint32_t disconnect_code) {
     wire::Redirect redirect = std::move(*pending_redirect_);
     pending_redirect_.reset();
     session_token_.clear();  // the session moves with the hop
+    rooms_.end_session(true);
     start_hop(redirect.url, std::move(redirect.handoff));
     return;
   }
@@ -296,6 +312,8 @@ void ClientRole::end_connection(std::string reason) {
   log_write(reason == "left" ? LogLevel::info : LogLevel::warn, log_tag_,
             "disconnected: " + reason +
                 (undelivered ? " (" + std::to_string(undelivered) + " reliable message(s) not acknowledged)" : ""));
+  // The rooms learn it before client.disconnect runs.
+  rooms_.end_session(true);
   if (!script_) {
     if (reason != "left") {
       log_write(LogLevel::error, log_tag_, "no script to run: " + reason);
@@ -335,6 +353,19 @@ bool ClientRole::send(std::string_view data, Channel channel, std::string& error
     return false;
   }
   if (channel == Channel::reliable) replay_.retain_sent(std::make_shared<const std::string>(data));
+  return true;
+}
+
+bool ClientRole::send_catalog(std::string_view bytes, bool reliable) {
+  if (phase_ != Phase::joined || !peer_) return false;
+  ENetPacket* packet = enet_packet_create(bytes.data(), bytes.size(),
+                                          reliable ? ENET_PACKET_FLAG_RELIABLE : ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT);
+  if (!packet) return false;
+  if (enet_peer_send(peer_, reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable, packet) != 0) {
+    enet_packet_destroy(packet);
+    return false;
+  }
+  endpoint_->mark_dirty();
   return true;
 }
 
@@ -477,8 +508,11 @@ void ClientRole::begin_shutdown() {
 
 void ClientRole::finish() {
   if (finished_) return;
+  // Requests made while never joined still get their one callback.
+  rooms_.end_session(true);
   finished_ = true;
   tick_.stop();
+  rooms_.stop();
   timer_.close();
   ack_timer_.close();
   endpoint_.reset();

@@ -28,6 +28,7 @@
 #include "runtime/roles/join_fetch.hpp"
 #include "runtime/roles/reliable_replay.hpp"
 #include "runtime/roles/role_runner.hpp"
+#include "runtime/rooms/client_rooms.hpp"
 #include "runtime/script/script_host.hpp"
 #include "runtime/core/tick_driver.hpp"
 #include "runtime/core/url.hpp"
@@ -35,7 +36,10 @@
 
 namespace nshost {
 
-class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoint::Listener {
+class ClientRole final : public ClientApi,
+                         public RoleRunner,
+                         private EnetEndpoint::Listener,
+                         private rooms::ClientRooms::Owner {
  public:
   // No welcome within this time (or --link-timeout if longer) after starting
   // to connect: "connect_failed".
@@ -72,6 +76,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   // ClientApi
   bool send(std::string_view data, Channel channel, std::string& error) override;
   bool hop(std::string_view url, std::string_view handoff, std::string& error) override;
+  rooms::ClientRooms* rooms() override { return &rooms_; }
 
   // Loop callbacks (not for scripts).
   void on_resolved(int status, const struct addrinfo* result);
@@ -125,6 +130,12 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   void schedule_ack();
   ScriptHost::Sandbox sandbox_limits(bool enabled) const;
 
+  // rooms::ClientRooms::Owner
+  ScriptHost* rooms_script() override { return script_.get(); }
+  bool rooms_link_up() const override { return phase_ == Phase::joined && peer_ != nullptr; }
+  bool send_catalog(std::string_view bytes, bool reliable) override;
+  uint32_t rooms_max_message_bytes() const override { return options_.max_message_bytes; }
+
   uv_loop_t* loop_;
   Options options_;
   std::string log_tag_;
@@ -161,6 +172,7 @@ class ClientRole final : public ClientApi, public RoleRunner, private EnetEndpoi
   std::string tree_hash_;                         // SHA-256 of the tree script_ runs; "" unknown
   ENetPeer* leaving_peer_ = nullptr;              // the origin of a hop, until it acknowledges
   JoinFetch fetch_{kMaxHeldBytes};  // the bundle on its way and the data held meanwhile
+  rooms::ClientRooms rooms_;        // the rooms of the current session (runtime/rooms/client_rooms.hpp)
 };
 
 }  // namespace nshost

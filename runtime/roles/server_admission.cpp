@@ -11,6 +11,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/roles/peer_link.hpp"
 #include "runtime/roles/server_role.hpp"
+#include "runtime/rooms/room_manager.hpp"
 
 namespace nshost {
 
@@ -48,8 +49,11 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
     refuse(peer, "handoff_too_large");
     return;
   }
+  Admission admission;
+  if (!check_room_fields(peer, hello, who, admission)) return;
   if (!hello.session_token.empty() && take_session(peer, hello, who)) return;
-  if (auto id = acquire_slot(peer, who)) seat(peer, *id, hello.handoff, who);
+  if (!authenticate(peer, hello, who, admission)) return;
+  if (auto id = acquire_slot(peer, who)) seat(peer, *id, hello.handoff, who, std::move(admission));
 }
 
 bool ServerRole::take_session(ENetPeer* peer, const wire::Hello& hello, const std::string& who) {
@@ -98,20 +102,36 @@ std::optional<ClientId> ServerRole::acquire_slot(ENetPeer* peer, const std::stri
   return id;
 }
 
-void ServerRole::seat(ENetPeer* peer, ClientId id, const std::string& handoff, const std::string& who) {
+void ServerRole::seat(ENetPeer* peer, ClientId id, const std::string& handoff, const std::string& who,
+                      Admission admission) {
   PeerState& st = state_of(peer);
   st.phase = Phase::live;
   st.id = id;
   st.since_ns = monotonic_ns();
-  slot_entries_[id.slot].peer = peer;
-  slot_entries_[id.slot].replay = ReliableReplay(options_.resume_buffer_bytes);
+  SlotEntry& entry = slot_entries_[id.slot];
+  entry.peer = peer;
+  entry.replay = ReliableReplay(options_.resume_buffer_bytes);
+  entry.session_id = next_session_id_++;
+  entry.codec = admission.codec;
   script_->protect("creating a client handle", [&](lua_State* L) {
-    push_client_handle(L, id);
-    slot_entries_[id.slot].handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    push_client_handle(L, id, entry.session_id);
+    if (!admission.claims.empty()) {  // c.auth
+      rooms::Value claims;
+      std::string error;
+      if (rooms::decode(rooms::Codec::msgpack, admission.claims, claims, error)) {
+        rooms::push_value(L, claims);
+        lua_setiuservalue(L, -2, 1);
+      }
+    }
+    entry.handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
   });
+  if (rooms_) rooms_->add_member(entry.session_id, id, admission.codec, std::move(admission.claims));
   send_welcome(peer, id, false);
-  log_write(LogLevel::info, "server", "client " + who + " joined in slot " + std::to_string(id.slot));
+  log_write(LogLevel::info, "server",
+            "client " + who + " joined in slot " + std::to_string(id.slot) + " (session " +
+                std::to_string(entry.session_id) + (entry.codec ? std::string(", ") + rooms::codec_name(*entry.codec) : "") +
+                ")");
   script_->invoke("connect", [&](lua_State* S) {
     push_handle(id);
     lua_pushlstring(S, handoff.data(), handoff.size());

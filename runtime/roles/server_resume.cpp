@@ -22,6 +22,8 @@ void ServerRole::send_welcome(ENetPeer* peer, ClientId id, bool resumed) {
     welcome.session_token = resumed ? sessions_.reissue(id.slot) : sessions_.issue(id.slot);
   welcome.resumed = resumed;
   if (resumed) welcome.received = slot_entries_[id.slot].replay.received();
+  if (const auto& codec = slot_entries_[id.slot].codec) welcome.codec = rooms::codec_name(*codec);
+  welcome.session_id = slot_entries_[id.slot].session_id;
   link(peer).send_control(wire::encode_welcome(welcome));
 }
 
@@ -100,6 +102,7 @@ void ServerRole::drop_lost(uint32_t slot, const std::string& reason) {
   // Still marked lost while the handler runs, so liveness() says departing:
   // slot() answers and nothing is sent.
   sessions_.mark_lost(slot, 0);
+  leave_rooms(slot, reason);
   script_->invoke("disconnect", [&](lua_State* L) {
     push_handle(id);
     lua_pushstring(L, reason.c_str());

@@ -10,6 +10,7 @@
 #include "runtime/script/bundle.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/roles/peer_link.hpp"
+#include "runtime/rooms/room_manager.hpp"
 
 namespace nshost {
 namespace {
@@ -39,6 +40,7 @@ ServerRole::~ServerRole() {
   stop_timer_.close();
   grace_timer_.close();
   ack_timer_.close();
+  rooms_.reset();  // the rooms' states before the endpoint they send through
   endpoint_.reset();
   script_.reset();
 }
@@ -78,6 +80,7 @@ bool ServerRole::start(std::string& error) {
   stop_timer_.get()->data = this;
   endpoint_->enable_connect_challenge();
   endpoint_->set_connect_filter([this](const ENetAddress& from) { return admit_connect(from); });
+  if (!start_rooms(error)) return false;  // before the script: it defines room types as it loads
   try {
     script_ = std::make_unique<ScriptHost>(
         *this, &open_server_modules, "server", ScriptHost::Sandbox{options_.sandbox, options_.memory_limit_bytes, options_.instruction_budget,
@@ -183,6 +186,10 @@ void ServerRole::on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes
     ++dropped_messages_;
     return;
   }
+  if (channel == wire::kChannelRoomReliable || channel == wire::kChannelRoomUnreliable) {
+    on_room_packet(peer, channel, bytes);
+    return;
+  }
   const char* channel_text = channel_name(PeerLink::channel_of(channel));
   ClientId id = st.id;
   if (channel == wire::kChannelReliable) slot_entries_[id.slot].replay.on_received();
@@ -226,6 +233,7 @@ void ServerRole::finish_departure(ENetPeer* peer, const std::string& reason) {
   size_t undelivered = slot_entries_[id.slot].replay.held_count();
   log_write(LogLevel::info, "server",
             "client in slot " + std::to_string(id.slot) + " left: " + reason + undelivered_note(undelivered));
+  if (!stopping_) leave_rooms(id.slot, reason);
   if (!stopping_) {
     script_->invoke("disconnect", [&](lua_State* L) {
       push_handle(id);
@@ -442,6 +450,7 @@ void ServerRole::begin_shutdown() {
   }
   log_write(LogLevel::info, "server", "shutting down");
   script_->invoke("shutdown");
+  if (rooms_) rooms_->shutdown();
   stopping_ = true;
   tick_.stop();
   ENetHost* host = endpoint_->host();
@@ -486,6 +495,7 @@ void ServerRole::finish() {
   stop_timer_.close();
   grace_timer_.close();
   ack_timer_.close();
+  rooms_.reset();
   endpoint_.reset();
   log_write(LogLevel::info, "server", "stopped");
   if (on_finished) on_finished();

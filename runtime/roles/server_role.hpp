@@ -6,8 +6,10 @@
 // Its definitions are split by concern: server_role.cpp (events, sends,
 // ticks, shutdown), server_admission.cpp (connects, hellos, rate, half-open
 // peers), server_resume.cpp (tokens, acks, grace, replay) and
-// server_bundle.cpp (streaming the script tree). Every send to a peer goes
-// through a PeerLink.
+// server_bundle.cpp (streaming the script tree) and server_rooms.cpp (the
+// rooms' side of the handshake, server.auth, catalog packets, room
+// membership ending with the session). Every send to a peer goes through a
+// PeerLink.
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,8 +26,12 @@
 #include "runtime/core/slot_table.hpp"
 #include "runtime/core/tick_driver.hpp"
 #include "runtime/transport/wire.hpp"
+#include "runtime/rooms/codec.hpp"
 
 namespace nshost {
+namespace rooms {
+class RoomHost;
+}  // namespace rooms
 
 class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoint::Listener {
  public:
@@ -78,6 +84,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   size_t broadcast(std::string_view data, Channel channel, std::span<const ClientId> targets) override;
   bool kick(ClientId id, std::string_view reason) override;
   bool redirect(ClientId id, std::string_view url, std::string_view handoff) override;
+  rooms::RoomManager* rooms() override { return rooms_.get(); }
   // SHA-256 (raw) of the script bundle this shard serves; "" if none.
   const std::string& bundle_hash() const { return bundle_hash_; }
 
@@ -112,6 +119,13 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
     ReliableReplay replay{0};
     bool held = false;         // in its grace window: reliable sends are queued
     int64_t lost_since_ns = 0;  // when the link dropped
+    uint64_t session_id = 0;   // c.id; kept across a resume
+    std::optional<rooms::Codec> codec;  // picked at the hello; none: no rooms
+  };
+  // What the hello and server.auth decided for a fresh join.
+  struct Admission {
+    std::optional<rooms::Codec> codec;
+    std::string claims;  // server.auth's table, msgpack; "" for none
   };
   // Acks are checked this often (each slot's goes out at most every
   // ReliableReplay::kAckIntervalNs).
@@ -132,7 +146,19 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   // peer refused, or already closed) when the server is full.
   std::optional<ClientId> acquire_slot(ENetPeer* peer, const std::string& who);
   // Seats a welcomed peer in id's slot and calls server.connect.
-  void seat(ENetPeer* peer, ClientId id, const std::string& handoff, const std::string& who);
+  void seat(ENetPeer* peer, ClientId id, const std::string& handoff, const std::string& who, Admission admission);
+  // Rooms (server_rooms.cpp). The codec and --project-id checks of a hello:
+  // false when the peer was refused.
+  bool check_room_fields(ENetPeer* peer, const wire::Hello& hello, const std::string& who, Admission& admission);
+  // server.auth, when the script defines it: false when the peer was refused.
+  bool authenticate(ENetPeer* peer, const wire::Hello& hello, const std::string& who, Admission& admission);
+  bool start_rooms(std::string& error);
+  // A catalog packet on channel 3 or 4 from a live peer.
+  void on_room_packet(ENetPeer* peer, uint8_t channel, std::string_view bytes);
+  // The session in `slot` ended with `reason` (the server.disconnect reason):
+  // it leaves its rooms ("kicked", "timeout" or "left").
+  void leave_rooms(uint32_t slot, const std::string& reason);
+  bool queue_room_packet(ClientId id, ENetPacket* packet, Channel channel);
   // Resume (seed 002): the pieces are kept apart from the join path.
   void send_welcome(ENetPeer* peer, ClientId id, bool resumed);
   // False when the session cannot be replayed faithfully: it is ended and
@@ -206,6 +232,10 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   std::vector<size_t> bundle_senders_;                  // peer indices with a transfer under way
   uint64_t bundle_transfer_count_ = 0;
   std::string bundle_hash_;
+  uint64_t next_session_id_ = 1;  // c.id: never reused in this process
+  friend class ServerRoomHost;
+  std::unique_ptr<rooms::RoomHost> room_host_;
+  std::unique_ptr<rooms::RoomManager> rooms_;
 };
 
 }  // namespace nshost

@@ -37,9 +37,14 @@ constexpr int kMaxDepth = 64;
 // "msgpack" or "json".
 const char* codec_name(Codec codec);
 std::optional<Codec> codec_from_name(std::string_view name);
-// The first codec of a comma-separated preference list ("msgpack,json",
-// names without spaces) that nshost speaks; nullopt when none is.
+// The first codec of a comma-separated preference list ("msgpack,json")
+// that nshost speaks; nullopt when none is. Names are case-sensitive;
+// spaces and tabs around a name are ignored, empty names skipped.
 std::optional<Codec> pick_codec(std::string_view offered);
+
+// A message's envelope ({t, p}) and payload map sit above the script's
+// value, so a whole catalog message may nest kMaxDepth + 2 deep.
+constexpr int kMaxMessageDepth = kMaxDepth + 2;
 
 // A decoded value: the codec-independent tree a payload decodes to. Owns
 // everything it holds.
@@ -59,17 +64,25 @@ struct Value {
   std::optional<std::string_view> string_at(std::string_view key) const;
   std::optional<int64_t> integer_at(std::string_view key) const;
   std::optional<bool> boolean_at(std::string_view key) const;
+
+  // Same kind and same contents; numbers compare by bits (so NaN equals
+  // itself and -0.0 differs from 0.0), maps compare in wire order.
+  bool operator==(const Value& other) const;
 };
 
 // Pushes `value` onto L as a Lua value (tables for arrays and maps). May
 // raise a Lua error (out of memory): call it inside ScriptHost::protect or
-// a handler's argument pusher. Pushes exactly one value.
+// a handler's argument pusher. Pushes exactly one value. A map entry whose
+// key cannot index a Lua table (nil, NaN) is skipped; a nil array item
+// leaves a hole.
 void push_value(lua_State* L, const Value& value);
 
 // Builds one encoded message. Calls follow the shape being written: a map
 // of n entries is begin_map(n) then n (key, value) pairs; an array of n is
 // begin_array(n) then n values. Does not touch Lua except in lua_value,
-// which only reads.
+// which only reads. A json string that is not UTF-8, a json number that is
+// not finite or a json map key that is neither a string nor an integer
+// fails the writer (ok() false, error() says why): discard the message.
 class Writer {
  public:
   explicit Writer(Codec codec);
@@ -95,9 +108,12 @@ class Writer {
   // "json: string at data.s is not valid UTF-8") and the writer then holds
   // an incomplete message: discard it. `path` names the value in the error.
   bool lua_value(lua_State* L, int index, std::string& error, std::string_view path = "data");
-  // The encoded bytes; the writer is empty afterwards.
+  // The encoded bytes; the writer is empty (and ok) afterwards.
   std::string take();
   size_t size() const;
+  bool ok() const;
+  // The first failure, "" while ok().
+  const std::string& error() const;
 
  private:
   struct Impl;
@@ -110,6 +126,11 @@ class Writer {
 // integer outside int64, or a json map key that is not a string.
 bool decode(Codec codec, std::string_view bytes, Value& out, std::string& error);
 
+// RFC 4648 base64 with padding (json's `data_b64`). decode_base64 refuses
+// anything but the canonical alphabet with correct padding.
+std::string encode_base64(std::string_view bytes);
+std::optional<std::string> decode_base64(std::string_view text);
+
 // One catalog message as it travels: {t = type, p = payload [, id = n]}.
 struct Message {
   std::string type;  // "room.message", "rpc.response", ...
@@ -117,7 +138,8 @@ struct Message {
   uint32_t id = 0;   // request id, 0 when absent
 };
 // Decodes a catalog message: a map with a string "t", an optional map "p",
-// an optional integer "id" in 1..2^32-1; other keys are ignored.
+// an optional integer "id" in 1..2^32-1; other keys are ignored. Nesting
+// is bounded by kMaxMessageDepth (a script value inside p: kMaxDepth).
 bool decode_message(Codec codec, std::string_view bytes, Message& out, std::string& error);
 // Begins a catalog message: writes the envelope's map header, "t" and (when
 // id != 0) "id", then the key "p"; the caller writes the payload value

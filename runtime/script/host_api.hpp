@@ -16,6 +16,11 @@ namespace nshost {
 
 class ServerApi;
 class ClientApi;
+namespace rooms {
+class ClientRooms;
+class Room;
+class RoomManager;
+}  // namespace rooms
 
 enum class Channel { reliable, unreliable };
 const char* channel_name(Channel channel);
@@ -43,6 +48,11 @@ class HostApi {
   // role(). Bindings use them instead of casting.
   virtual ServerApi* server() { return nullptr; }
   virtual ClientApi* client() { return nullptr; }
+  // A room's state (runtime/rooms/room.hpp): its role() is server, server()
+  // is null, and its handlers live in the global table "room".
+  virtual rooms::Room* room() { return nullptr; }
+  // The global table ScriptHost looks handlers up in: the role's name.
+  virtual const char* handler_table() const { return role_name(role()); }
 };
 
 class ServerApi : public HostApi {
@@ -71,6 +81,8 @@ class ServerApi : public HostApi {
   // most wire::kMaxHandoffBytes) and disconnects it; its server.disconnect
   // reason is "redirect". False if the client is already departing.
   virtual bool redirect(ClientId id, std::string_view url, std::string_view handoff) = 0;
+  // The room types and rooms of this server (rooms.define); null when none.
+  virtual rooms::RoomManager* rooms() { return nullptr; }
 };
 
 class ClientApi : public HostApi {
@@ -86,6 +98,9 @@ class ClientApi : public HostApi {
   // the destination, or client.disconnect("hop_failed: <why>"). False with
   // `error` ("EBUSY: ...") when a connection attempt is already under way.
   virtual bool hop(std::string_view url, std::string_view handoff, std::string& error) = 0;
+  // The client side of rooms (runtime/rooms/client_rooms.hpp); null for a
+  // client that has none.
+  virtual rooms::ClientRooms* rooms() { return nullptr; }
 };
 
 }  // namespace nshost

@@ -124,9 +124,10 @@ bool ScriptHost::charge_external(size_t bytes) {
 
 void ScriptHost::release_external(size_t bytes) { memory_.external -= std::min(bytes, memory_.external); }
 
-void push_client_handle(lua_State* L, ClientId id) {
-  auto* h = static_cast<ClientHandle*>(lua_newuserdatauv(L, sizeof(ClientHandle), 0));
+void push_client_handle(lua_State* L, ClientId id, uint64_t session_id) {
+  auto* h = static_cast<ClientHandle*>(lua_newuserdatauv(L, sizeof(ClientHandle), 1));
   h->id = id;
+  h->session_id = session_id;
   luaL_setmetatable(L, kClientHandleType);
 }
 
@@ -420,6 +421,7 @@ int ScriptHost::run_call(lua_State* L) {
       return 0;
     }
     case Call::Kind::work:
+    case Call::Kind::callback:
       call.pusher->call(call.pusher->fn, L);
       return 0;
     case Call::Kind::handler:
@@ -428,7 +430,7 @@ int ScriptHost::run_call(lua_State* L) {
   }
   // Either lookup may run the script's metamethods (an __index on _G or on
   // the role table): that is why it is in here.
-  if (lua_getglobal(L, role_name(ScriptHost::from(L).host_.role())) != LUA_TTABLE) return 0;
+  if (lua_getglobal(L, ScriptHost::from(L).host_.handler_table()) != LUA_TTABLE) return 0;
   int type = lua_getfield(L, 1, call.name);  // [role_table, handler]
   if (type == LUA_TNIL) return 0;
   if (type != LUA_TFUNCTION) {
@@ -443,7 +445,12 @@ int ScriptHost::run_call(lua_State* L) {
   if (call.kind == Call::Kind::lookup) return 0;
   lua_remove(L, 1);  // [handler]
   int nargs = call.pusher ? call.pusher->call(call.pusher->fn, L) : 0;
-  lua_call(L, nargs, 0);
+  if (!call.taker) {
+    lua_call(L, nargs, 0);
+    return 0;
+  }
+  lua_call(L, nargs, LUA_MULTRET);  // [results...]
+  call.taker->call(call.taker->fn, L);
   return 0;
 }
 
@@ -454,12 +461,14 @@ int ScriptHost::protected_run(Call& call, bool traceback) {
   if (traceback) lua_pushcfunction(L, traceback_handler);
   lua_pushcfunction(L, guarded<&ScriptHost::run_call>);
   lua_pushlightuserdata(L, &call);
-  bool as_handler = call.kind == Call::Kind::handler || call.kind == Call::Kind::lookup;
+  bool as_handler =
+      call.kind == Call::Kind::handler || call.kind == Call::Kind::lookup || call.kind == Call::Kind::callback;
   begin_limits();
   if (as_handler) ++handler_depth_;
   int status = lua_pcall(L, 1, 0, traceback ? base + 1 : 0);
   if (as_handler) --handler_depth_;
   end_limits();
+  if (status == LUA_ERRMEM) ++memory_error_count_;
   if (traceback) lua_remove(L, base + 1);
   return status;  // LUA_OK: the stack is as it was; else [..., message]
 }
@@ -467,7 +476,7 @@ int ScriptHost::protected_run(Call& call, bool traceback) {
 void ScriptHost::report_not_callable(const Call& call) {
   if (!call.not_callable) return;
   log_write(LogLevel::error, log_tag_,
-            std::string(role_name(host_.role())) + "." + call.name + " is a " + call.not_callable +
+            std::string(host_.handler_table()) + "." + call.name + " is a " + call.not_callable +
                 ", not a function; ignored");
   ++error_count_;
 }
@@ -483,15 +492,16 @@ bool ScriptHost::has_handler(const char* name) {
   lua_pop(L, 1);
   ++error_count_;
   log_write(LogLevel::error, log_tag_,
-            std::string("error in looking up ") + role_name(host_.role()) + "." + name + ": " + message);
+            std::string("error in looking up ") + host_.handler_table() + "." + name + ": " + message);
   host_.on_script_error();
   return false;
 }
 
-bool ScriptHost::call_handler(const char* name, const ArgPusher* pusher) {
+bool ScriptHost::call_handler(const char* name, const ArgPusher* pusher, const ArgPusher* taker) {
   Call call{Call::Kind::handler};
   call.name = name;
   call.pusher = pusher;
+  call.taker = taker;
   int status = protected_run(call, true);
   report_not_callable(call);
   if (status == LUA_OK) return true;
@@ -500,13 +510,13 @@ bool ScriptHost::call_handler(const char* name, const ArgPusher* pusher) {
   lua_pop(L, 1);
   ++error_count_;
   log_write(LogLevel::error, log_tag_,
-            std::string("error in ") + role_name(host_.role()) + "." + name + ": " + message);
+            std::string("error in ") + host_.handler_table() + "." + name + ": " + message);
   host_.on_script_error();
   return false;
 }
 
-bool ScriptHost::call_protected(const char* what, const ArgPusher* pusher) {
-  Call call{Call::Kind::work};
+bool ScriptHost::call_protected(const char* what, const ArgPusher* pusher, bool as_handler) {
+  Call call{as_handler ? Call::Kind::callback : Call::Kind::work};
   call.pusher = pusher;
   int status = protected_run(call, true);
   if (status == LUA_OK) return true;

@@ -36,9 +36,14 @@ using ModuleOpener = void (*)(lua_State* L);
 // from bindings/ (the bindings depend on this header, not the reverse).
 void open_server_modules(lua_State* L);
 void open_client_modules(lua_State* L);
+// A room's state (runtime/rooms/room.hpp): log, sys (without quit), tick,
+// json and the room table with its client handle; no net, no raw send.
+void open_room_modules(lua_State* L);
 
 // The client handle the server role gives the script for each connection: a
-// full userdata of type kClientHandleType holding only the connection's id.
+// full userdata of type kClientHandleType holding the connection's id and
+// its session id (c.id), with one user value: server.auth's claims (c.auth)
+// or nil.
 // The role pushes one per connection (push_client_handle) and keeps it (a
 // registry ref), pushing that same userdata for every event of the
 // connection, so it is equal to itself and usable as a table key. The
@@ -47,8 +52,9 @@ void open_client_modules(lua_State* L);
 inline constexpr const char* kClientHandleType = "nshost.client";
 struct ClientHandle {
   ClientId id;
+  uint64_t session_id = 0;
 };
-void push_client_handle(lua_State* L, ClientId id);
+void push_client_handle(lua_State* L, ClientId id, uint64_t session_id = 0);
 
 // Replaces string.find/match/gmatch/gsub (those the state has) with the
 // bounded matcher of runtime/script/lua_pattern.hpp (runtime/script/string_patterns.cpp):
@@ -116,6 +122,19 @@ class ScriptHost final : private DeadlineWatch::Target {
     return call_handler(name, &pusher);
   }
   bool invoke(const char* name) { return call_handler(name, nullptr); }
+  // The same, keeping the handler's results: `take_results(L)` runs inside
+  // the same protected call right after the handler returned, with exactly
+  // its results on the stack (1..lua_gettop(L)); it may raise (the call then
+  // counts as failed) and must not throw. It is not called when the handler
+  // is absent or raised.
+  template <class PushArgs, class TakeResults>
+  bool invoke(const char* name, PushArgs&& push_args, TakeResults&& take_results) {
+    using Fn = std::remove_reference_t<PushArgs>;
+    using Take = std::remove_reference_t<TakeResults>;
+    ArgPusher pusher{&push_args, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
+    ArgPusher taker{&take_results, [](void* fn, lua_State* L) { return (*static_cast<Take*>(fn))(L); }};
+    return call_handler(name, &pusher, &taker);
+  }
   // Whether <role table>.<name> is a function or callable, looked up as
   // invoke() does (protected, limited); a lookup that raises is logged and
   // answers false.
@@ -132,12 +151,27 @@ class ScriptHost final : private DeadlineWatch::Target {
     return call_protected(what, &pusher);
   }
 
+  // As protect(), but `work` runs as a handler does (in_handler() is true,
+  // so builtins that need a handler work in it): for a script's callback the
+  // host calls later from the loop (rooms.* answers).
+  template <class Work>
+  bool call_back(const char* what, Work&& work) {
+    using Fn = std::remove_reference_t<Work>;
+    ArgPusher pusher{&work, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
+    return call_protected(what, &pusher, true);
+  }
+
   lua_State* state() const { return state_; }
   HostApi& host() const { return host_; }
   const std::string& log_tag() const { return log_tag_; }
   // True while a handler (not the top-level chunk) is running.
   bool in_handler() const { return handler_depth_ > 0; }
   uint64_t error_count() const { return error_count_; }
+  // How many calls into this state (handlers, protected work, the chunk)
+  // ended in a memory error (LUA_ERRMEM: an allocation failed, or passed
+  // memory_limit_bytes, and the script did not catch it). A room whose count
+  // grows is disposed (docs/rooms.md).
+  uint64_t memory_error_count() const { return memory_error_count_; }
   // True from the moment the running handler's deadline passes until it
   // ends: a long C call (the pattern matcher) polls it and stops itself.
   bool timed_out() const { return timed_out_ != 0; }
@@ -193,9 +227,10 @@ class ScriptHost final : private DeadlineWatch::Target {
   };
   // What one protected call does; lives on the C++ stack of its caller.
   struct Call {
-    enum class Kind { handler, lookup, work, chunk } kind;
+    enum class Kind { handler, lookup, work, callback, chunk } kind;
     const char* name = nullptr;          // the handler's name (handler, lookup)
     const ArgPusher* pusher = nullptr;   // handler args or the work (may be null)
+    const ArgPusher* taker = nullptr;    // handler: reads its results (may be null)
     const std::string* chunk = nullptr;  // chunk: the text (null: load from `chunk_name` as a file)
     const char* chunk_name = nullptr;    // chunk: "@path" or the file's path
     bool found = false;                  // handler, lookup: a callable was there
@@ -205,8 +240,8 @@ class ScriptHost final : private DeadlineWatch::Target {
   // Runs `call` in lua_pcall under the limits; LUA_OK or the error status
   // with the message on the stack top (a traceback with `traceback`).
   int protected_run(Call& call, bool traceback);
-  bool call_handler(const char* name, const ArgPusher* pusher);
-  bool call_protected(const char* what, const ArgPusher* pusher);
+  bool call_handler(const char* name, const ArgPusher* pusher, const ArgPusher* taker = nullptr);
+  bool call_protected(const char* what, const ArgPusher* pusher, bool as_handler = false);
   // Logs a non-callable handler the lookup found.
   void report_not_callable(const Call& call);
   void install_require();
@@ -233,6 +268,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   int handler_depth_ = 0;
   int limits_depth_ = 0;  // nested protected calls: the limits belong to the outermost
   uint64_t error_count_ = 0;
+  uint64_t memory_error_count_ = 0;
   std::vector<std::string> module_roots_;
   Sandbox sandbox_;
   std::shared_ptr<const Bundle> bundle_;

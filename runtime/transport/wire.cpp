@@ -41,6 +41,23 @@ bool read_count(std::string_view value, bool& seen, uint64_t& out, const char* n
   return true;
 }
 
+// A TLV text field of at most `max` bytes, at most once per message.
+bool read_text(std::string_view value, size_t max, std::string& out, bool& seen, const char* name,
+               std::string& error) {
+  if (seen) {
+    error = std::string("duplicate ") + name + " field";
+    return false;
+  }
+  if (value.size() > max) {
+    error = std::string(name) + " field of " + std::to_string(value.size()) + " bytes (at most " +
+            std::to_string(max) + ")";
+    return false;
+  }
+  seen = true;
+  out.assign(value);
+  return true;
+}
+
 constexpr size_t kMaxFields = 32;
 
 // Walks TLV fields to the end of the message; `on_field` returns false to
@@ -110,6 +127,9 @@ std::string encode_hello(const Hello& hello) {
     w.field(kFieldReceived, u64_bytes(hello.received));
     w.field(kFieldReplayFloor, u64_bytes(hello.replay_floor));
   }
+  if (!hello.codecs.empty()) w.field(kFieldCodecs, hello.codecs);
+  if (!hello.project_id.empty()) w.field(kFieldProjectId, hello.project_id);
+  if (!hello.auth_token.empty()) w.field(kFieldAuthToken, hello.auth_token);
   return w.take();
 }
 
@@ -131,6 +151,8 @@ std::string encode_welcome(const Welcome& welcome) {
     w.field(kFieldResumed, std::string_view("\x01", 1));
     w.field(kFieldReceived, u64_bytes(welcome.received));
   }
+  if (!welcome.codec.empty()) w.field(kFieldCodec, welcome.codec);
+  if (welcome.session_id != 0) w.field(kFieldSessionId, u64_bytes(welcome.session_id));
   return w.take();
 }
 
@@ -177,11 +199,22 @@ bool decode_hello(std::string_view bytes, Hello& out, std::string& error) {
   out.session_token.clear();
   out.received = 0;
   out.replay_floor = 0;
+  out.codecs.clear();
+  out.project_id.clear();
+  out.auth_token.clear();
   if (out.protocol_version != kProtocolVersion) return true;
   bool seen_handoff = false;
   bool seen_token = false, seen_received = false, seen_floor = false;
+  bool seen_codecs = false, seen_project = false, seen_auth = false;
   return read_fields(r, error, [&](uint8_t tag, std::string_view value) {
     if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
+    if (tag == kFieldCodecs) return read_text(value, kMaxCodecsBytes, out.codecs, seen_codecs, "codecs", error);
+    if (tag == kFieldProjectId) {
+      return read_text(value, kMaxProjectIdBytes, out.project_id, seen_project, "project id", error);
+    }
+    if (tag == kFieldAuthToken) {
+      return read_text(value, kMaxAuthTokenBytes, out.auth_token, seen_auth, "auth token", error);
+    }
     if (tag == kFieldReceived) return read_count(value, seen_received, out.received, "received", error);
     if (tag == kFieldReplayFloor) return read_count(value, seen_floor, out.replay_floor, "replay floor", error);
     if (tag != kFieldHandoff) return true;  // unknown fields are skipped
@@ -211,9 +244,14 @@ bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error) {
   out.session_token.clear();
   out.resumed = false;
   out.received = 0;
+  out.codec.clear();
+  out.session_id = 0;
   bool seen_size = false, seen_token = false, seen_resumed = false, seen_received = false;
+  bool seen_codec = false, seen_session_id = false;
   bool ok = read_fields(r, error, [&](uint8_t tag, std::string_view value) {
     if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
+    if (tag == kFieldCodec) return read_text(value, kMaxCodecsBytes, out.codec, seen_codec, "codec", error);
+    if (tag == kFieldSessionId) return read_count(value, seen_session_id, out.session_id, "session id", error);
     if (tag == kFieldReceived) return read_count(value, seen_received, out.received, "received", error);
     if (tag == kFieldResumed) {
       if (seen_resumed || value.size() != 1 || static_cast<uint8_t>(value[0]) > 1) {

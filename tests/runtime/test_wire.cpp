@@ -160,3 +160,82 @@ TEST_CASE("wire: ack is 9 bytes, type 5 and a u64 count") {
   CHECK_FALSE(decode_ack(bytes + "x", count, error));
   CHECK_FALSE(decode_ack(encode_bundle_request(), count, error));
 }
+
+TEST_CASE("wire: hello carries codecs, project id and auth token, each only when set") {
+  Hello in;
+  in.codecs = "msgpack,json";
+  in.project_id = "proj-1";
+  in.auth_token = std::string("tok\0en", 6);
+  std::string bytes = encode_hello(in);
+  std::string expected("\x01NSHT\x00\x02", 7);
+  expected += std::string("\x0c\x00\x00\x00\x0c", 5) + "msgpack,json";
+  expected += std::string("\x0d\x00\x00\x00\x06", 5) + "proj-1";
+  expected += std::string("\x0e\x00\x00\x00\x06", 5) + in.auth_token;
+  CHECK(bytes == expected);
+  Hello out;
+  std::string error;
+  REQUIRE_MESSAGE(decode_hello(bytes, out, error), error);
+  CHECK(out.codecs == "msgpack,json");
+  CHECK(out.project_id == "proj-1");
+  CHECK(out.auth_token == in.auth_token);
+  // Unset fields are not sent, and a reused Hello is cleared by decoding.
+  CHECK(encode_hello(Hello{}).size() == 7);
+  REQUIRE(decode_hello(encode_hello(Hello{}), out, error));
+  CHECK(out.codecs.empty());
+  CHECK(out.project_id.empty());
+  CHECK(out.auth_token.empty());
+}
+
+TEST_CASE("wire: hello text fields over their limits, or twice, are refused") {
+  Hello out;
+  std::string error;
+  Hello in;
+  in.codecs.assign(kMaxCodecsBytes, 'c');
+  in.project_id.assign(kMaxProjectIdBytes, 'p');
+  in.auth_token.assign(kMaxAuthTokenBytes, 't');
+  REQUIRE_MESSAGE(decode_hello(encode_hello(in), out, error), error);
+  CHECK(out.auth_token.size() == kMaxAuthTokenBytes);
+
+  Hello big = in;
+  big.codecs += 'c';
+  CHECK_FALSE(decode_hello(encode_hello(big), out, error));
+  CHECK(error == "codecs field of 65 bytes (at most 64)");
+  big = in;
+  big.project_id += 'p';
+  CHECK_FALSE(decode_hello(encode_hello(big), out, error));
+  CHECK(error == "project id field of 129 bytes (at most 128)");
+  big = in;
+  big.auth_token += 't';
+  CHECK_FALSE(decode_hello(encode_hello(big), out, error));
+  CHECK(error == "auth token field of 4097 bytes (at most 4096)");
+  CHECK_FALSE(decode_hello(encode_hello(in) + std::string("\x0c\x00\x00\x00\x04json", 9), out, error));
+  CHECK(error == "duplicate codecs field");
+}
+
+TEST_CASE("wire: welcome carries the picked codec and the session id, each only when set") {
+  Welcome w;
+  w.slot = 1;
+  w.codec = "json";
+  w.session_id = 0x0102030405060708ull;
+  std::string bytes = encode_welcome(w);
+  std::string expected("\x02\x00\x02\x00\x01\x00\x00\x00\x00", 9);
+  expected += std::string("\x0c\x00\x00\x00\x04", 5) + "json";
+  expected += std::string("\x0f\x00\x00\x00\x08\x01\x02\x03\x04\x05\x06\x07\x08", 13);
+  CHECK(bytes == expected);
+  Welcome out;
+  std::string error;
+  REQUIRE_MESSAGE(decode_welcome(bytes, out, error), error);
+  CHECK(out.codec == "json");
+  CHECK(out.session_id == w.session_id);
+  REQUIRE(decode_welcome(encode_welcome(Welcome{}), out, error));
+  CHECK(out.codec.empty());
+  CHECK(out.session_id == 0);
+  CHECK(encode_welcome(Welcome{}).size() == 9);
+  // A session id that is not 8 bytes, a codec name over the codecs limit.
+  CHECK_FALSE(decode_welcome(encode_welcome(Welcome{}) + std::string("\x0f\x00\x00\x00\x04\x00\x00\x00\x01", 9), out,
+                             error));
+  CHECK(error == "malformed session id field");
+  Welcome long_codec;
+  long_codec.codec.assign(kMaxCodecsBytes + 1, 'x');
+  CHECK_FALSE(decode_welcome(encode_welcome(long_codec), out, error));
+}

@@ -1,0 +1,302 @@
+// The catalog messages a client sends on the room channels (docs/protocol.md
+// "Rooms: catalog messages"): decoded with the session's codec, checked,
+// handed to the room manager, answered. A request carrying an id gets exactly
+// one rpc.response with that id (one without an id gets it without). Bad
+// input is answered with `error {reason}`, logged once and counted; nobody
+// else sees any of it.
+#include <algorithm>
+
+#include "runtime/core/log.hpp"
+#include "runtime/rooms/room.hpp"
+#include "runtime/rooms/room_manager.hpp"
+
+namespace nshost::rooms {
+namespace {
+
+// An answer to a peer that offered no codec: json, the one a person can read.
+constexpr Codec kFallbackCodec = Codec::json;
+
+int base64_digit(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// A room id as the catalog carries it: a positive integer.
+std::optional<uint64_t> room_id_at(const Value& payload) {
+  auto id = payload.integer_at("room");
+  if (!id || *id <= 0) return std::nullopt;
+  return static_cast<uint64_t>(*id);
+}
+
+}  // namespace
+
+bool decode_base64(std::string_view text, std::string& out) {
+  out.clear();
+  if (text.size() % 4 != 0) return false;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    int d[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = text[i + k];
+      if (c == '=' && i + 4 == text.size() && k >= 2) {
+        d[k] = 0;
+        ++pad;
+        continue;
+      }
+      if (pad > 0) return false;  // data after padding
+      d[k] = base64_digit(c);
+      if (d[k] < 0) return false;
+    }
+    uint32_t v = (uint32_t(d[0]) << 18) | (uint32_t(d[1]) << 12) | (uint32_t(d[2]) << 6) | uint32_t(d[3]);
+    out.push_back(static_cast<char>(v >> 16));
+    if (pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xFF));
+    if (pad < 1) out.push_back(static_cast<char>(v & 0xFF));
+  }
+  return true;
+}
+
+void RoomManager::on_packet(uint64_t session_id, std::string_view bytes, Channel) {
+  Member* m = member(session_id);
+  if (!m) return;
+  if (!m->codec) {
+    refuse_packet(*m, "no codec: the hello offered none this server speaks");
+    return;
+  }
+  Message message;
+  std::string error;
+  if (!decode_message(*m->codec, bytes, message, error)) {
+    refuse_packet(*m, "malformed message: " + error);
+    return;
+  }
+  if (message.type == "room.join_or_create") on_join_request(*m, message);
+  else if (message.type == "room.leave") on_leave_request(*m, message);
+  else if (message.type == "room.list") on_list_request(*m, message);
+  else if (message.type == "room.message") on_room_message(*m, message, false);
+  else if (message.type == "room.message.bytes") on_room_message(*m, message, true);
+  else refuse_packet(*m, "unknown message type '" + message.type.substr(0, 64) + "'");
+}
+
+void RoomManager::refuse_packet(Member& member, const std::string& reason, bool answer) {
+  if (answer) {
+    Writer w(member.codec.value_or(kFallbackCodec));
+    begin_message(w, "error");
+    w.begin_map(1);
+    w.key("reason");
+    w.string(reason);
+    send_to(member, w.take(), Channel::reliable);
+  }
+  ++member.bad_messages;
+  log_write(LogLevel::warn, "rooms",
+            "session " + std::to_string(member.session_id) + " (slot " + std::to_string(member.client.slot) +
+                "): " + reason + " (" + std::to_string(member.bad_messages) + " of " +
+                std::to_string(kMaxBadMessages) + ")");
+  if (member.bad_messages >= kMaxBadMessages) host_.kick_client(member.client, "protocol");
+}
+
+void RoomManager::send_error(Member& member, std::string_view reason, uint64_t room) {
+  Writer w(*member.codec);
+  begin_message(w, "error");
+  w.begin_map(room ? 2 : 1);
+  w.key("reason");
+  w.string(reason);
+  if (room) {
+    w.key("room");
+    w.integer(static_cast<int64_t>(room));
+  }
+  send_to(member, w.take(), Channel::reliable);
+}
+
+void RoomManager::answer_join(Member& member, uint32_t id, const JoinResult& result) {
+  Writer w(*member.codec);
+  begin_message(w, "rpc.response", id);
+  if (result.ok) {
+    w.begin_map(3);
+    w.key("ok");
+    w.boolean(true);
+    w.key("room");
+    w.integer(static_cast<int64_t>(result.room));
+    w.key("room_type");
+    w.string(result.room_type);
+  } else {
+    w.begin_map(2);
+    w.key("ok");
+    w.boolean(false);
+    w.key("reason");
+    w.string(result.reason);
+  }
+  send_to(member, w.take(), Channel::reliable);
+}
+
+void RoomManager::answer_ok(Member& member, uint32_t id, bool ok, std::string_view reason) {
+  Writer w(*member.codec);
+  begin_message(w, "rpc.response", id);
+  w.begin_map(ok ? 1 : 2);
+  w.key("ok");
+  w.boolean(ok);
+  if (!ok) {
+    w.key("reason");
+    w.string(reason);
+  }
+  send_to(member, w.take(), Channel::reliable);
+}
+
+void RoomManager::on_join_request(Member& member, const Message& message) {
+  const Value& p = message.payload;
+  const Value* options = p.find("options");
+  if (options && options->kind == Value::Kind::nil) options = nullptr;
+  if (options && options->kind != Value::Kind::map && options->kind != Value::Kind::array) {
+    answer_ok(member, message.id, false, "bad request: options must be a table");
+    refuse_packet(member, "room.join_or_create: options must be a table", false);
+    return;
+  }
+  JoinResult result;
+  if (p.find("room")) {
+    auto room = room_id_at(p);
+    if (!room) {
+      answer_ok(member, message.id, false, "bad request: room must be a positive integer");
+      refuse_packet(member, "room.join_or_create: room must be a positive integer", false);
+      return;
+    }
+    result = join(member, *room, options);
+  } else {
+    auto type = p.string_at("room_type");
+    if (!type) {
+      answer_ok(member, message.id, false, "bad request: room_type must be a string");
+      refuse_packet(member, "room.join_or_create: room_type must be a string", false);
+      return;
+    }
+    result = p.boolean_at("create").value_or(false) ? create(member, *type, options)
+                                                    : join_or_create(member, *type, options);
+  }
+  if (!result.ok)
+    log_write(LogLevel::debug, "rooms",
+              "session " + std::to_string(member.session_id) + ": join refused: " + result.reason);
+  answer_join(member, message.id, result);
+  if (result.ok)
+    if (Room* room = find_room(result.room)) room->release_joiner(member);
+}
+
+void RoomManager::on_leave_request(Member& member, const Message& message) {
+  auto room = room_id_at(message.payload);
+  if (!room) {
+    answer_ok(member, message.id, false, "bad request: room must be a positive integer");
+    refuse_packet(member, "room.leave: room must be a positive integer", false);
+    return;
+  }
+  // The answer goes first: the leave may dispose the room.
+  bool in_room = false;
+  if (Room* r = find_room(*room)) in_room = r->has(member.session_id);
+  answer_ok(member, message.id, in_room, "not in room");
+  if (in_room) leave(member, *room, "left");
+}
+
+void RoomManager::on_list_request(Member& member, const Message& message) {
+  const Value& p = message.payload;
+  std::optional<std::string_view> type;
+  if (const Value* t = p.find("room_type"); t && t->kind != Value::Kind::nil) {
+    type = p.string_at("room_type");
+    if (!type) {
+      answer_ok(member, message.id, false, "bad request: room_type must be a string");
+      refuse_packet(member, "room.list: room_type must be a string", false);
+      return;
+    }
+  }
+  Codec codec = *member.codec;
+  auto write_entry = [&](Writer& w, const Room& room) {
+    w.begin_map(6);
+    w.key("id");
+    w.integer(static_cast<int64_t>(room.id()));
+    w.key("type");
+    w.string(room.type().name);
+    w.key("clients");
+    w.integer(static_cast<int64_t>(room.client_count()));
+    w.key("max_clients");
+    w.integer(room.type().max_clients);
+    w.key("locked");
+    w.boolean(room.locked());
+    w.key("metadata");
+    if (room.metadata()) w.value(*room.metadata());
+    else w.begin_map(0);
+  };
+  // The rooms that fit in one message (--max-message-size), oldest first;
+  // `truncated` says some were left out.
+  const size_t budget = config_.max_message_bytes > 256 ? config_.max_message_bytes - 256 : config_.max_message_bytes;
+  std::vector<const Room*> listed;
+  size_t total = 0;
+  bool truncated = false;
+  for (const auto& [id, room] : rooms_) {
+    if (room->phase() != Room::Phase::open || (type && room->type().name != *type)) continue;
+    Writer probe(codec);
+    write_entry(probe, *room);
+    if (total + probe.size() > budget) {
+      truncated = true;
+      break;
+    }
+    total += probe.size();
+    listed.push_back(room.get());
+  }
+  Writer w(codec);
+  begin_message(w, "rpc.response", message.id);
+  w.begin_map(truncated ? 3 : 2);
+  w.key("ok");
+  w.boolean(true);
+  w.key("rooms");
+  w.begin_array(static_cast<uint32_t>(listed.size()));
+  for (const Room* room : listed) write_entry(w, *room);
+  if (truncated) {
+    w.key("truncated");
+    w.boolean(true);
+  }
+  send_to(member, w.take(), Channel::reliable);
+}
+
+void RoomManager::on_room_message(Member& member, const Message& message, bool bytes) {
+  const Value& p = message.payload;
+  auto room_id = room_id_at(p);
+  auto type = p.string_at("type");
+  const char* what = bytes ? "room.message.bytes" : "room.message";
+  if (!room_id || !type) {
+    refuse_packet(member, std::string(what) + ": room must be a positive integer and type a string");
+    return;
+  }
+  Room* room = find_room(*room_id);
+  if (!room || !room->has(member.session_id)) {
+    // Not counted towards the kick: a message can cross the server's
+    // room.left on the wire.
+    ++not_member_messages_;
+    log_write(LogLevel::debug, "rooms",
+              "session " + std::to_string(member.session_id) + ": " + what + " for room " +
+                  std::to_string(*room_id) + ", which it is not in");
+    send_error(member, "not in room", *room_id);
+    return;
+  }
+  if (!bytes) {
+    const Value* data = p.find("data");
+    static const Value nil;
+    room->deliver(member, *type, data ? data : &nil, {});
+    return;
+  }
+  std::string raw;
+  if (*member.codec == Codec::msgpack) {
+    const Value* data = p.find("data");
+    if (!data || data->kind != Value::Kind::string) {
+      refuse_packet(member, "room.message.bytes: data must be bytes");
+      return;
+    }
+    room->deliver(member, *type, nullptr, data->string);
+    return;
+  }
+  auto b64 = p.string_at("data_b64");
+  if (!b64 || !decode_base64(*b64, raw)) {
+    refuse_packet(member, "room.message.bytes: data_b64 must be base64 text");
+    return;
+  }
+  room->deliver(member, *type, nullptr, raw);
+}
+
+}  // namespace nshost::rooms

@@ -1,0 +1,184 @@
+#pragma once
+// The rooms of one server (docs/rooms.md): the room types the script
+// defined (rooms.define), the live rooms by id, each session's membership,
+// and the catalog messages (seed 003) arriving on the room channels.
+// Everything runs on the server's loop thread, one request at a time: a join
+// is decided (room.join included) before the next packet is read, so a room
+// never holds more than its max_clients however many joins arrive at once.
+// Definitions: room_manager.cpp (types, members, joins, leaves, disposal)
+// and room_dispatch.cpp (decoding requests, answering them).
+#include <enet/enet.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "runtime/core/slot_table.hpp"
+#include "runtime/core/uv_handle.hpp"
+#include "runtime/rooms/codec.hpp"
+#include "runtime/script/host_api.hpp"
+
+namespace nshost::rooms {
+
+class Room;
+
+// What the rooms need from the server role (runtime/roles/server_rooms.cpp).
+class RoomHost {
+ public:
+  virtual ~RoomHost() = default;
+  // Queues `packet` (ENet reference-counts it, so one packet may go to many
+  // peers) for the live connection `client` on the room channel for
+  // `channel`. False, and nothing queued, when the client is not live (its
+  // slot held for a resume, departing, stale): room messages are not
+  // replayed across a resume. Marks the endpoint for a flush.
+  virtual bool queue_room_packet(ClientId client, ENetPacket* packet, Channel channel) = 0;
+  // Disconnects a live client with a kick notice carrying `reason`.
+  virtual void kick_client(ClientId client, std::string_view reason) = 0;
+  // A room's handler raised (already logged): --strict stops the server.
+  virtual void on_room_script_error() = 0;
+};
+
+struct RoomConfig {
+  uv_loop_t* loop = nullptr;
+  std::string script_dir;  // rooms.define paths are relative to it
+  bool sandbox = false;    // --sandbox: room states get the allow-list too
+  size_t memory_limit_bytes = 0;  // --room-memory-limit, per room state (0: none)
+  uint64_t instruction_budget = 0;
+  uint32_t handler_timeout_ms = 0;
+  uint32_t tick_rate_hz = 30;  // for a type that names none
+  uint32_t max_message_bytes = 1u << 20;
+  bool headless = true;
+};
+
+struct RoomType {
+  static constexpr uint32_t kMaxClients = 4096;
+  std::string name;
+  std::string path;  // the room script (resolved against the script's directory)
+  uint32_t max_clients = 64;
+  bool auto_dispose = true;
+  uint32_t tick_rate_hz = 0;  // 0: RoomConfig::tick_rate_hz
+  std::unordered_set<std::string> unreliable;  // message types sent unreliable by default
+};
+
+// One connection as the rooms see it.
+struct Member {
+  uint64_t session_id = 0;
+  ClientId client;
+  std::optional<Codec> codec;   // none: its hello offered none (no rooms for it)
+  std::string claims;           // server.auth's claims, msgpack; "" for none
+  std::vector<uint64_t> rooms;  // the rooms it is in, in join order
+  uint32_t bad_messages = 0;    // catalog packets refused (kick at kMaxBadMessages)
+};
+
+// The answer to a join request.
+struct JoinResult {
+  bool ok = false;
+  uint64_t room = 0;
+  std::string room_type;
+  std::string reason;  // when !ok: "full", "locked", "no such room", ...
+};
+
+class RoomManager {
+ public:
+  static constexpr size_t kMaxRoomsPerClient = 16;
+  static constexpr uint32_t kMaxBadMessages = 16;
+  static constexpr size_t kMaxClaimsBytes = 16 * 1024;
+  static constexpr size_t kMaxMetadataBytes = 16 * 1024;
+  static constexpr size_t kMaxTypeNameBytes = 128;
+  static constexpr size_t kMaxRoomTypes = 1024;
+
+  RoomManager(RoomHost& host, RoomConfig config);
+  ~RoomManager();
+  RoomManager(const RoomManager&) = delete;
+  RoomManager& operator=(const RoomManager&) = delete;
+
+  // rooms.define: false with `error` when the name is taken or too many
+  // types are defined.
+  bool define(RoomType type, std::string& error);
+  const RoomType* find_type(std::string_view name) const;
+
+  // A seated session (its codec and claims fixed for its life).
+  void add_member(uint64_t session_id, ClientId client, std::optional<Codec> codec, std::string claims);
+  // The session ended: it leaves every room it is in with `reason`
+  // ("left", "kicked", "timeout"; room.leave runs in each) and is forgotten.
+  void remove_member(uint64_t session_id, const std::string& reason);
+  Member* member(uint64_t session_id);
+
+  // One packet from a live session on a room channel: decoded, answered,
+  // dispatched to its room. Bad input is answered with `error`, logged and
+  // counted; the kMaxBadMessages-th kicks the session ("protocol").
+  void on_packet(uint64_t session_id, std::string_view bytes, Channel channel);
+
+  // Seed 003 room.join_or_create in its three forms.
+  JoinResult join_or_create(Member& member, std::string_view type, const Value* options);
+  JoinResult join(Member& member, uint64_t room_id, const Value* options);
+  JoinResult create(Member& member, std::string_view type, const Value* options);
+  // False when the member is not in that room.
+  bool leave(Member& member, uint64_t room_id, const std::string& reason);
+
+  // At shutdown: every room's room.dispose runs (no room.leave) and the
+  // rooms stop ticking.
+  void shutdown();
+
+  // For the rooms:
+  Room* find_room(uint64_t room_id);
+  const std::map<uint64_t, std::unique_ptr<Room>>& rooms() const { return rooms_; }
+  // Queues one encoded catalog message (in the member's codec) on `channel`.
+  bool send_to(const Member& member, std::string_view encoded, Channel channel);
+  // After the current handler: the room is settled (closed, or disposed for
+  // memory) from the loop, outside any handler.
+  void schedule_settle(uint64_t room_id);
+  // The room is disposed: its state is closed from the loop.
+  void bury(uint64_t room_id);
+  RoomHost& host() { return host_; }
+  const RoomConfig& config() const { return config_; }
+  uint64_t not_member_messages() const { return not_member_messages_; }
+
+ private:
+  // Creates, starts and runs room.create in a new room of `type`; null
+  // (logged) when its script fails to load or room.create raises.
+  Room* open_room(const RoomType& type, const Value* options);
+  // Seats `member` in `room` (room.join accepts) or returns the refusal.
+  JoinResult seat(Member& member, Room& room, const Value* options);
+  void settle_scheduled();
+  // Runs settle_scheduled at the next loop iteration.
+  void wake();
+
+  // room_dispatch.cpp
+  void on_join_request(Member& member, const Message& message);
+  void on_leave_request(Member& member, const Message& message);
+  void on_list_request(Member& member, const Message& message);
+  void on_room_message(Member& member, const Message& message, bool bytes);
+  void answer_join(Member& member, uint32_t id, const JoinResult& result);
+  void answer_ok(Member& member, uint32_t id, bool ok, std::string_view reason);
+  void send_error(Member& member, std::string_view reason, uint64_t room = 0);
+  // A refused packet: an `error` answer (unless `answer` is false: a request
+  // already answered with rpc.response), a log line, and the count towards
+  // the kick.
+  void refuse_packet(Member& member, const std::string& reason, bool answer = true);
+
+  RoomHost& host_;
+  RoomConfig config_;
+  std::unordered_map<std::string, std::shared_ptr<const RoomType>> types_;
+  std::map<uint64_t, std::unique_ptr<Room>> rooms_;  // by id: oldest first
+  std::unordered_map<uint64_t, Member> members_;
+  uint64_t next_room_id_ = 1;
+  std::vector<std::unique_ptr<Room>> graveyard_;  // disposed, closed from the loop
+  std::set<uint64_t> to_settle_;
+  UvHandle<uv_timer_t> settle_timer_;  // 0 ms: runs at the next loop iteration
+  uint64_t not_member_messages_ = 0;
+};
+
+// Standard base64 (RFC 4648, with padding) as the json codec carries bytes
+// (seed 003 data_b64); false on any other text.
+bool decode_base64(std::string_view text, std::string& out);
+
+}  // namespace nshost::rooms

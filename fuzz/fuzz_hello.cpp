@@ -22,6 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nshost::wire::Hello again;
   if (!nshost::wire::decode_hello(nshost::wire::encode_hello(hello), again, error)) std::abort();
   if (again.handoff != hello.handoff || again.session_token != hello.session_token) std::abort();
+  if (hello.codecs.size() > nshost::wire::kMaxCodecsBytes || hello.project_id.size() > nshost::wire::kMaxProjectIdBytes ||
+      hello.auth_token.size() > nshost::wire::kMaxAuthTokenBytes)
+    std::abort();
+  if (again.codecs != hello.codecs || again.project_id != hello.project_id || again.auth_token != hello.auth_token)
+    std::abort();
   // The counts travel with a token (a resume) only.
   if (!hello.session_token.empty() && (again.received != hello.received || again.replay_floor != hello.replay_floor))
     std::abort();

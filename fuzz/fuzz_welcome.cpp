@@ -20,5 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (again.slot != welcome.slot || again.session_token != welcome.session_token || again.resumed != welcome.resumed)
     std::abort();
   if (welcome.resumed && again.received != welcome.received) std::abort();
+  if (again.codec != welcome.codec || again.session_id != welcome.session_id) std::abort();
   return 0;
 }

@@ -50,6 +50,15 @@ constexpr int kMaxMessageDepth = kMaxDepth + 2;
 // everything it holds.
 struct Value {
   enum class Kind : uint8_t { nil, boolean, integer, number, string, array, map };
+  // Declared here, defaulted below the class: clang with libstdc++ cannot
+  // define them while Value is still incomplete (pair<Value, Value>).
+  Value();
+  Value(const Value&);
+  Value(Value&&) noexcept;
+  Value& operator=(const Value&);
+  Value& operator=(Value&&) noexcept;
+  ~Value();
+
   Kind kind = Kind::nil;
   bool boolean = false;
   int64_t integer = 0;
@@ -69,6 +78,13 @@ struct Value {
   // itself and -0.0 differs from 0.0), maps compare in wire order.
   bool operator==(const Value& other) const;
 };
+
+inline Value::Value() = default;
+inline Value::Value(const Value&) = default;
+inline Value::Value(Value&&) noexcept = default;
+inline Value& Value::operator=(const Value&) = default;
+inline Value& Value::operator=(Value&&) noexcept = default;
+inline Value::~Value() = default;
 
 // Pushes `value` onto L as a Lua value (tables for arrays and maps). May
 // raise a Lua error (out of memory): call it inside ScriptHost::protect or

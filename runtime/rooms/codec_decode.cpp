@@ -8,6 +8,8 @@
 
 #include <msgpack/unpack.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <exception>
@@ -29,9 +31,8 @@ constexpr uint64_t kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t
 // none of its children is open.
 class TreeBuilder {
  public:
-  TreeBuilder(Value& root, int max_depth, std::string& error) : slot_(&root), max_depth_(max_depth), error_(error) {
-    open_.reserve(16);
-  }
+  TreeBuilder(Value& root, int max_depth, std::string& error)
+      : slot_(&root), max_depth_(std::min(max_depth, kMaxMessageDepth)), error_(error) {}
 
   bool fail(std::string message) {
     if (error_.empty()) error_ = std::move(message);
@@ -40,23 +41,24 @@ class TreeBuilder {
 
   Value& slot() { return *slot_; }
   void set_slot(Value* v) { slot_ = v; }
-  Value& top() { return *open_.back(); }
-  bool has_open() const { return !open_.empty(); }
+  Value& top() { return *open_[depth_ - 1]; }
+  bool has_open() const { return depth_ > 0; }
 
   // Opens the container at the current slot; false past the depth cap.
   bool open(Value::Kind kind, const char* codec) {
-    if (static_cast<int>(open_.size()) >= max_depth_) {
+    if (depth_ >= max_depth_) {
       return fail(std::string(codec) + ": nested deeper than " + std::to_string(max_depth_));
     }
     slot_->kind = kind;
-    open_.push_back(slot_);
+    open_[depth_++] = slot_;
     return true;
   }
-  void close() { open_.pop_back(); }
+  void close() { --depth_; }
 
  private:
   Value* slot_;
-  std::vector<Value*> open_;
+  std::array<Value*, kMaxMessageDepth> open_;
+  int depth_ = 0;
   int max_depth_;
   std::string& error_;
 };

@@ -5,6 +5,7 @@
 #define MSGPACK_NO_BOOST
 #include <msgpack/pack.hpp>
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -53,6 +54,7 @@ bool append_json_string(std::string& out, std::string_view s) {
 }  // namespace
 
 struct Writer::Impl {
+  Impl() { out.reserve(128); }
   std::string out;
   std::string error;
   StringSink sink{&out};
@@ -308,7 +310,8 @@ class LuaWalker {
 
   std::string path() const {
     std::string p(root_);
-    for (const PathKey& k : keys_) {
+    for (int i = 0; i < depth_; ++i) {
+      const PathKey& k = keys_[i];
       if (k.is_integer) {
         p += '[' + std::to_string(k.integer) + ']';
       } else {
@@ -322,8 +325,8 @@ class LuaWalker {
   bool table(int index, int depth) {
     if (depth > kMaxDepth) return fail("nested deeper than " + std::to_string(kMaxDepth) + " at " + path());
     const void* self = lua_topointer(L_, index);
-    for (const void* open : open_) {
-      if (open == self) return fail("cycle at " + path());
+    for (int i = 0; i < open_count_; ++i) {
+      if (open_[i] == self) return fail("cycle at " + path());
     }
     if (!lua_checkstack(L_, 4)) return fail("Lua stack exhausted at " + path());
     // First pass: the entry count and whether the keys are exactly 1..n.
@@ -343,10 +346,10 @@ class LuaWalker {
       lua_pop(L_, 1);
     }
     if (count > UINT32_MAX) return fail("table with over 2^32 entries at " + path());
-    open_.push_back(self);
+    open_[open_count_++] = self;
     bool ok = count > 0 && positive_integers && static_cast<uint64_t>(max_key) == count ? array(index, count, depth)
                                                                                           : map(index, count, depth);
-    if (ok) open_.pop_back();
+    if (ok) --open_count_;
     return ok;
   }
 
@@ -354,9 +357,9 @@ class LuaWalker {
     w_.begin_array(static_cast<uint32_t>(count));
     for (lua_Integer i = 1; i <= static_cast<lua_Integer>(count); ++i) {
       lua_rawgeti(L_, index, i);
-      keys_.push_back(PathKey{true, i, {}});
+      keys_[depth_++] = PathKey{true, i, {}};
       if (!value(lua_gettop(L_), depth)) return false;
-      keys_.pop_back();
+      --depth_;
       lua_pop(L_, 1);
     }
     return true;
@@ -370,18 +373,18 @@ class LuaWalker {
       if (lua_type(L_, key) == LUA_TSTRING) {
         size_t len;
         const char* s = lua_tolstring(L_, key, &len);
-        keys_.push_back(PathKey{false, 0, std::string_view(s, len)});
-        w_.key(keys_.back().string);
+        keys_[depth_++] = PathKey{false, 0, std::string_view(s, len)};
+        w_.key(std::string_view(s, len));
         if (!w_.ok()) return fail("json: key at " + path() + " is not valid UTF-8");
       } else if (lua_isinteger(L_, key)) {
-        keys_.push_back(PathKey{true, lua_tointeger(L_, key), {}});
-        w_.integer(keys_.back().integer);
+        keys_[depth_++] = PathKey{true, lua_tointeger(L_, key), {}};
+        w_.integer(keys_[depth_ - 1].integer);
       } else {
         const char* kind = lua_type(L_, key) == LUA_TNUMBER ? "float" : lua_typename(L_, lua_type(L_, key));
         return fail(std::string(kind) + " key in table at " + path() + " (keys are strings or integers)");
       }
       if (!value(lua_gettop(L_), depth)) return false;
-      keys_.pop_back();
+      --depth_;
       lua_pop(L_, 1);
     }
     return true;
@@ -391,8 +394,11 @@ class LuaWalker {
   lua_State* L_;
   std::string& error_;
   std::string_view root_;
-  std::vector<PathKey> keys_;
-  std::vector<const void*> open_;
+  // The path and the open tables: kMaxDepth bounds both, no heap.
+  std::array<PathKey, kMaxDepth> keys_;
+  int depth_ = 0;
+  std::array<const void*, kMaxDepth> open_;
+  int open_count_ = 0;
 };
 
 }  // namespace
@@ -407,7 +413,7 @@ bool Writer::lua_value(lua_State* L, int index, std::string& error, std::string_
     error = impl_->error;
     return false;
   }
-  if (!ok && impl_->error.empty()) impl_->error = error;
+  if (!ok) impl_->error = error;  // the reason with its path
   return ok;
 }
 

@@ -241,6 +241,7 @@ TEST_CASE("rooms codec: Lua values that cannot travel fail with the path, withou
       CHECK(error.find(c.error) != std::string::npos);
       CHECK(lua_gettop(lua.L) == 2);
       CHECK_FALSE(w.ok());
+      CHECK(w.error() == error);
     }
   }
   // A value shared twice (no cycle) is fine; 64 levels are accepted.

@@ -1,13 +1,16 @@
 -- Rooms bench, idle rooms (docs/benchmarks.md, Rooms): each bot creates its
 -- own room with rooms.create("idle") and stays in it, doing nothing. The
 -- bench reads the server's RSS and CPU with N such rooms, and with
--- IDLE_NO_ROOM=1 (the same bots connected, no rooms) as the baseline.
+-- IDLE_NO_ROOM=1 (the same bots connected, no rooms) as the baseline. The
+-- room ticks at the server's rate (bench/rooms/idle.lua); IDLE_ROOM_TICK=0
+-- uses a room file with no room.tick (bench/rooms/idle_no_tick.lua).
 -- Each bot prints one line when its room is answered:
 --   seat room=<id> ms=<latency> t=<sys.time()>   or   seat failed=<reason> ...
 --   nshost --role=server --max-clients=1000 bench/idle_rooms.lua
 --   nshost --role=client --headless --bots=1000 bench/idle_rooms.lua
 if sys.runtime_role() == "server" then
-  rooms.define("idle", "rooms/idle.lua", { max_clients = 1 })
+  local file = os.getenv("IDLE_ROOM_TICK") == "0" and "rooms/idle_no_tick.lua" or "rooms/idle.lua"
+  rooms.define("idle", file, { max_clients = 1 })
 end
 
 function client.connect()

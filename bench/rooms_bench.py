@@ -363,9 +363,9 @@ def _rss_mib_now(pid):
     return None
 
 
-def run_idle(build, n, window_s, bot_procs, ramp, with_rooms):
-    env = {"IDLE_NO_ROOM": "0" if with_rooms else "1"}
-    srv, log, port = _start_nshost_server(build, "idle_rooms.lua", n)
+def run_idle(build, n, window_s, bot_procs, ramp, with_rooms, room_tick=True):
+    env = {"IDLE_NO_ROOM": "0" if with_rooms else "1", "IDLE_ROOM_TICK": "1" if room_tick else "0"}
+    srv, log, port = _start_nshost_server(build, "idle_rooms.lua", n, env)
     bots = []
     try:
         bots, outs = _start_nshost_bots(build, "idle_rooms.lua", n, port, bot_procs, ramp, env)
@@ -424,6 +424,8 @@ def run_all(a, build, bot_procs, runs):
                  lambda: run_idle(build, n, a.window, bot_procs(n), a.rooms_bots_ramp, False))
             step(rep, "idle-rooms", "nshost", n,
                  lambda: run_idle(build, n, a.window, bot_procs(n), a.rooms_bots_ramp, True))
+            step(rep, "idle-rooms", "nshost no room.tick", n,
+                 lambda: run_idle(build, n, a.window, bot_procs(n), a.rooms_bots_ramp, True, False))
 
 
 def _per_rep_ratio(runs, repeat, w, n, num, den, key):
@@ -508,8 +510,9 @@ def print_tables(a, runs):
         print("| N | rooms | seated | RSS MiB (peak) | CPU s/s | per room: RSS KiB, CPU µs/s |")
         print("|---|---|---|---|---|---|")
         for n in idle_ns:
-            base_c, rooms_c = cell("idle-rooms", "nshost no rooms", n), cell("idle-rooms", "nshost", n)
-            for label, c in (("none", base_c), (str(n), rooms_c)):
+            base_c = cell("idle-rooms", "nshost no rooms", n)
+            for label, c in (("none", base_c), (f"{n}, room.tick", cell("idle-rooms", "nshost", n)),
+                             (f"{n}, no room.tick", cell("idle-rooms", "nshost no room.tick", n))):
                 if not c:
                     continue
                 m = lambda k: med(c, k)

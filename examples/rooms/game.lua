@@ -72,10 +72,11 @@ function client.room_message(r, kind, data)
   end
 end
 
--- One guess every 10 ticks (a third of a second) once the match has begun.
+-- One guess every 10 ticks (a third of a second) once the match has begun,
+-- anywhere in what is still possible.
 function client.tick(tick_num)
   if match and started and not waiting_answer and tick_num % 10 == 0 then
-    local guess = (lo + hi) // 2
+    local guess = math.random(lo, hi)
     if match:send("guess", guess) then waiting_answer = true end
   end
 end

@@ -45,14 +45,15 @@ def add_args(ap):
     ap.add_argument("--idle-rooms", default="", help="N idle rooms of one bot each (e.g. 1000); off when empty")
     ap.add_argument("--rooms-anchor",
                     default=os.path.join(os.path.dirname(ROOT), "shared", "anchors", "colyseus-rooms"))
-    ap.add_argument("--rooms-bots-ramp", type=int, default=0,
-                    help="--bots-ramp of the nshost bots in --rooms-join and --idle-rooms "
-                         "(0: nshost's default, two joining at a time per process)")
+    ap.add_argument("--rooms-bots-ramp", default="0,200,400,1000",
+                    help="--rooms-join: one nshost run per value, the bots' joins per second over all bot "
+                         "processes (0: nshost's default, two joining at a time per process)")
+    ap.add_argument("--idle-bots-ramp", type=int, default=1000, help="--idle-rooms: the bots' joins per second")
     ap.add_argument("--colyseus-join-procs", type=int, default=4,
                     help="Node processes the Colyseus joiners are split over (--rooms-join)")
-    ap.add_argument("--colyseus-join-concurrency", type=int, default=1,
-                    help="joins in flight per process in bench/colyseus_join.mjs (1: one after another, "
-                         "as the anchor's bots.mjs)")
+    ap.add_argument("--colyseus-join-concurrency", default="1,16",
+                    help="one Colyseus run per value: joins in flight per process in bench/colyseus_join.mjs "
+                         "(1: one after another, as the anchor's bots.mjs)")
     ap.add_argument("--colyseus-bots-mjs", action="store_true",
                     help="--rooms-join: also time the anchor's own bots.mjs (minutes at N = 2000)")
     ap.add_argument("--colyseus-arena-bots-per-proc", type=int, default=128,
@@ -83,6 +84,12 @@ def _stop(procs, sig=signal.SIGTERM, timeout_s=20):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+# With a ramp, the bots' connects arrive faster than the flood guard's
+# default cap on half-open handshakes (32, and all bots share 127.0.0.1); a
+# refused bot does not retry, so the caps are raised for those runs.
+RAMP_FLAGS = ("--max-pending-handshakes=1024", "--max-pending-per-address=1024")
 
 
 def _start_nshost_server(build, script, n, extra_env=None, flags=()):
@@ -155,7 +162,7 @@ ROOM_LOG = re.compile(r"seat room=(\d+) clients=(\d+)")
 
 
 def run_nshost_join(build, n, bot_procs, ramp):
-    srv, log, port = _start_nshost_server(build, "rooms_join.lua", n)
+    srv, log, port = _start_nshost_server(build, "rooms_join.lua", n, flags=RAMP_FLAGS if ramp else ())
     bots = []
     try:
         bots, outs = _start_nshost_bots(build, "rooms_join.lua", n, port, bot_procs, ramp)
@@ -166,6 +173,7 @@ def run_nshost_join(build, n, bot_procs, ramp):
         sizes = [int(m.group(2)) for _, l in list(log.lines) for m in [ROOM_LOG.search(l)] if m]
         out["max_room_server"] = max(sizes) if sizes else None
         out["bot_procs"] = bot_procs
+        out["ramp"] = ramp
         out["cpu_s"] = base.cpu_seconds(srv.pid)
         return out
     finally:
@@ -365,7 +373,7 @@ def _rss_mib_now(pid):
 
 def run_idle(build, n, window_s, bot_procs, ramp, with_rooms, room_tick=True):
     env = {"IDLE_NO_ROOM": "0" if with_rooms else "1", "IDLE_ROOM_TICK": "1" if room_tick else "0"}
-    srv, log, port = _start_nshost_server(build, "idle_rooms.lua", n, env)
+    srv, log, port = _start_nshost_server(build, "idle_rooms.lua", n, env, RAMP_FLAGS if ramp else ())
     bots = []
     try:
         bots, outs = _start_nshost_bots(build, "idle_rooms.lua", n, port, bot_procs, ramp, env)
@@ -402,10 +410,12 @@ def run_all(a, build, bot_procs, runs):
 
     for rep in range(a.repeat):
         for n in join_ns:
-            step(rep, "rooms-join", "nshost", n, lambda: run_nshost_join(build, n, bot_procs(n), a.rooms_bots_ramp))
-            if anchor:
-                step(rep, "rooms-join", "colyseus", n, lambda: run_colyseus_join(
-                    anchor, n, a.colyseus_join_procs, a.colyseus_join_concurrency))
+            for ramp in _ns(a.rooms_bots_ramp):
+                step(rep, "rooms-join", _nshost_join_label(ramp), n,
+                     lambda: run_nshost_join(build, n, bot_procs(n), ramp))
+            for conc in _ns(a.colyseus_join_concurrency) if anchor else []:
+                step(rep, "rooms-join", _colyseus_join_label(conc), n, lambda: run_colyseus_join(
+                    anchor, n, a.colyseus_join_procs, conc))
                 if a.colyseus_bots_mjs:
                     step(rep, "rooms-join", "colyseus bots.mjs", n, lambda: run_colyseus_anchor_join(
                         anchor, n, a.colyseus_join_procs))
@@ -421,11 +431,19 @@ def run_all(a, build, bot_procs, runs):
                         anchor, n, a.window, a.colyseus_arena_bots_per_proc))
         for n in idle_ns:
             step(rep, "idle-rooms", "nshost no rooms", n,
-                 lambda: run_idle(build, n, a.window, bot_procs(n), a.rooms_bots_ramp, False))
+                 lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, False))
             step(rep, "idle-rooms", "nshost", n,
-                 lambda: run_idle(build, n, a.window, bot_procs(n), a.rooms_bots_ramp, True))
+                 lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, True))
             step(rep, "idle-rooms", "nshost no room.tick", n,
-                 lambda: run_idle(build, n, a.window, bot_procs(n), a.rooms_bots_ramp, True, False))
+                 lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, True, False))
+
+
+def _nshost_join_label(ramp):
+    return f"nshost, ramp {ramp}/s" if ramp else "nshost, join window"
+
+
+def _colyseus_join_label(concurrency):
+    return f"colyseus, {concurrency} in flight/proc"
 
 
 def _per_rep_ratio(runs, repeat, w, n, num, den, key):
@@ -457,11 +475,13 @@ def print_tables(a, runs):
     if join_ns:
         print(f"\nRooms, join: each bot join_or_create(\"arena\") once, rooms of {ROOM_SIZE}; "
               f"median of {a.repeat} run(s)\n")
+        labels = ([_nshost_join_label(r) for r in _ns(a.rooms_bots_ramp)]
+                  + [_colyseus_join_label(c) for c in _ns(a.colyseus_join_concurrency)] + ["colyseus bots.mjs"])
         print("| N | server | bot processes | seated | failed | rooms | largest room (bots / server log) "
               "| seat all s | join ms p50/p99/max |")
         print("|---|---|---|---|---|---|---|---|---|")
         for n in join_ns:
-            for s in ("nshost", "colyseus", "colyseus bots.mjs"):
+            for s in labels:
                 c = cell("rooms-join", s, n)
                 if not c:
                     continue
@@ -473,13 +493,17 @@ def print_tables(a, runs):
                       f"{fmt(largest_srv, 'd') if largest_srv else '—'} "
                       f"| {fmt(m('seat_all_s'))} "
                       f"| {fmt(m('join_ms_p50'))}/{fmt(m('join_ms_p99'))}/{fmt(m('join_ms_max'))} |")
+        cols = [_colyseus_join_label(c) for c in _ns(a.colyseus_join_concurrency)]
+        if a.colyseus_bots_mjs:
+            cols.append("colyseus bots.mjs")
         print("\nTime to seat all, Colyseus over nshost, per run then the median (goal: ≥ 2):\n")
-        print("| N | colyseus_join.mjs / nshost | anchor bots.mjs / nshost |")
-        print("|---|---|---|")
+        print("| N | nshost | " + " | ".join(f"{c} / nshost" for c in cols) + " |")
+        print("|---|---|" + "---|" * len(cols))
         for n in join_ns:
-            r1 = _per_rep_ratio(runs, a.repeat, "rooms-join", n, "colyseus", "nshost", "seat_all_s")
-            r2 = _per_rep_ratio(runs, a.repeat, "rooms-join", n, "colyseus bots.mjs", "nshost", "seat_all_s")
-            print(f"| {n} | {_ratio_text(*r1)} | {_ratio_text(*r2)} |")
+            for r in _ns(a.rooms_bots_ramp):
+                ratios = [_ratio_text(*_per_rep_ratio(runs, a.repeat, "rooms-join", n, c, _nshost_join_label(r),
+                                                      "seat_all_s")) for c in cols]
+                print(f"| {n} | {_nshost_join_label(r)} | " + " | ".join(ratios) + " |")
     if arena_ns:
         print(f"\nRooms, arena: rooms of {ROOM_SIZE}, inputs and state at {TICK_HZ} Hz; nshost channel "
               f"{a.arena_channel}; window {a.window:g} s; median of {a.repeat} run(s)\n")

@@ -147,7 +147,10 @@ void ServerRole::on_room_packet(ENetPeer* peer, uint8_t channel, std::string_vie
 }
 
 bool ServerRole::queue_room_packet(ClientId id, ENetPacket* packet, Channel channel) {
-  if (liveness(id) != Liveness::live) return false;
+  if (liveness(id) != Liveness::live) {
+    ++dropped_messages_;  // a held slot gets no room messages: state sync resyncs it
+    return false;
+  }
   ENetPeer* peer = slot_entries_[id.slot].peer;
   uint8_t channel_id = channel == Channel::reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable;
   // A peer that connected with the channels of before rooms has none.

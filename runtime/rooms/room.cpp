@@ -18,6 +18,7 @@ uint32_t packet_flags(Channel channel) {
 
 // What room.join's refusal may say; the reject text travels in one catalog message.
 constexpr size_t kMaxRefusalBytes = 200;
+const std::string kDisposed = "disposed";
 
 }  // namespace
 
@@ -50,6 +51,8 @@ bool Room::start(std::string& error) {
     error = "out of memory while running " + type_->path + " (--room-memory-limit)";
     return false;
   }
+  // No room.tick when the file has run: no timer (an idle room costs no wakeups).
+  if (!script_->has_handler("tick")) return true;
   if (int rc = tick_.start(); rc != 0) {
     error = std::string("libuv: ") + uv_strerror(rc);
     return false;
@@ -120,7 +123,7 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
   if (!ok || !accepting() || refusal) {
     joiner_held_.clear();
     std::erase(member.rooms, id_);
-    // Not the seat at the back: room.join itself cannot seat anyone else.
+    // The seat added above (room.join cannot seat anyone else meanwhile).
     forget_seat(member.session_id);
     if (!ok || !accepting()) return std::string("room failed");
     return refusal;
@@ -155,14 +158,19 @@ void Room::remove(Member& member, const std::string& reason, const std::string* 
   seats_.erase(it);
   std::erase(member.rooms, id_);
   if (told && member.codec) {
-    Writer w(*member.codec);
-    begin_message(w, "room.left");
-    w.begin_map(2);
-    w.key("room");
-    w.integer(static_cast<int64_t>(id_));
-    w.key("reason");
-    w.string(*told);
-    manager_.send_to(member, w.take(), Channel::reliable);
+    // A close reason json cannot carry (not UTF-8) is told as "disposed".
+    for (const std::string* reason : {told, &kDisposed}) {
+      Writer w(*member.codec);
+      begin_message(w, "room.left");
+      w.begin_map(2);
+      w.key("room");
+      w.integer(static_cast<int64_t>(id_));
+      w.key("reason");
+      w.string(*reason);
+      if (!w.ok()) continue;
+      manager_.send_to(member, w.take(), Channel::reliable);
+      break;
+    }
   }
   if (phase_ != Phase::disposed && !memory_failed_) {
     script_->invoke("leave", [&](lua_State* L) {
@@ -317,6 +325,10 @@ bool Room::send(lua_State* L, std::span<const uint64_t> recipients, std::string_
         error = "data: " + error;
         return false;
       }
+    }
+    if (!w.ok()) {  // json: a type that is not UTF-8
+      error = w.error();
+      return false;
     }
     encoded[c] = w.take();
     if (encoded[c].size() > manager_.config().max_message_bytes) {

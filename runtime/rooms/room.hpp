@@ -48,7 +48,8 @@ class Room final : public HostApi {
   Room(const Room&) = delete;
   Room& operator=(const Room&) = delete;
 
-  // Creates the state, runs the room file and starts the tick. False with
+  // Creates the state, runs the room file and starts the tick (when the file
+  // defined room.tick). False with
   // `error` (one line) when the state cannot be created or the file fails.
   bool start(std::string& error);
   // room.create(options); false when it raised (logged).

@@ -83,12 +83,18 @@ void RoomManager::on_packet(uint64_t session_id, std::string_view bytes, Channel
 
 void RoomManager::refuse_packet(Member& member, const std::string& reason, bool answer) {
   if (answer) {
-    Writer w(member.codec.value_or(kFallbackCodec));
-    begin_message(w, "error");
-    w.begin_map(1);
-    w.key("reason");
-    w.string(reason);
-    send_to(member, w.take(), Channel::reliable);
+    // A reason quoting the client's bytes may not be UTF-8: json then gets
+    // a reason without the quote.
+    for (std::string_view text : {std::string_view(reason), std::string_view("bad message")}) {
+      Writer w(member.codec.value_or(kFallbackCodec));
+      begin_message(w, "error");
+      w.begin_map(1);
+      w.key("reason");
+      w.string(text);
+      if (!w.ok()) continue;
+      send_to(member, w.take(), Channel::reliable);
+      break;
+    }
   }
   ++member.bad_messages;
   log_write(LogLevel::warn, "rooms",
@@ -112,24 +118,32 @@ void RoomManager::send_error(Member& member, std::string_view reason, uint64_t r
 }
 
 void RoomManager::answer_join(Member& member, uint32_t id, const JoinResult& result) {
-  Writer w(*member.codec);
-  begin_message(w, "rpc.response", id);
-  if (result.ok) {
-    w.begin_map(3);
-    w.key("ok");
-    w.boolean(true);
-    w.key("room");
-    w.integer(static_cast<int64_t>(result.room));
-    w.key("room_type");
-    w.string(result.room_type);
-  } else {
-    w.begin_map(2);
-    w.key("ok");
-    w.boolean(false);
-    w.key("reason");
-    w.string(result.reason);
+  // Strings from the script (a refusal, a type name) may not be UTF-8: json
+  // then gets the answer without them ("refused", no room_type).
+  for (bool full : {true, false}) {
+    Writer w(*member.codec);
+    begin_message(w, "rpc.response", id);
+    if (result.ok) {
+      w.begin_map(full ? 3 : 2);
+      w.key("ok");
+      w.boolean(true);
+      w.key("room");
+      w.integer(static_cast<int64_t>(result.room));
+      if (full) {
+        w.key("room_type");
+        w.string(result.room_type);
+      }
+    } else {
+      w.begin_map(2);
+      w.key("ok");
+      w.boolean(false);
+      w.key("reason");
+      w.string(full ? std::string_view(result.reason) : std::string_view("refused"));
+    }
+    if (!w.ok()) continue;
+    send_to(member, w.take(), Channel::reliable);
+    return;
   }
-  send_to(member, w.take(), Channel::reliable);
 }
 
 void RoomManager::answer_ok(Member& member, uint32_t id, bool ok, std::string_view reason) {
@@ -233,6 +247,7 @@ void RoomManager::on_list_request(Member& member, const Message& message) {
     if (room->phase() != Room::Phase::open || (type && room->type().name != *type)) continue;
     Writer probe(codec);
     write_entry(probe, *room);
+    if (!probe.ok()) continue;  // json cannot carry its name or metadata
     if (total + probe.size() > budget) {
       truncated = true;
       break;

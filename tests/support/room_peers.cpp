@@ -101,9 +101,14 @@ void RoomPeers::pump(int timeout_ms) {
 }
 
 bool RoomPeers::wait(const std::function<bool()>& done, int timeout_ms) {
+  // done() once per pass: next() and response() pass predicates that take.
   int64_t deadline = now_ms() + timeout_ms;
-  while (!done() && now_ms() < deadline) pump(1);
-  return done();
+  bool ok = done();
+  while (!ok && now_ms() < deadline) {
+    pump(1);
+    ok = done();
+  }
+  return ok;
 }
 
 bool RoomPeers::handshake(const std::function<wire::Hello(size_t)>& hello_for, int timeout_ms) {
@@ -183,6 +188,11 @@ std::optional<rooms::Message> RoomPeers::response(size_t i, uint32_t id, int tim
 void RoomPeers::disconnect(size_t i, uint32_t code) {
   enet_peer_disconnect(peers_[i].peer, code);
   flush();
+}
+
+void RoomPeers::cut(size_t i) {
+  enet_peer_reset(peers_[i].peer);
+  peers_[i].disconnected = true;
 }
 
 void RoomPeers::set_timeout(size_t i, uint32_t minimum_ms, uint32_t maximum_ms) {

@@ -60,7 +60,8 @@ class RoomPeers {
   std::optional<rooms::Message> next(size_t i, std::string_view type, int timeout_ms = 5000);
   // The rpc.response with this id.
   std::optional<rooms::Message> response(size_t i, uint32_t id, int timeout_ms = 5000);
-  // Pumps until `done()` or the deadline; returns done().
+  // Pumps until `done()` or the deadline; returns done()'s last answer
+  // (called once per pass, so it may take what it finds).
   bool wait(const std::function<bool()>& done, int timeout_ms);
   // Catalog messages peer i has received and not yet taken.
   std::deque<rooms::Message>& inbox(size_t i) { return peers_[i].inbox; }
@@ -72,6 +73,8 @@ class RoomPeers {
   // The reason of the last kick notice peer i received ("" if none).
   const std::string& kick_reason(size_t i) const { return peers_[i].kick_reason; }
   void disconnect(size_t i, uint32_t code);
+  // Drops peer i's link without telling the server, as a dead network would.
+  void cut(size_t i);
   // ENet's timeouts for peer i (enet_peer_timeout: RTT-based minimum and
   // maximum ms before an unacknowledged reliable packet ends the link).
   void set_timeout(size_t i, uint32_t minimum_ms, uint32_t maximum_ms);

@@ -49,7 +49,7 @@ function room.message(c, type, data)
     local results = {}
     for _, f in ipairs({
       function() room.send("nope", "x", 1) end,
-      function() room.broadcast(42) end,
+      function() room.broadcast({}) end,
       function() room.send(c, "x", function() end) end,
       function() room.set_tick_rate(0) end,
       function() room.send_bytes(c, "x", {}) end,

@@ -5,6 +5,7 @@ rooms.define("arena", "arena.lua", { max_clients = 4 })
 rooms.define("eight", "arena.lua", { max_clients = 8 })
 rooms.define("lobby", "arena.lua", { max_clients = 64, auto_dispose = false, unreliable = { "pos" } })
 rooms.define("failing", "failing.lua", { max_clients = 4, tick_rate = 20 })
+rooms.define("idle", "idle.lua", { max_clients = 1 })
 
 local ok, err = pcall(rooms.define, "arena", "arena.lua")
 print("redefine: " .. tostring(ok) .. " " .. tostring(err))

@@ -49,7 +49,7 @@ int request(lua_State* L, const char* type, ClientRooms::Kind kind, int cb_arg, 
   lua_pushvalue(L, cb_arg);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (gate == ClientRooms::Gate::not_connected) {
-    rooms.fail_later(ref);
+    rooms.fail_later(kind, ref);
     lua_pushboolean(L, 1);
     return 1;
   }

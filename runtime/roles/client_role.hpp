@@ -5,7 +5,9 @@
 // state and timers. Its definitions are split by concern: client_role.cpp
 // (connect, events, the timer, sends, shutdown), client_join.cpp (welcome to
 // client.connect, hops, the bundle fetch) and client_reconnect.cpp (the
-// resume ladder). Every send to the server goes through a PeerLink.
+// resume ladder). Every send to the server goes through a PeerLink, except
+// the catalog messages of rooms (channels 3 and 4, send_catalog), which its
+// rooms::ClientRooms makes and reads.
 //
 // The phase says what the one timer (timer_) means when it fires (a stop
 // requested meanwhile comes first, except in leaving and closed):

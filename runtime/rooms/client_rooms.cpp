@@ -138,7 +138,7 @@ void ClientRooms::forget_script() {
 
 void ClientRooms::fail_pending(std::vector<Queued>& out) {
   for (auto& [id, p] : pending_)
-    if (p.callback_ref != LUA_NOREF) out.push_back(Queued{false, p.callback_ref, "not connected"});
+    if (p.callback_ref != LUA_NOREF) out.push_back(Queued{false, p.callback_ref, "not connected", callback_name(p.kind)});
   pending_.clear();
 }
 
@@ -188,7 +188,7 @@ void ClientRooms::deliver(std::vector<Queued>& items) {
         });
       release(q.ref);
     } else {
-      run_callback(q.ref, "rooms callback",
+      run_callback(q.ref, q.what,
                    [&](lua_State* L) { return push_callback_failure(L, q.text, "ENOTCONN"); });
     }
   }
@@ -237,9 +237,9 @@ bool ClientRooms::send_request(uint32_t id, Kind kind, std::string_view bytes, i
   return true;
 }
 
-void ClientRooms::fail_later(int callback_ref) {
+void ClientRooms::fail_later(Kind kind, int callback_ref) {
   std::vector<Queued> items;
-  items.push_back(Queued{false, callback_ref, "not connected"});
+  items.push_back(Queued{false, callback_ref, "not connected", callback_name(kind)});
   enqueue(std::move(items), false);
 }
 
@@ -347,9 +347,14 @@ void ClientRooms::on_response(const Message& message) {
     }
     case Kind::list: {
       const Value* list = message.payload.find("rooms");
+      bool truncated = message.payload.boolean_at("truncated").value_or(false);
       run_callback(pending.callback_ref, what, [&](lua_State* L) {
         if (list && (list->kind == Value::Kind::array || list->kind == Value::Kind::map)) push_value(L, *list);
         else lua_newtable(L);
+        if (truncated) {  // the server left rooms out to stay within --max-message-size
+          lua_pushboolean(L, 1);
+          lua_setfield(L, -2, "truncated");
+        }
         return 1;
       });
       return;

@@ -115,7 +115,7 @@ class ClientRooms {
   // ("ENOBUFS: ...") when ENet refused it; the ref stays the caller's then.
   bool send_request(uint32_t id, Kind kind, std::string_view bytes, int callback_ref, std::string& error);
   // Takes `callback_ref` and calls it later with nil, "not connected", "ENOTCONN".
-  void fail_later(int callback_ref);
+  void fail_later(Kind kind, int callback_ref);
   // The membership behind a handle, or null when it is gone (stale).
   bool live(const RoomHandle& handle) const;
   bool link_up() const { return owner_.rooms_link_up(); }
@@ -147,6 +147,7 @@ class ClientRooms {
     bool room_left = false;
     int ref = LUA_NOREF;  // the callback, or the room's handle
     std::string text;     // the failure's message, or the reason
+    const char* what = "rooms callback";  // names a failed request's callback in the log
   };
 
   void on_response(const Message& message);

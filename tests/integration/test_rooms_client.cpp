@@ -256,7 +256,7 @@ TEST_CASE("rooms client: --codec, --project-id and --auth-token") {
   }
 }
 
-TEST_CASE("rooms client: the hello carries codecs, project id and token; the welcome's codec and session id are kept") {
+TEST_CASE("rooms client: the hello carries codecs, project id and token, the welcome's codec and session id are kept") {
   RawServer server;
   Options options;
   options.project_id = "proj-1";
@@ -310,8 +310,10 @@ TEST_CASE("rooms client: answers out of order reach the right callbacks, each ex
   // Answered in reverse order, c twice; and an answer nobody asked for.
   Writer w(Codec::msgpack);
   rooms::begin_message(w, "rpc.response", list.message.id);
-  w.begin_map(2);
+  w.begin_map(3);
   w.key("ok");
+  w.boolean(true);
+  w.key("truncated");
   w.boolean(true);
   w.key("rooms");
   w.begin_array(1);
@@ -338,7 +340,7 @@ TEST_CASE("rooms client: answers out of order reach the right callbacks, each ex
   client.step_for(100);
   CHECK(client.events() ==
         "connect"
-        "|list {1={clients=2,id=3,max_clients=8,metadata={map=\"dust\"},type=\"a\"}}"
+        "|list {1={clients=2,id=3,max_clients=8,metadata={map=\"dust\"},type=\"a\"},truncated=true}"
         "|c nil \"no such room\" \"EREFUSED\""
         "|b room(id=9, type=b)"
         "|a room(id=3, type=a)");
@@ -399,7 +401,7 @@ TEST_CASE("rooms client: room messages arrive decoded and leave encoded, with bo
   }
 }
 
-TEST_CASE("rooms client: room.left makes the handle stale; stale handles answer ENOROOM, a rejoin gets a new handle") {
+TEST_CASE("rooms client: room.left makes the handle stale, stale handles answer ENOROOM, a rejoin gets a new handle") {
   RawServer server;
   Client client(server, "");
   client.join();
@@ -477,6 +479,24 @@ TEST_CASE("rooms client: when the server goes, rooms get room_left 'disconnected
   CHECK(client.rooms().room_count() == 0);
 }
 
+TEST_CASE("rooms client: a hop ends the origin's rooms and requests, delivered after the hop call returns") {
+  RawServer origin;
+  RawServer destination;  // serves no script: the hop fails, the client keeps running
+  Client client(origin, "");
+  client.join();
+  join_arena(client, origin, Codec::msgpack, 5);
+  CHECK(client.in_handler("return rooms.list(nil, answer('list'))") == "ok: true, true");
+  next_request(origin, Codec::msgpack, &client);
+  CHECK(client.in_handler("local ok = hop('" + destination.url() + "') return ok, #events, room:send('x', 1)") ==
+        "ok: true, true, 2, nil, room 5 is gone, ENOROOM");
+  REQUIRE(client.wait_events(5));
+  std::string events = client.events();
+  CHECK(events.rfind("connect|joined room(id=5, type=arena)"
+                     "|left room(id=5, type=arena, gone) disconnected"
+                     "|list nil \"not connected\" \"ENOTCONN\""
+                     "|disconnect hop_failed: ", 0) == 0);
+}
+
 TEST_CASE("rooms client: a request made before joining gets 'not connected' later, never inside the call") {
   RawServer server;
   Client client(server, "early = {rooms.list(nil, answer('early'))} during = #events\n");
@@ -485,7 +505,7 @@ TEST_CASE("rooms client: a request made before joining gets 'not connected' late
   CHECK(client.events() == "early nil \"not connected\" \"ENOTCONN\"|connect");
 }
 
-TEST_CASE("rooms client: values that cannot be encoded raise; bad arguments raise; nothing is sent") {
+TEST_CASE("rooms client: values that cannot be encoded raise, bad arguments raise, nothing is sent") {
   for (Codec codec : {Codec::msgpack, Codec::json}) {
     CAPTURE(rooms::codec_name(codec));
     RawServer server(RawServer::Config{rooms::codec_name(codec)});
@@ -566,7 +586,7 @@ TEST_CASE("rooms client: over --max-message-size is EMSGSIZE, nothing sent, no c
   CHECK(client.rooms().pending_count() == 0);
 }
 
-TEST_CASE("rooms client: server errors and undecodable or unknown packets are logged and counted; the client goes on") {
+TEST_CASE("rooms client: server errors and undecodable or unknown packets are logged and counted, the client goes on") {
   RawServer server;
   Client client(server, "");
   client.join();
@@ -588,7 +608,7 @@ TEST_CASE("rooms client: server errors and undecodable or unknown packets are lo
   CHECK(client.events() == "connect|joined room(id=5, type=arena)");
 }
 
-TEST_CASE("rooms client: a callback that raises is logged as a script error; later callbacks still run") {
+TEST_CASE("rooms client: a callback that raises is logged as a script error, later callbacks still run") {
   RawServer server;
   Client client(server, "");
   client.join();
@@ -625,7 +645,7 @@ end
   CHECK(client.events() == "connect|sent true|left true");
 }
 
-TEST_CASE("rooms client: rooms stay across a resumed session; a resume refused ends them with 'disconnected'") {
+TEST_CASE("rooms client: rooms stay across a resumed session, a resume refused ends them with 'disconnected'") {
   for (bool resume : {true, false}) {
     CAPTURE(resume);
     RawServer::Config config;
@@ -691,4 +711,57 @@ TEST_CASE("rooms client: every bot (--bots) has its own rooms, codec and session
   CHECK(bots->wait_stdout("bot session=8 joined room(id=1, type=arena) codec=msgpack"));
   bots->send_signal(SIGTERM);
   CHECK(bots->wait_exit() == 0);
+}
+
+// End to end: a real nshost server (tests/scripts/rooms/server.lua, its
+// "arena" type seats 4) and real client processes (tests/scripts/rooms_e2e.lua).
+TEST_CASE("rooms client end to end: a msgpack and a json client share a room, message both ways, list, leave") {
+  Server server = start_server(test_script("rooms/server.lua"));
+  REQUIRE(server.port > 0);
+  auto a = start_client(test_script("rooms_e2e.lua"), server.port, {}, {"NAME=a", "WAIT_FOR_PEER=1"});
+  REQUIRE(a->wait_stdout("a connected session=1 codec=msgpack"));
+  auto joined_a = a->wait_stdout("a joined room(id=");
+  REQUIRE_MESSAGE(joined_a, a->stderr_text());
+  CHECK(*joined_a == "a joined room(id=1, type=arena)");
+  auto b = start_client(test_script("rooms_e2e.lua"), server.port, {"--codec=json"}, {"NAME=b"});
+  CHECK(b->wait_stdout("b connected session=2 codec=json"));
+  CHECK(b->wait_stdout("b joined room(id=1, type=arena)"));
+  CHECK(a->wait_stdout("a saw joined clients=2"));
+  for (auto* c : {a.get(), b.get()}) {
+    std::string n = c == a.get() ? "a" : "b";
+    CAPTURE(n);
+    CHECK(c->wait_stdout(n + " sent echo true"));
+    // Integers stay integers, floats floats, through either codec both ways.
+    CHECK(c->wait_stdout(n + " echo {f=2.5f,list={1=1,2=2,3=3},n=1,s=\"hi\"}"));
+    CHECK(c->wait_stdout(n + " sent bytes true"));
+    CHECK(c->wait_stdout(n + " bytes " + (n == "a" ? "610001ff" : "620001ff")));
+    CHECK(c->wait_stdout(n + " list n=1 id=1 clients="));
+    CHECK(c->wait_stdout(n + " leave true"));
+    CHECK(c->wait_stdout(n + " left true nil nil"));
+    CHECK(c->wait_exit() == 0);
+  }
+  CHECK(server.process->wait_stdout("create 1 arena"));
+  CHECK(server.process->wait_stdout("leave 1 client"));
+  CHECK(server.process->wait_stdout("leave 1 client"));
+  CHECK(server.process->wait_stdout("dispose 1"));
+  std::string out = server.process->stdout_text();
+  CHECK(out.find("create 2") == std::string::npos);  // one room served both
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+}
+
+TEST_CASE("rooms client end to end: room.close reaches the client as room_left, the server going ends its rooms") {
+  Server server = start_server(test_script("rooms/server.lua"));
+  REQUIRE(server.port > 0);
+  auto c = start_client(test_script("rooms_e2e.lua"), server.port, {}, {"NAME=c", "MODE=close"});
+  CHECK(c->wait_stdout("c joined room(id=1, type=arena)"));
+  CHECK(c->wait_stdout("c room_left room(id=1, type=arena, gone) closed: bye"));
+  CHECK(c->wait_stdout("c after close room 1 is gone ENOROOM"));
+  CHECK(c->wait_stdout("c joined again room(id=2, type=arena) nil"));
+  CHECK(server.process->wait_stdout("dispose 1"));
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+  CHECK(c->wait_stdout("c room_left room(id=2, type=arena, gone) disconnected"));
+  CHECK(c->wait_stdout("c disconnect server_left"));
+  CHECK(c->wait_exit() == 0);
 }

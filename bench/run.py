@@ -35,8 +35,6 @@ import sys
 import threading
 import time
 
-import rooms_bench
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK_HZ = 30
 RAMP_PER_S = 500
@@ -288,6 +286,7 @@ def main():
     ap.add_argument("--bots-per-process", type=int, default=1024,
                     help="split the bots of a run over ceil(N / this) processes (N = 2048: two)")
     ap.add_argument("--nshost-flags", default="", help="extra flags for the nshost server, e.g. --coalesce=0")
+    import rooms_bench  # imports this module for its helpers
     rooms_bench.add_args(ap)
     a = ap.parse_args()
     build = os.path.abspath(a.build)

@@ -11,9 +11,13 @@ unless its flag is given:
                       process while every seated bot sends inputs at 30 Hz;
                       slow: minutes at N = 2000)
   --arena=256,1024    the anchor's arena workload: nshost bench/arena.lua
-                      against the anchor's run.sh N SECONDS
-  --idle-rooms=1000   N rooms of one bot each (bench/idle_rooms.lua), and the
-                      same N bots with no room as the baseline
+                      against the anchor's server.mjs driven by
+                      bench/colyseus_arena.mjs (bots.mjs's behaviour, joins
+                      in parallel); with --colyseus-run-sh also the anchor's
+                      run.sh N SECONDS as shipped
+  --idle-rooms=1000   N rooms of one bot each (bench/idle_rooms.lua), with and
+                      without room.tick, and the same N bots with no room as
+                      the baseline
 
 Each figure is the median over --repeat runs; each ratio is taken inside one
 repetition (the two servers back to back) before the median.

@@ -18,6 +18,10 @@ inside one run (same repetition, back to back) before taking the median.
   bench/run.py [--build=DIR] [--window=S] [--warmup=S] [--repeat=K]
                [--relay=64,256,512] [--crowd=1024,2048] [--no-colyseus]
                [--json=FILE]
+               [--rooms-join=2000] [--arena=256,1024] [--idle-rooms=1000]
+
+The rooms workloads (bench/rooms_bench.py) run only when their flag is given;
+then relay and crowd run only if --relay/--crowd are given too.
 """
 import argparse
 import json
@@ -189,10 +193,10 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1):
     return out
 
 
-def prepare_anchor(src, build):
+def prepare_anchor(src, build, name="bench-colyseus-relay"):
     """run.sh installs its npm packages into its own folder; the shared
     anchor is read-only, so it runs from a copy in the build folder."""
-    dst = os.path.join(build, "bench-colyseus-relay")
+    dst = os.path.join(build, name)
     if not os.path.exists(os.path.join(dst, "run.sh")):
         shutil.copytree(src, dst, dirs_exist_ok=True)
         for dirpath, _, files in os.walk(dst):
@@ -274,16 +278,23 @@ def main():
     ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--relay", default="64,256,512")
-    ap.add_argument("--crowd", default="1024,2048")
+    ap.add_argument("--relay", default=None, help="default 64,256,512 (none with a rooms workload)")
+    ap.add_argument("--crowd", default=None, help="default 1024,2048 (none with a rooms workload)")
     ap.add_argument("--no-colyseus", action="store_true")
     ap.add_argument("--anchor", default=os.path.join(os.path.dirname(ROOT), "shared", "anchors", "colyseus-relay"))
     ap.add_argument("--json", help="also write every run's figures to this file")
     ap.add_argument("--bots-per-process", type=int, default=1024,
                     help="split the bots of a run over ceil(N / this) processes (N = 2048: two)")
     ap.add_argument("--nshost-flags", default="", help="extra flags for the nshost server, e.g. --coalesce=0")
+    import rooms_bench  # imports this module for its helpers
+    rooms_bench.add_args(ap)
     a = ap.parse_args()
     build = os.path.abspath(a.build)
+    rooms = rooms_bench.wanted(a)
+    if a.relay is None:
+        a.relay = "" if rooms else "64,256,512"
+    if a.crowd is None:
+        a.crowd = "" if rooms else "1024,2048"
     relay_ns = [int(x) for x in a.relay.split(",") if x]
     crowd_ns = [int(x) for x in a.crowd.split(",") if x]
     anchor = None if a.no_colyseus or not relay_ns else prepare_anchor(a.anchor, build)
@@ -318,6 +329,8 @@ def main():
             runs.append((rep, "crowd", "nshost", n, r))
             print(f"# rep {rep + 1}/{a.repeat}: crowd N={n} kernel fan-out floor", file=sys.stderr, flush=True)
             runs.append((rep, "crowd", "floor", n, run_floor(build, n, a.window)))
+    if rooms:
+        rooms_bench.run_all(a, build, bot_procs, runs)
     if a.json:
         with open(a.json, "w") as f:
             json.dump([{"rep": rep, "workload": w, "server": s, "n": n, **r} for rep, w, s, n, r in runs], f, indent=1)
@@ -325,6 +338,10 @@ def main():
     def cell(w, s, n):
         return [r for _, ww, ss, nn, r in runs if (ww, ss, nn) == (w, s, n)]
 
+    if rooms:
+        rooms_bench.print_tables(a, runs)
+    if not relay_ns and not crowd_ns:
+        return
     print(f"\nwindow {a.window:g} s after {a.warmup:g} s warm-up; median of {a.repeat} run(s); "
           f"tick rate {TICK_HZ} Hz\n")
     print("| workload | N | server | CPU s/s | CPU µs/snap | snaps/s (of expected) | lost | peak RSS MiB | sent MB/s "
@@ -378,7 +395,7 @@ def main():
                   f"| {fmt(median_of(ns, 'tick_ms_p50'))}/{fmt(median_of(ns, 'tick_ms_p99'))} "
                   f"| {fmt(statistics.median(per_run) if per_run else None)} |")
     short = [(w, s, n, r) for _, w, s, n, r in runs
-             if s != "floor" and (r.get("joined", n) < n or r.get("reports", n) < n)]
+             if w in ("relay", "crowd") and s != "floor" and (r.get("joined", n) < n or r.get("reports", n) < n)]
     for w, s, n, r in short:
         print(f"\nnote: {w} N={n} {s}: {r.get('joined')} of {n} bots joined before the window, "
               f"{r.get('reports', '—')} reported")

@@ -1,0 +1,2 @@
+-- The idle-room bench's room without a room.tick handler (bench/idle_rooms.lua
+-- with IDLE_ROOM_TICK=0): what an idle room costs when its script never ticks.

@@ -1,0 +1,568 @@
+"""The rooms workloads of bench/run.py (docs/benchmarks.md, Rooms), each off
+unless its flag is given:
+
+  --rooms-join=2000   N bots each join_or_create("arena") (rooms of 8) once:
+                      nshost (bench/rooms_join.lua) against the Colyseus rooms
+                      anchor's server.mjs joined by bench/colyseus_join.mjs
+                      (joins only, one latency per join,
+                      --colyseus-join-concurrency in flight per process); with
+                      --colyseus-bots-mjs also by the anchor's own bots.mjs as
+                      shipped ("joined N in X s": joins one after another per
+                      process while every seated bot sends inputs at 30 Hz;
+                      slow: minutes at N = 2000)
+  --arena=256,1024    the anchor's arena workload: nshost bench/arena.lua
+                      against the anchor's server.mjs driven by
+                      bench/colyseus_arena.mjs (bots.mjs's behaviour, joins
+                      in parallel); with --colyseus-run-sh also the anchor's
+                      run.sh N SECONDS as shipped
+  --idle-rooms=1000   N rooms of one bot each (bench/idle_rooms.lua), with and
+                      without room.tick, and the same N bots with no room as
+                      the baseline
+
+Each figure is the median over --repeat runs; each ratio is taken inside one
+repetition (the two servers back to back) before the median.
+"""
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import run as base
+
+ROOT = base.ROOT
+TICK_HZ = base.TICK_HZ
+BOT_NICE = base.BOT_NICE
+# Seating must finish within this; past it the run reports what it has.
+SEAT_TIMEOUT_S = 240
+BOTS_MJS_TIMEOUT_S = 1200
+COLYSEUS_PORT = 2567
+ROOM_SIZE = 8
+
+
+def add_args(ap):
+    ap.add_argument("--rooms-join", default="", help="N bots join_or_create rooms of 8 (e.g. 2000); off when empty")
+    ap.add_argument("--arena", default="", help="arena workload at these N (e.g. 256,1024); off when empty")
+    ap.add_argument("--idle-rooms", default="", help="N idle rooms of one bot each (e.g. 1000); off when empty")
+    ap.add_argument("--rooms-anchor",
+                    default=os.path.join(os.path.dirname(ROOT), "shared", "anchors", "colyseus-rooms"))
+    ap.add_argument("--rooms-bots-ramp", default="0,200,400,1000",
+                    help="--rooms-join: one nshost run per value, the bots' joins per second over all bot "
+                         "processes (0: nshost's default, two joining at a time per process)")
+    ap.add_argument("--idle-bots-ramp", type=int, default=1000, help="--idle-rooms: the bots' joins per second")
+    ap.add_argument("--colyseus-join-procs", type=int, default=4,
+                    help="Node processes the Colyseus joiners are split over (--rooms-join)")
+    ap.add_argument("--colyseus-join-concurrency", default="1,16",
+                    help="one Colyseus run per value: joins in flight per process in bench/colyseus_join.mjs "
+                         "(1: one after another, as the anchor's bots.mjs)")
+    ap.add_argument("--colyseus-bots-mjs", action="store_true",
+                    help="--rooms-join: also time the anchor's own bots.mjs (minutes at N = 2000)")
+    ap.add_argument("--colyseus-arena-bots-per-proc", type=int, default=128,
+                    help="--arena: Colyseus bots per Node process (run.sh's PROCS = ceil(N / this))")
+    ap.add_argument("--colyseus-arena-join-concurrency", dest="colyseus_join_concurrency_arena", type=int,
+                    default=16, help="--arena: joins in flight per Node process in bench/colyseus_arena.mjs")
+    ap.add_argument("--colyseus-run-sh", action="store_true",
+                    help="--arena: also run the anchor's run.sh N SECONDS as shipped")
+    ap.add_argument("--arena-channel", default="unreliable", choices=("unreliable", "reliable"),
+                    help="channel of the arena's inputs and state messages on nshost")
+
+
+def wanted(a):
+    return bool(a.rooms_join or a.arena or a.idle_rooms)
+
+
+def _ns(s):
+    return [int(x) for x in s.split(",") if x]
+
+
+def _stop(procs, sig=signal.SIGTERM, timeout_s=20):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(sig)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+# With a ramp, the bots' connects arrive faster than the flood guard's
+# default cap on half-open handshakes (32, and all bots share 127.0.0.1); a
+# refused bot does not retry, so the caps are raised for those runs.
+RAMP_FLAGS = ("--max-pending-handshakes=1024", "--max-pending-per-address=1024")
+
+
+def _start_nshost_server(build, script, n, extra_env=None, flags=()):
+    env = dict(os.environ, **(extra_env or {}))
+    srv = subprocess.Popen([os.path.join(build, "nshost"), "--role=server", "--port=0", f"--max-clients={n}",
+                            "--max-pending-per-address=32", *flags, os.path.join(ROOT, "bench", script)],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = base.Reader(srv.stderr)
+    m = log.wait_for(r"listening on [\d.]+:(\d+)", 10)
+    if not m:
+        _stop([srv])
+        raise RuntimeError("server did not start: " + "\n".join(l for _, l in log.lines[-5:]))
+    return srv, log, int(m.group(1))
+
+
+def _start_nshost_bots(build, script, n, port, procs, ramp, extra_env=None):
+    env = dict(os.environ, **(extra_env or {}))
+    bots, outs = [], []
+    for k in range(procs):
+        share = n // procs + (1 if k < n % procs else 0)
+        cmd = ["nice", "-n", str(BOT_NICE), os.path.join(build, "nshost"), "--role=client", "--headless",
+               f"--bots={share}", f"--connect=nshost://127.0.0.1:{port}", os.path.join(ROOT, "bench", script)]
+        if ramp:
+            cmd.insert(-2, f"--bots-ramp={max(1, ramp // procs)}")
+        bots.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        outs.append(base.Reader(bots[-1].stdout))
+    return bots, outs
+
+
+SEAT = re.compile(r"^seat (?:room=(\S+)|failed=(\S*)) ms=([\d.]+) t=([\d.]+)")
+
+
+def _wait_seats(outs, n, timeout_s):
+    """Waits until `n` seat lines arrived over `outs` (or the timeout, or a
+    `done` from every Colyseus joiner); returns the parsed lines."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sum(1 for o in outs for _, l in list(o.lines) if l.startswith("seat ")) >= n:
+            break
+        time.sleep(0.1)
+    rows = []
+    for o in outs:
+        for _, l in list(o.lines):
+            m = SEAT.match(l)
+            if m:
+                rows.append({"room": m.group(1), "failed": m.group(2), "ms": float(m.group(3)),
+                             "t": float(m.group(4))})
+    return rows
+
+
+def _seat_figures(rows, n):
+    seated = [r for r in rows if r["room"]]
+    sizes = {}
+    for r in seated:
+        sizes[r["room"]] = sizes.get(r["room"], 0) + 1
+    lat = [r["ms"] for r in seated]
+    failed = {}
+    for r in rows:
+        if r["failed"] is not None:
+            failed[r["failed"]] = failed.get(r["failed"], 0) + 1
+    return {"clients": n, "seated": len(seated), "failed": sum(failed.values()), "fail_reasons": failed,
+            "rooms": len(sizes), "max_room": max(sizes.values()) if sizes else None,
+            "seat_all_s": max(r["t"] for r in seated) if len(seated) == n else None,
+            "last_seat_s": max((r["t"] for r in seated), default=None),
+            "join_ms_p50": base.pct(lat, 0.5), "join_ms_p99": base.pct(lat, 0.99),
+            "join_ms_max": max(lat) if lat else None}
+
+
+ROOM_LOG = re.compile(r"seat room=(\d+) clients=(\d+)")
+
+
+def run_nshost_join(build, n, bot_procs, ramp):
+    srv, log, port = _start_nshost_server(build, "rooms_join.lua", n, flags=RAMP_FLAGS if ramp else ())
+    bots = []
+    try:
+        bots, outs = _start_nshost_bots(build, "rooms_join.lua", n, port, bot_procs, ramp)
+        rows = _wait_seats(outs, n, SEAT_TIMEOUT_S)
+        time.sleep(0.5)
+        out = _seat_figures(rows, n)
+        # The room's own count of its seats, at every join: the server's view.
+        sizes = [int(m.group(2)) for _, l in list(log.lines) for m in [ROOM_LOG.search(l)] if m]
+        out["max_room_server"] = max(sizes) if sizes else None
+        out["bot_procs"] = bot_procs
+        out["ramp"] = ramp
+        out["cpu_s"] = base.cpu_seconds(srv.pid)
+        return out
+    finally:
+        _stop(bots)
+        _stop([srv])
+
+
+def _start_colyseus_server(anchor, tick_hz=TICK_HZ):
+    env = dict(os.environ, PORT=str(COLYSEUS_PORT), TICK_HZ=str(tick_hz), ROOM_SIZE=str(ROOM_SIZE))
+    srv = subprocess.Popen(["node", "server.mjs"], cwd=anchor, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    log = base.Reader(srv.stdout)
+    if not log.wait_for(r"^ready", 30):
+        _stop([srv])
+        raise RuntimeError("colyseus server did not start")
+    srv.log = log
+    return srv
+
+
+def run_colyseus_join(anchor, n, procs, concurrency):
+    """bench/colyseus_join.mjs against the anchor's server.mjs: one latency per join."""
+    srv = _start_colyseus_server(anchor)
+    bots, outs = [], []
+    try:
+        for k in range(procs):
+            share = n // procs + (1 if k < n % procs else 0)
+            env = dict(os.environ, N=str(share), CONCURRENCY=str(concurrency), ANCHOR=anchor,
+                       ENDPOINT=f"ws://127.0.0.1:{COLYSEUS_PORT}")
+            bots.append(subprocess.Popen(["nice", "-n", str(BOT_NICE), "node",
+                                          os.path.join(ROOT, "bench", "colyseus_join.mjs")],
+                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+            outs.append(base.Reader(bots[-1].stdout))
+        rows = _wait_seats(outs, n, SEAT_TIMEOUT_S)
+        out = _seat_figures(rows, n)
+        out["cpu_s"] = base.cpu_seconds(srv.pid)
+        out["bot_procs"] = procs
+        return out
+    finally:
+        _stop(bots)
+        _stop([srv])
+
+
+JOINED = re.compile(r"joined (\d+) in ([\d.]+) s")
+
+
+def run_colyseus_anchor_join(anchor, n, procs):
+    """The anchor's own bots.mjs, unmodified: each process joins its share one
+    after another (and each seated bot sends inputs at 30 Hz meanwhile) and
+    prints `joined K in X s` on stderr; seat-all = the slowest process."""
+    srv = _start_colyseus_server(anchor)
+    bots, errs = [], []
+    try:
+        for k in range(procs):
+            share = n // procs + (1 if k < n % procs else 0)
+            env = dict(os.environ, N=str(share), SECONDS="1", WARMUP="0", SEND_HZ=str(TICK_HZ),
+                       ENDPOINT=f"ws://127.0.0.1:{COLYSEUS_PORT}")
+            bots.append(subprocess.Popen(["nice", "-n", str(BOT_NICE), "node", "bots.mjs"], cwd=anchor, env=env,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+            errs.append(base.Reader(bots[-1].stderr))
+        deadline = time.monotonic() + BOTS_MJS_TIMEOUT_S
+        for b in bots:
+            try:
+                b.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        got = [m for e in errs for _, l in list(e.lines) for m in [JOINED.search(l)] if m]
+        seated = sum(int(m.group(1)) for m in got)
+        return {"clients": n, "seated": seated, "bot_procs": procs,
+                "seat_all_s": max(float(m.group(2)) for m in got) if seated == n else None}
+    finally:
+        _stop(bots)
+        _stop([srv])
+
+
+def run_nshost_arena(build, n, window_s, warmup_s, bot_procs, channel):
+    env_backup = os.environ.get("ARENA_CHANNEL")
+    os.environ["ARENA_CHANNEL"] = channel
+    try:
+        r = base.run_enet([os.path.join(build, "nshost"), "--role=server", *RAMP_FLAGS,
+                           os.path.join(ROOT, "bench", "arena.lua")], "arena.lua", n, window_s, warmup_s, build,
+                          bot_procs)
+    finally:
+        if env_backup is None:
+            os.environ.pop("ARENA_CHANNEL", None)
+        else:
+            os.environ["ARENA_CHANNEL"] = env_backup
+    # Per client actually seated when the window opened.
+    seated = max(1, r["joined"])
+    r["us_per_client_tick"] = r["cpu_per_s"] / seated / TICK_HZ * 1e6
+    r["bytes_per_client_s"] = r["bytes_per_s"] / seated if r.get("bytes_per_s") else None
+    return r
+
+
+def run_colyseus_arena(anchor, n, window_s, bots_per_proc):
+    """The anchor's run.sh N SECONDS as shipped, PROCS = ceil(N / bots_per_proc).
+    run.sh opens its window once every process joined its bots, or after
+    120 s regardless: more processes keep the sequential joins under that."""
+    procs = max(1, -(-n // bots_per_proc))
+    env = dict(os.environ, PROCS=str(procs), PORT=str(COLYSEUS_PORT), TICK_HZ=str(TICK_HZ),
+               ROOM_SIZE=str(ROOM_SIZE))
+    p = subprocess.Popen(["bash", os.path.join(anchor, "run.sh"), str(n), str(int(window_s))], cwd=anchor, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    reader = base.Reader(p.stdout)
+    rss = None
+    while p.poll() is None:
+        for c in base.children(p.pid):
+            try:
+                with open(f"/proc/{c}/cmdline", "rb") as f:
+                    if b"server.mjs" in f.read():
+                        rss = max(rss or 0, base.peak_rss_mib(c) or 0) or None
+            except OSError:
+                pass
+        time.sleep(0.5)
+    reader.thread.join(5)
+    rows = [json.loads(l) for _, l in reader.lines if l.startswith("{")]
+    if not rows:
+        raise RuntimeError("colyseus rooms run.sh printed no result")
+    r = rows[-1]
+    return {"clients": n, "joined": r["clients"], "window_s": r["window_s"], "server_cpu_s": r["server_cpu_s"],
+            "cpu_per_s": r["server_cpu_s"] / r["window_s"], "us_per_client_tick": r["cpu_us_per_client_tick"],
+            "bytes_per_client_s": r["bytes_per_client_s"], "snaps_per_s": r["patches_per_s"],
+            "expected_per_s": n * TICK_HZ, "rss_mib": rss, "bot_procs": procs}
+
+
+def _rate(lines, rx, w0, w1):
+    """A cumulative counter printed now and then (`rx` captures it): its
+    increase per second between the last line at or before w0 and the first
+    at or after w1 (arrival times)."""
+    pts = [(t, float(m.group(1))) for t, l in list(lines) for m in [rx.search(l)] if m]
+    before = [p for p in pts if p[0] <= w0]
+    after = [p for p in pts if p[0] >= w1]
+    if not before or not after:
+        return None
+    (t0, v0), (t1, v1) = before[-1], after[0]
+    return (v1 - v0) / (t1 - t0) if t1 > t0 else None
+
+
+BYTES_OUT = re.compile(r"bytes_out=(\d+)")
+PATCHES = re.compile(r"^count t=[\d.]+ patches=(\d+)")
+SEEN = re.compile(r"min_seen=(\d+) max_seen=(\d+)")
+
+
+def run_colyseus_arena_bots(anchor, n, window_s, warmup_s, procs, concurrency):
+    """The anchor's server.mjs driven by bench/colyseus_arena.mjs (bots.mjs's
+    behaviour once seated, joins `concurrency` at a time per process); the
+    window opens `warmup_s` after every bot is seated."""
+    srv = _start_colyseus_server(anchor)
+    bots, outs, errs = [], [], []
+    try:
+        for k in range(procs):
+            share = n // procs + (1 if k < n % procs else 0)
+            env = dict(os.environ, N=str(share), CONCURRENCY=str(concurrency), ANCHOR=anchor,
+                       SEND_HZ=str(TICK_HZ), ENDPOINT=f"ws://127.0.0.1:{COLYSEUS_PORT}")
+            bots.append(subprocess.Popen(["nice", "-n", str(BOT_NICE), "node",
+                                          os.path.join(ROOT, "bench", "colyseus_arena.mjs")],
+                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            outs.append(base.Reader(bots[-1].stdout))
+            errs.append(base.Reader(bots[-1].stderr))
+        deadline = time.monotonic() + SEAT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if sum(1 for e in errs for _, l in list(e.lines) if JOINED.search(l)) >= procs:
+                break
+            time.sleep(0.1)
+        got = [m for e in errs for _, l in list(e.lines) for m in [JOINED.search(l)] if m]
+        joined = sum(int(m.group(1)) for m in got)
+        time.sleep(warmup_s)
+        c0, w0 = base.cpu_seconds(srv.pid), time.monotonic()
+        time.sleep(window_s)
+        c1, w1 = base.cpu_seconds(srv.pid), time.monotonic()
+        time.sleep(1.3)  # one more counter line from every process after the window
+        rss = base.peak_rss_mib(srv.pid)
+        bps = _rate(srv.log.lines, BYTES_OUT, w0, w1)
+        rates = [_rate(o.lines, PATCHES, w0, w1) for o in outs]
+        seen = [(int(m.group(1)), int(m.group(2))) for o in outs for _, l in list(o.lines)[-1:]
+                for m in [SEEN.search(l)] if m]
+        cpu = (c1 - c0) / (w1 - w0)
+        seated = max(1, joined)
+        return {"clients": n, "joined": joined, "window_s": w1 - w0, "server_cpu_s": c1 - c0, "cpu_per_s": cpu,
+                "us_per_client_tick": cpu / seated / TICK_HZ * 1e6,
+                "bytes_per_client_s": bps / seated if bps is not None else None,
+                "snaps_per_s": sum(rates) if all(r is not None for r in rates) else None,
+                "expected_per_s": n * TICK_HZ, "rss_mib": rss, "bot_procs": procs,
+                "seat_all_s": max(float(m.group(2)) for m in got) if joined == n else None,
+                "players_seen_min": min((a for a, _ in seen), default=None)}
+    finally:
+        _stop(bots)
+        _stop([srv])
+
+
+def _rss_mib_now(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_idle(build, n, window_s, bot_procs, ramp, with_rooms, room_tick=True):
+    env = {"IDLE_NO_ROOM": "0" if with_rooms else "1", "IDLE_ROOM_TICK": "1" if room_tick else "0"}
+    srv, log, port = _start_nshost_server(build, "idle_rooms.lua", n, env, RAMP_FLAGS if ramp else ())
+    bots = []
+    try:
+        bots, outs = _start_nshost_bots(build, "idle_rooms.lua", n, port, bot_procs, ramp, env)
+        rows = _wait_seats(outs, n, SEAT_TIMEOUT_S)
+        out = _seat_figures(rows, n)
+        time.sleep(2)  # settle: the last joins' allocations, the collectors
+        c0, w0 = base.cpu_seconds(srv.pid), time.monotonic()
+        time.sleep(window_s)
+        c1, w1 = base.cpu_seconds(srv.pid), time.monotonic()
+        out.update({"cpu_per_s": (c1 - c0) / (w1 - w0), "rss_mib": _rss_mib_now(srv.pid),
+                    "peak_rss_mib": base.peak_rss_mib(srv.pid), "with_rooms": with_rooms})
+        return out
+    finally:
+        _stop(bots)
+        _stop([srv])
+
+
+def run_all(a, build, bot_procs, runs):
+    """Runs the selected rooms workloads `a.repeat` times, appending
+    (rep, workload, server, n, figures) to `runs`."""
+    join_ns, arena_ns, idle_ns = _ns(a.rooms_join), _ns(a.arena), _ns(a.idle_rooms)
+    anchor = None
+    if (join_ns or arena_ns) and not a.no_colyseus:
+        anchor = base.prepare_anchor(a.rooms_anchor, build, "bench-colyseus-rooms")
+
+    def step(rep, w, s, n, fn):
+        print(f"# rep {rep + 1}/{a.repeat}: {w} N={n} {s}", file=sys.stderr, flush=True)
+        try:
+            r = fn()
+        except Exception as e:  # one failed cell must not lose the others
+            print(f"#   failed: {e}", file=sys.stderr, flush=True)
+            r = {"error": str(e)}
+        add_derived(r)
+        runs.append((rep, w, s, n, r))
+
+    for rep in range(a.repeat):
+        for n in join_ns:
+            for ramp in _ns(a.rooms_bots_ramp):
+                step(rep, "rooms-join", _nshost_join_label(ramp), n,
+                     lambda: run_nshost_join(build, n, bot_procs(n), ramp))
+            for conc in _ns(a.colyseus_join_concurrency) if anchor else []:
+                step(rep, "rooms-join", _colyseus_join_label(conc), n, lambda: run_colyseus_join(
+                    anchor, n, a.colyseus_join_procs, conc))
+                if a.colyseus_bots_mjs:
+                    step(rep, "rooms-join", "colyseus bots.mjs", n, lambda: run_colyseus_anchor_join(
+                        anchor, n, a.colyseus_join_procs))
+        for n in arena_ns:
+            step(rep, "arena", "nshost", n, lambda: run_nshost_arena(build, n, a.window, a.warmup, bot_procs(n),
+                                                                    a.arena_channel))
+            if anchor:
+                step(rep, "arena", "colyseus", n, lambda: run_colyseus_arena_bots(
+                    anchor, n, a.window, a.warmup, max(1, -(-n // a.colyseus_arena_bots_per_proc)),
+                    a.colyseus_join_concurrency_arena))
+                if a.colyseus_run_sh:
+                    step(rep, "arena", "colyseus run.sh", n, lambda: run_colyseus_arena(
+                        anchor, n, a.window, a.colyseus_arena_bots_per_proc))
+        for n in idle_ns:
+            step(rep, "idle-rooms", "nshost no rooms", n,
+                 lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, False))
+            step(rep, "idle-rooms", "nshost", n,
+                 lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, True))
+            step(rep, "idle-rooms", "nshost no room.tick", n,
+                 lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, True, False))
+
+
+def add_derived(r):
+    """Server CPU per state message the bots received (the arena): fair when
+    one side's bots could not keep up and its server then sent less."""
+    if r.get("snaps_per_s") and r.get("cpu_per_s") is not None:
+        r["us_per_msg"] = r["cpu_per_s"] / r["snaps_per_s"] * 1e6
+
+
+def _nshost_join_label(ramp):
+    return f"nshost, ramp {ramp}/s" if ramp else "nshost, join window"
+
+
+def _colyseus_join_label(concurrency):
+    return f"colyseus, {concurrency} in flight/proc"
+
+
+def _per_rep_ratio(runs, repeat, w, n, num, den, key):
+    vals, each = [], []
+    for rep in range(repeat):
+        x = [r for rr, ww, s, nn, r in runs if (rr, ww, s, nn) == (rep, w, num, n)]
+        y = [r for rr, ww, s, nn, r in runs if (rr, ww, s, nn) == (rep, w, den, n)]
+        if x and y and x[0].get(key) and y[0].get(key):
+            vals.append(x[0][key] / y[0][key])
+    return (statistics.median(vals) if vals else None), vals
+
+
+def _ratio_text(med, vals):
+    if med is None:
+        return "—"
+    return f"{med:.2f} ({', '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else f"{med:.2f}"
+
+
+def print_tables(a, runs):
+    join_ns, arena_ns, idle_ns = _ns(a.rooms_join), _ns(a.arena), _ns(a.idle_rooms)
+    fmt, med = base.fmt, base.median_of
+
+    def cell(w, s, n):
+        return [r for _, ww, ss, nn, r in runs if (ww, ss, nn) == (w, s, n) and "error" not in r]
+
+    for _, w, s, n, r in runs:
+        if "error" in r:
+            print(f"\nnote: {w} N={n} {s} failed: {r['error']}")
+    if join_ns:
+        print(f"\nRooms, join: each bot join_or_create(\"arena\") once, rooms of {ROOM_SIZE}; "
+              f"median of {a.repeat} run(s)\n")
+        labels = ([_nshost_join_label(r) for r in _ns(a.rooms_bots_ramp)]
+                  + [_colyseus_join_label(c) for c in _ns(a.colyseus_join_concurrency)] + ["colyseus bots.mjs"])
+        print("| N | server | bot processes | seated | failed | rooms | largest room (bots / server log) "
+              "| seat all s | join ms p50/p99/max |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for n in join_ns:
+            for s in labels:
+                c = cell("rooms-join", s, n)
+                if not c:
+                    continue
+                m = lambda k: med(c, k)
+                largest = max((r["max_room"] for r in c if r.get("max_room")), default=None)
+                largest_srv = max((r["max_room_server"] for r in c if r.get("max_room_server")), default=None)
+                print(f"| {n} | {s} | {c[0].get('bot_procs')} | {fmt(m('seated'), '.0f')} | {fmt(m('failed'), '.0f')} "
+                      f"| {fmt(m('rooms'), '.0f')} | {fmt(largest, 'd') if largest else '—'} / "
+                      f"{fmt(largest_srv, 'd') if largest_srv else '—'} "
+                      f"| {fmt(m('seat_all_s'))} "
+                      f"| {fmt(m('join_ms_p50'))}/{fmt(m('join_ms_p99'))}/{fmt(m('join_ms_max'))} |")
+        cols = [_colyseus_join_label(c) for c in _ns(a.colyseus_join_concurrency)]
+        if a.colyseus_bots_mjs:
+            cols.append("colyseus bots.mjs")
+        print("\nTime to seat all, Colyseus over nshost, per run then the median (goal: ≥ 2):\n")
+        print("| N | nshost | " + " | ".join(f"{c} / nshost" for c in cols) + " |")
+        print("|---|---|" + "---|" * len(cols))
+        for n in join_ns:
+            for r in _ns(a.rooms_bots_ramp):
+                ratios = [_ratio_text(*_per_rep_ratio(runs, a.repeat, "rooms-join", n, c, _nshost_join_label(r),
+                                                      "seat_all_s")) for c in cols]
+                print(f"| {n} | {_nshost_join_label(r)} | " + " | ".join(ratios) + " |")
+    if arena_ns:
+        print(f"\nRooms, arena: rooms of {ROOM_SIZE}, inputs and state at {TICK_HZ} Hz; nshost channel "
+              f"{a.arena_channel}; window {a.window:g} s; median of {a.repeat} run(s)\n")
+        print("| N | server | seated | CPU s/s | CPU µs/client-tick | CPU µs/delivered msg | bytes/client-s "
+              "| state msgs/s (of expected) | lost | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for n in arena_ns:
+            for s in ("nshost", "colyseus", "colyseus run.sh"):
+                c = cell("arena", s, n)
+                if not c:
+                    continue
+                m = lambda k: med(c, k)
+                sps = m("snaps_per_s")
+                print(f"| {n} | {s} | {fmt(m('joined'), '.0f')} | {fmt(m('cpu_per_s'), '.3f')} "
+                      f"| {fmt(m('us_per_client_tick'))} | {fmt(m('us_per_msg'))} "
+                      f"| {fmt(m('bytes_per_client_s'), '.0f')} "
+                      f"| {fmt(sps, '.0f')} of {n * TICK_HZ} ({fmt(100 * sps / (n * TICK_HZ) if sps else None, '.1f')}%) "
+                      f"| {fmt(m('lost'), '.0f')} | {fmt(m('rss_mib'), '.1f')} |")
+        print("\nServer CPU per client-tick, nshost over Colyseus, per run then the median (goal: ≤ 0.5):\n")
+        print("| N | nshost / colyseus | the same per delivered state message | bytes per client-second, "
+              "nshost / colyseus |")
+        print("|---|---|---|---|")
+        for n in arena_ns:
+            r1 = _per_rep_ratio(runs, a.repeat, "arena", n, "nshost", "colyseus", "us_per_client_tick")
+            r2 = _per_rep_ratio(runs, a.repeat, "arena", n, "nshost", "colyseus", "us_per_msg")
+            r3 = _per_rep_ratio(runs, a.repeat, "arena", n, "nshost", "colyseus", "bytes_per_client_s")
+            print(f"| {n} | {_ratio_text(*r1)} | {_ratio_text(*r2)} | {_ratio_text(*r3)} |")
+    if idle_ns:
+        print(f"\nRooms, idle: N bots each in its own room (rooms.create), against the same N bots with no "
+              f"room; window {a.window:g} s; median of {a.repeat} run(s)\n")
+        print("| N | rooms | seated | RSS MiB (peak) | CPU s/s | per room: RSS KiB, CPU µs/s |")
+        print("|---|---|---|---|---|---|")
+        for n in idle_ns:
+            base_c = cell("idle-rooms", "nshost no rooms", n)
+            for label, c in (("none", base_c), (f"{n}, room.tick", cell("idle-rooms", "nshost", n)),
+                             (f"{n}, no room.tick", cell("idle-rooms", "nshost no room.tick", n))):
+                if not c:
+                    continue
+                m = lambda k: med(c, k)
+                per = "—"
+                if label != "none" and base_c:
+                    d_rss = (m("rss_mib") - med(base_c, "rss_mib")) * 1024 / n
+                    d_cpu = (m("cpu_per_s") - med(base_c, "cpu_per_s")) * 1e6 / n
+                    per = f"{d_rss:.0f}, {d_cpu:.1f}"
+                print(f"| {n} | {label} | {fmt(m('seated'), '.0f') if label != 'none' else '—'} "
+                      f"| {fmt(m('rss_mib'), '.1f')} ({fmt(m('peak_rss_mib'), '.1f')}) "
+                      f"| {fmt(m('cpu_per_s'), '.3f')} | {per} |")

@@ -1,5 +1,6 @@
 // The malformed-datagram filter of the socket tap: what an ENet datagram must
-// look like before libenet parses it (declared in runtime/transport/socket_tap.hpp).
+// look like before libenet parses it, and the header readers the tap's files
+// share (declared in runtime/transport/socket_tap.hpp).
 #include <enet/protocol.h>
 
 #include "runtime/transport/socket_tap.hpp"
@@ -32,6 +33,22 @@ DatagramVerdict check_enet_datagram(const uint8_t* data, size_t length, size_t p
   if (peer_id == ENET_PROTOCOL_MAXIMUM_PEER_ID && command != ENET_PROTOCOL_COMMAND_CONNECT)
     return DatagramVerdict::bad_command;
   return DatagramVerdict::ok;
+}
+
+size_t datagram_header_bytes(const uint8_t* data) {
+  return ((data[0] << 8 | data[1]) & ENET_PROTOCOL_HEADER_FLAG_SENT_TIME) ? 4 : 2;
+}
+
+bool datagram_peerless(const uint8_t* data, size_t length) {
+  return length >= 2 && ((data[0] << 8 | data[1]) & 0x0FFF) == ENET_PROTOCOL_MAXIMUM_PEER_ID;
+}
+
+size_t datagram_connect_offset(const uint8_t* data, size_t length) {
+  if (!datagram_peerless(data, length)) return 0;
+  size_t header = datagram_header_bytes(data);
+  if (length < header + sizeof(ENetProtocolConnect)) return 0;
+  if ((data[header] & ENET_PROTOCOL_COMMAND_MASK) != ENET_PROTOCOL_COMMAND_CONNECT) return 0;
+  return header;
 }
 
 }  // namespace nshost

@@ -69,6 +69,22 @@ const char* verdict_name(DatagramVerdict verdict);
 // Conservative: it rejects only what ENet itself would discard.
 DatagramVerdict check_enet_datagram(const uint8_t* data, size_t length, size_t peer_count);
 
+// Reading an ENet datagram's header, for the tap's files
+// (runtime/transport/enet_datagram.cpp). `data` holds at least 2 bytes
+// where a length is not given.
+// The header's size: 4 with a sent time, else 2.
+size_t datagram_header_bytes(const uint8_t* data);
+// Addressed to no peer yet (peer id 0xFFF): a CONNECT, or garbage.
+bool datagram_peerless(const uint8_t* data, size_t length);
+// A peer-less datagram whose first command is a whole CONNECT: the offset of
+// that command, or 0.
+size_t datagram_connect_offset(const uint8_t* data, size_t length);
+// An IPv4 address and port as one map key.
+inline bool datagram_same_address(const ENetAddress& a, const ENetAddress& b) {
+  return a.host == b.host && a.port == b.port;
+}
+inline uint64_t datagram_address_key(const ENetAddress& a) { return (static_cast<uint64_t>(a.host) << 16) | a.port; }
+
 class SocketTap {
  public:
   struct Stats {

@@ -367,17 +367,6 @@ def run_colyseus_arena_bots(anchor, n, window_s, warmup_s, procs, concurrency):
         _stop([srv])
 
 
-def _rss_mib_now(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 def run_idle(build, n, window_s, bot_procs, ramp, with_rooms, room_tick=True):
     env = {"IDLE_NO_ROOM": "0" if with_rooms else "1", "IDLE_ROOM_TICK": "1" if room_tick else "0"}
     srv, log, port = _start_nshost_server(build, "idle_rooms.lua", n, env, RAMP_FLAGS if ramp else ())
@@ -390,7 +379,7 @@ def run_idle(build, n, window_s, bot_procs, ramp, with_rooms, room_tick=True):
         c0, w0 = base.cpu_seconds(srv.pid), time.monotonic()
         time.sleep(window_s)
         c1, w1 = base.cpu_seconds(srv.pid), time.monotonic()
-        out.update({"cpu_per_s": (c1 - c0) / (w1 - w0), "rss_mib": _rss_mib_now(srv.pid),
+        out.update({"cpu_per_s": (c1 - c0) / (w1 - w0), "rss_mib": base.status_mib(srv.pid, "VmRSS"),
                     "peak_rss_mib": base.peak_rss_mib(srv.pid), "with_rooms": with_rooms})
         return out
     finally:

@@ -5,13 +5,14 @@
 # ./dev.sh sanitize  the whole test suite again, built with ASan + UBSan (build-asan/)
 # ./dev.sh fuzz [SECONDS]  build the libFuzzer targets with clang (build-fuzz/) and run
 #                          each for SECONDS (default 10); a crash fails the run
+# ./dev.sh lint   luacheck (.luacheckrc) over examples/, scripts/ and bench/: any warning fails
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need.
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev doctest-dev
   libcurl4-openssl-dev libssl-dev libwslay-dev nlohmann-json3-dev libmsgpack-cxx-dev ca-certificates
-  python3 python3-websockets openssl clang libclang-rt-14-dev)
+  python3 python3-websockets openssl clang libclang-rt-14-dev lua-check)
 
 install_deps() {
   local missing=() p
@@ -92,5 +93,6 @@ case "${1:-}" in
   build) install_deps; build ;;
   sanitize) install_deps; sanitize ;;
   fuzz) install_deps; fuzz "${2:-10}" ;;
-  *) echo "usage: ./dev.sh demo|test|build|sanitize|fuzz [SECONDS]" >&2; exit 2 ;;
+  lint) install_deps; luacheck --formatter plain --codes examples scripts bench ;;
+  *) echo "usage: ./dev.sh demo|test|build|sanitize|fuzz [SECONDS]|lint" >&2; exit 2 ;;
 esac

@@ -10,7 +10,8 @@
 local snapshot = require "nshost.snapshot"
 
 -- Server: per-slot state, sized to the largest shard; loops use max_clients().
-local clients, occupied, pos_x, pos_y = {}, {}, {}, {}
+-- clients[] is the seed's per-slot handle, kept for scripts built on this one.
+local clients, occupied, pos_x, pos_y = {}, {}, {}, {}  -- luacheck: ignore 241
 
 function server.connect(c, handoff)
   local s = slot(c)

@@ -9,17 +9,18 @@
 
 local MAX_LINE_BYTES = 200
 
--- Server
-local names = {}  -- slot -> name
+-- Server: names by session id (c.id is never reused; a slot is, at once,
+-- so a table by slot would hand a leaver's name to the next joiner).
+local names = {}  -- c.id -> name
 
 function server.connect(c, handoff)
-  names[slot(c)] = "player" .. slot(c)
-  broadcast(names[slot(c)] .. " joined")
+  names[c.id] = "player" .. c.id
+  broadcast(names[c.id] .. " joined")
 end
 
 function server.disconnect(c, reason)
-  local name = names[slot(c)]
-  names[slot(c)] = nil
+  local name = names[c.id]
+  names[c.id] = nil
   broadcast(name .. " left (" .. reason .. ")")
 end
 
@@ -30,32 +31,35 @@ function server.receive(c, data, channel)
   end
   local name = data:match("^/nick (%w+)$")
   if name then
-    broadcast(names[slot(c)] .. " is now " .. name)
-    names[slot(c)] = name
+    broadcast(names[c.id] .. " is now " .. name)
+    names[c.id] = name
     return
   end
-  broadcast(names[slot(c)] .. ": " .. data)
+  broadcast(names[c.id] .. ": " .. data)
 end
 
 -- Client
 local my_name = os.getenv("CHAT_NAME") or ("guest" .. math.random(1000))
 local lines_to_say = tonumber(os.getenv("CHAT_LINES") or "3")
-local said, next_line_at = 0, 0
+local said = 0
+local talking  -- the timer.every handle while connected
 
-function client.connect(handoff)
-  send("/nick " .. my_name)
-  next_line_at = sys.time() + 0.5
-end
-
-function client.tick(tick_num, dt)
-  if next_line_at == 0 or sys.time() < next_line_at then return end
+local function say_next()
   if lines_to_say > 0 and said >= lines_to_say then
     sys.quit()
     return
   end
   said = said + 1
   send(("hello #%d from %s"):format(said, my_name))
-  next_line_at = sys.time() + 2
+end
+
+function client.connect(handoff)
+  send("/nick " .. my_name)
+  if talking then talking:cancel() end
+  timer.after(0.5, function()
+    say_next()
+    talking = timer.every(2, say_next)
+  end)
 end
 
 function client.receive(data, channel)

@@ -43,6 +43,20 @@ TEST_CASE("chat example: reliable lines reach every client") {
   CHECK(ann->wait_stdout("bob left (left)"));
 }
 
+TEST_CASE("tag example: bots walk, one tags another, the server keeps scores by session id") {
+  Server server = start_server(example_script("tag/game.lua"));
+  REQUIRE(server.port > 0);
+  auto bots = start_client(example_script("tag/game.lua"), server.port, {"--bots=4"});
+  for (int i = 0; i < 4; ++i) CHECK(server.process->wait_stderr("joined"));
+  // Random walks on an 8 x 8 grid meet within seconds; the deadline is generous for a loaded machine.
+  auto tag = server.process->wait_stderr("tagged player", 60000);
+  REQUIRE(tag);
+  CHECK(bots->wait_stdout("is it"));
+  CHECK(server.process->wait_stderr("scores ", 10000));
+  bots->send_signal(SIGTERM);
+  CHECK(bots->wait_exit() == 0);
+}
+
 TEST_CASE("a client beyond --max-clients is refused with rejected: full") {
   Server server = start_server(test_script("lifecycle.lua"), {"--max-clients=1"});
   REQUIRE(server.port > 0);

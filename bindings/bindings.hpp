@@ -12,7 +12,7 @@ namespace nshost {
 void open_sys(lua_State* L);            // sys.*             (bindings/sys.cpp)
 void open_log(lua_State* L);            // log.*             (bindings/log.cpp)
 void open_tick(lua_State* L);           // tick_rate, set_tick_rate, max_clients (bindings/tick.cpp)
-void open_tick_client(lua_State* L);    // server_tick_rate, client only (bindings/tick.cpp)
+void open_tick_client(lua_State* L);    // server_tick_rate, server_tick: client only (bindings/tick.cpp)
 void open_client_handle(lua_State* L);  // the client handle's metatable (bindings/client_handle.cpp)
 void open_server(lua_State* L);         // slot, connected, send, broadcast, kick (bindings/server.cpp)
 void open_client(lua_State* L);         // send on the client side (bindings/client.cpp)

@@ -1,3 +1,5 @@
+#include <optional>
+
 #include "bindings/bindings.hpp"
 #include "bindings/lua_util.hpp"
 #include "runtime/script/script_host.hpp"
@@ -37,6 +39,15 @@ int server_tick_rate(lua_State* L) {
   return guard.returns(1);
 }
 
+// Client only: the latest server tick number heard of; nil when not joined.
+int server_tick(lua_State* L) {
+  StackGuard guard(L);
+  std::optional<uint64_t> tick = client_api(L).server_tick();
+  if (!tick) lua_pushnil(L);
+  else lua_pushinteger(L, static_cast<lua_Integer>(*tick));
+  return guard.returns(1);
+}
+
 const luaL_Reg tick_functions[] = {
     {"tick_rate", guarded<tick_rate>},
     {"set_tick_rate", guarded<set_tick_rate>},
@@ -55,6 +66,8 @@ void open_tick(lua_State* L) {
 void open_tick_client(lua_State* L) {
   lua_pushcfunction(L, guarded<server_tick_rate>);
   lua_setglobal(L, "server_tick_rate");
+  lua_pushcfunction(L, guarded<server_tick>);
+  lua_setglobal(L, "server_tick");
 }
 
 }  // namespace nshost

@@ -211,6 +211,11 @@ void ClientRole::on_control(std::string_view bytes) {
     on_welcome_message(bytes);
   } else if (type == wire::ControlType::ack && phase_ == Phase::joined) {
     on_ack_message(bytes);
+  } else if (type == wire::ControlType::clock && phase_ == Phase::joined) {
+    uint64_t tick = 0;
+    std::string error;
+    if (wire::decode_clock(bytes, tick, error)) server_tick_ = tick;
+    else log_write(LogLevel::warn, log_tag_, "malformed clock from server: " + error);
   } else if (type == wire::ControlType::bundle_part && phase_ == Phase::fetching) {
     on_bundle_part(bytes);
   } else if (type == wire::ControlType::redirect && (phase_ == Phase::joined || phase_ == Phase::fetching)) {
@@ -245,6 +250,7 @@ void ClientRole::on_welcome_message(std::string_view bytes) {
   }
   server_max_clients_ = welcome.max_clients;
   server_tick_rate_hz_ = welcome.tick_rate_hz;
+  server_tick_ = welcome.server_tick;
   session_token_ = welcome.session_token;
   uv_timer_stop(timer_.get());
   if (reconnecting_) {

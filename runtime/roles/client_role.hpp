@@ -73,6 +73,10 @@ class ClientRole final : public ClientApi,
   void set_tick_rate_hz(uint32_t hz) override { tick_.set_rate(hz); }
   uint32_t max_clients() const override { return server_max_clients_; }
   uint32_t server_tick_rate_hz() const override { return server_tick_rate_hz_; }
+  std::optional<uint64_t> server_tick() const override {
+    if (server_tick_rate_hz_ == 0) return std::nullopt;
+    return server_tick_;
+  }
   uint32_t bot_index() const override { return bot_index_; }
   // Before start(): this client is bot `index` (1..N) of a --bots fleet.
   void set_bot_index(uint32_t index) { bot_index_ = index; }
@@ -167,6 +171,7 @@ class ClientRole final : public ClientApi,
   int64_t reconnect_started_ns_ = 0;
   uint32_t server_max_clients_ = 0;
   uint32_t server_tick_rate_hz_ = 0;
+  uint64_t server_tick_ = 0;
   uint32_t bot_index_ = 0;
   int64_t last_tick_ns_ = 0;
   bool stop_requested_ = false;

@@ -24,6 +24,7 @@ void ServerRole::send_welcome(ENetPeer* peer, ClientId id, bool resumed) {
   if (resumed) welcome.received = slot_entries_[id.slot].replay.received();
   if (const auto& codec = slot_entries_[id.slot].codec) welcome.codec = rooms::codec_name(*codec);
   welcome.session_id = slot_entries_[id.slot].session_id;
+  welcome.server_tick = last_tick_num_;
   link(peer).send_control(wire::encode_welcome(welcome));
 }
 
@@ -153,6 +154,16 @@ void ServerRole::send_acks() {
   for (SlotEntry& entry : slot_entries_) {
     if (!entry.peer || state_of(entry.peer).phase != Phase::live || !entry.replay.take_ack_due(now)) continue;
     link(entry.peer).send_control(wire::encode_ack(entry.replay.received()));
+  }
+}
+
+void ServerRole::send_clocks(int64_t now_ns) {
+  constexpr int64_t kClockIntervalNs = 1'000'000'000;
+  if (!endpoint_ || now_ns - last_clock_ns_ < kClockIntervalNs) return;
+  last_clock_ns_ = now_ns;
+  const std::string clock = wire::encode_clock(last_tick_num_);
+  for (SlotEntry& entry : slot_entries_) {
+    if (entry.peer && state_of(entry.peer).phase == Phase::live) link(entry.peer).send_control(clock);
   }
 }
 

@@ -276,10 +276,12 @@ void ServerRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
   expire_lost_sessions(now_ns);
   report_refused(now_ns);
   pump_bundles();
+  last_tick_num_ = beat.tick_num;
   script_->invoke("tick", [&](lua_State* L) {
     lua_pushinteger(L, static_cast<lua_Integer>(beat.tick_num));
     return 1;
   });
+  send_clocks(now_ns);
   int64_t flush_start_ns = options_.stats ? monotonic_ns() : 0;
   // The snapshots a tick sends leave with the tick, so its duration counts them.
   if (endpoint_) endpoint_->flush();

@@ -169,6 +169,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   bool send_reliable(uint32_t slot, const ReliableReplay::Payload& payload, ENetPacket* packet, std::string& error);
   void on_ack(ENetPeer* peer, std::string_view bytes);
   void send_acks();
+  // About once a second: every live client is told the latest tick number
+  // (its server_tick()); the welcome carries it too.
+  void send_clocks(int64_t now_ns);
   uint64_t rate_depth() const;
   void enter_grace(ENetPeer* peer);
   void expire_lost_sessions(int64_t now_ns);
@@ -234,6 +237,8 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   uint64_t bundle_transfer_count_ = 0;
   std::string bundle_hash_;
   uint64_t next_session_id_ = 1;  // c.id: never reused in this process
+  uint64_t last_tick_num_ = 0;    // of the latest tick that ran
+  int64_t last_clock_ns_ = 0;
   friend class ServerRoomHost;
   std::unique_ptr<rooms::RoomHost> room_host_;
   std::unique_ptr<rooms::RoomManager> rooms_;

@@ -3,6 +3,7 @@
 // and client roles implement these; bindings reach them through ScriptHost.
 // Implementations never throw into Lua: failures come back as return values.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -96,6 +97,10 @@ class ClientApi : public HostApi {
   // The joined server's tick rate in Hz, as its welcome gave it (the rate
   // when this client joined or resumed); 0 when not joined.
   virtual uint32_t server_tick_rate_hz() const = 0;
+  // The latest tick number of the joined server this client heard of (its
+  // welcome, then a clock message about once a second); nullopt when not
+  // joined.
+  virtual std::optional<uint64_t> server_tick() const = 0;
   // Queues data for the server; false with `error` ("ENOTCONN: ...") when
   // not joined. Between client.lost and the end of the reconnect ladder,
   // reliable data is queued for the replay after the resume, or refused with

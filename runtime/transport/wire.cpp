@@ -153,6 +153,7 @@ std::string encode_welcome(const Welcome& welcome) {
   }
   if (!welcome.codec.empty()) w.field(kFieldCodec, welcome.codec);
   if (welcome.session_id != 0) w.field(kFieldSessionId, u64_bytes(welcome.session_id));
+  if (welcome.server_tick != 0) w.field(kFieldServerTick, u64_bytes(welcome.server_tick));
   return w.take();
 }
 
@@ -175,6 +176,7 @@ std::optional<ControlType> peek_type(std::string_view bytes) {
     case ControlType::reject:
     case ControlType::kick:
     case ControlType::ack:
+    case ControlType::clock:
     case ControlType::redirect:
     case ControlType::bundle_request:
     case ControlType::bundle_part:
@@ -246,13 +248,16 @@ bool decode_welcome(std::string_view bytes, Welcome& out, std::string& error) {
   out.received = 0;
   out.codec.clear();
   out.session_id = 0;
+  out.server_tick = 0;
   bool seen_size = false, seen_token = false, seen_resumed = false, seen_received = false;
-  bool seen_codec = false, seen_session_id = false;
+  bool seen_codec = false, seen_session_id = false, seen_server_tick = false;
   bool ok = read_fields(r, error, [&](uint8_t tag, std::string_view value) {
     if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
     if (tag == kFieldCodec) return read_text(value, kMaxCodecsBytes, out.codec, seen_codec, "codec", error);
     if (tag == kFieldSessionId) return read_count(value, seen_session_id, out.session_id, "session id", error);
     if (tag == kFieldReceived) return read_count(value, seen_received, out.received, "received", error);
+    if (tag == kFieldServerTick)
+      return read_count(value, seen_server_tick, out.server_tick, "server tick", error);
     if (tag == kFieldResumed) {
       if (seen_resumed || value.size() != 1 || static_cast<uint8_t>(value[0]) > 1) {
         error = "malformed resumed field";
@@ -364,6 +369,23 @@ bool decode_ack(std::string_view bytes, uint64_t& received, std::string& error) 
   if (!expect_type(r, ControlType::ack, error)) return false;
   if (!read_u64(r, received) || !r.done()) {
     error = "an ack is 9 bytes, got " + std::to_string(bytes.size());
+    return false;
+  }
+  return true;
+}
+
+std::string encode_clock(uint64_t server_tick) {
+  Writer w;
+  w.u8(static_cast<uint8_t>(ControlType::clock));
+  w.bytes(u64_bytes(server_tick));
+  return w.take();
+}
+
+bool decode_clock(std::string_view bytes, uint64_t& server_tick, std::string& error) {
+  Reader r(bytes);
+  if (!expect_type(r, ControlType::clock, error)) return false;
+  if (!read_u64(r, server_tick) || !r.done()) {
+    error = "a clock is 9 bytes, got " + std::to_string(bytes.size());
     return false;
   }
   return true;

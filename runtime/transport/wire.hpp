@@ -35,6 +35,7 @@ enum class ControlType : uint8_t {
   reject = 3,
   kick = 4,
   ack = 5,  // either way: u64, reliable data messages received in this session
+  clock = 6,  // server -> client: u64, the server's latest tick number (about once a second)
   redirect = 16,        // server -> client: go to url with handoff, then disconnect
   bundle_request = 17,  // client -> server: send me your script bundle
   bundle_part = 18,     // server -> client: u32 offset, then bundle bytes
@@ -76,6 +77,7 @@ constexpr uint8_t kFieldSessionId = 15;  // welcome: u64, the session id (c.id),
 constexpr uint8_t kFieldScriptHash = 16;   // welcome: SHA-256 of the served bundle, 32 bytes
 constexpr uint8_t kFieldBundleBytes = 17;  // welcome: size of that bundle, u32
 constexpr uint8_t kFieldUrl = 18;          // redirect: nshost:// URL of the destination
+constexpr uint8_t kFieldServerTick = 19;   // welcome: u64, the server's latest tick number
 constexpr size_t kSessionTokenBytes = 16;
 
 // Largest bundle_part payload a server sends (bytes of bundle per message).
@@ -113,6 +115,7 @@ struct Welcome {
   uint64_t received = 0;      // when resumed: reliable data messages of the session the server has received
   std::string codec;          // "" when the hello offered none, else the picked codec's name
   uint64_t session_id = 0;    // 0 when absent (an older server)
+  uint64_t server_tick = 0;   // the server's latest tick number; 0 when absent (an older server)
 };
 
 struct Redirect {
@@ -154,5 +157,8 @@ bool decode_bundle_request(std::string_view bytes, std::string& error);
 bool decode_bundle_part(std::string_view bytes, BundlePart& out, std::string& error);
 // An ack is exactly 9 bytes: the type and a u64 count.
 bool decode_ack(std::string_view bytes, uint64_t& received, std::string& error);
+// A clock is exactly 9 bytes: the type and the server's tick number (u64).
+std::string encode_clock(uint64_t server_tick);
+bool decode_clock(std::string_view bytes, uint64_t& server_tick, std::string& error);
 
 }  // namespace nshost::wire

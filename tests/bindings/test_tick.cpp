@@ -72,3 +72,26 @@ TEST_CASE("server_tick_rate: the joined server's rate on a client - nil before j
   CHECK(RoleFixture::eval(server.script()->state(), "set_tick_rate(60)") == "ok");
   CHECK(RoleFixture::eval(C, "return server_tick_rate()") == "ok: 45");
 }
+
+TEST_CASE("server_tick: the latest server tick the client heard of - in the welcome, then about once a second") {
+  RoleFixture f;
+  Options so;
+  so.tick_rate_hz = 50;
+  ServerRole& server = f.start_server("last = 0\nfunction server.tick(n) last = n end\n", so);
+  lua_State* S = server.script()->state();
+  CHECK(RoleFixture::eval(S, "return server_tick") == "ok: nil");
+  // Let the server tick a while before the client joins: the welcome carries its tick number.
+  REQUIRE(f.step_until([&] { return RoleFixture::eval(S, "return last >= 20") == "ok: true"; }, 10000));
+  ClientRole& client = f.start_client("");
+  lua_State* C = client.script()->state();
+  CHECK(RoleFixture::eval(C, "return server_tick()") == "ok: nil");
+  REQUIRE(f.step_until([&] { return client.joined(); }));
+  std::string at_join = RoleFixture::eval(C, "return math.type(server_tick()), server_tick() >= 20");
+  CHECK(at_join == "ok: integer, true");
+  CHECK(RoleFixture::eval(C, "first = server_tick() return first") != "ok: nil");
+  // A clock message follows within about a second (50 ticks at 50 Hz).
+  REQUIRE(f.step_until([&] { return RoleFixture::eval(C, "return server_tick() > first") == "ok: true"; }, 5000));
+  std::string server_last = RoleFixture::eval(S, "return last");
+  std::string heard = RoleFixture::eval(C, "return server_tick()");
+  CHECK(std::stoll(heard.substr(4)) <= std::stoll(server_last.substr(4)));
+}

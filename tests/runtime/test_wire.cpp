@@ -161,6 +161,28 @@ TEST_CASE("wire: ack is 9 bytes, type 5 and a u64 count") {
   CHECK_FALSE(decode_ack(encode_bundle_request(), count, error));
 }
 
+TEST_CASE("wire: clock is 9 bytes, type 6 and the server's tick number (big-endian); the welcome carries it as field 19") {
+  std::string bytes = encode_clock(0x0102030405060708ull);
+  CHECK(bytes == std::string("\x06\x01\x02\x03\x04\x05\x06\x07\x08", 9));
+  CHECK(peek_type(bytes) == ControlType::clock);
+  uint64_t tick = 0;
+  std::string error;
+  REQUIRE(decode_clock(bytes, tick, error));
+  CHECK(tick == 0x0102030405060708ull);
+  CHECK_FALSE(decode_clock(bytes.substr(0, 5), tick, error));
+  CHECK(error == "a clock is 9 bytes, got 5");
+  CHECK_FALSE(decode_clock(encode_ack(1), tick, error));
+  Welcome w;
+  w.server_tick = 300;
+  std::string welcome = encode_welcome(w);
+  CHECK(welcome.substr(9) == std::string("\x13\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x01\x2c", 13));
+  Welcome out;
+  REQUIRE_MESSAGE(decode_welcome(welcome, out, error), error);
+  CHECK(out.server_tick == 300);
+  CHECK_FALSE(decode_welcome(welcome + welcome.substr(9), out, error));
+  CHECK(error == "malformed server tick field");
+}
+
 TEST_CASE("wire: hello carries codecs, project id and auth token, each only when set") {
   Hello in;
   in.codecs = "msgpack,json";

@@ -6,7 +6,7 @@ std = "lua54"
 globals = { "server", "client", "room" }
 read_globals = {
   "sys", "log", "json", "net", "rooms", "timer",
-  "tick_rate", "set_tick_rate", "max_clients", "server_tick_rate",
+  "tick_rate", "set_tick_rate", "max_clients", "server_tick_rate", "server_tick",
   "slot", "connected", "send", "broadcast", "kick", "redirect", "hop",
 }
 -- Handlers take the arguments the host passes; naming them documents the

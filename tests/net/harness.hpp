@@ -17,7 +17,7 @@
 
 namespace nshost::test {
 
-inline std::string net_dir() { return std::string(NSHOST_SOURCE_DIR) + "/tests/net"; }
+inline std::string net_dir() { return nshost::test::source_dir() + "/tests/net"; }
 
 struct Peer {
   std::unique_ptr<ChildProcess> process;

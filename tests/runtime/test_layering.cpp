@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/process.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -24,7 +26,7 @@ using Graph = std::map<std::string, std::set<std::string>>;
 // Every .hpp/.cpp under the given roots, by path relative to the source dir,
 // with the project includes ("runtime/...", "bindings/...") it names.
 Graph read_includes(const std::vector<std::string>& roots) {
-  const fs::path source(NSHOST_SOURCE_DIR);
+  const fs::path source(nshost::test::source_dir());
   const std::regex include_line(R"re(^\s*#\s*include\s+"([^"]+)")re");
   Graph graph;
   for (const auto& root : roots) {

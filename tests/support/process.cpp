@@ -142,6 +142,7 @@ std::string ChildProcess::stderr_text() const {
 }
 
 std::string nshost_binary() { return NSHOST_BINARY; }
+std::string source_dir() { return NSHOST_SOURCE_DIR; }
 std::string test_script(std::string_view name) { return std::string(NSHOST_TEST_SCRIPTS) + "/" + std::string(name); }
 std::string example_script(std::string_view relative) {
   return std::string(NSHOST_SOURCE_DIR) + "/examples/" + std::string(relative);

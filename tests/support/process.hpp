@@ -49,6 +49,8 @@ class ChildProcess {
 
 // Path of the built nshost binary and of the test scripts folder.
 std::string nshost_binary();
+// The source tree's root (absolute).
+std::string source_dir();
 std::string test_script(std::string_view name);
 std::string example_script(std::string_view relative);
 

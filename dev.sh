@@ -12,7 +12,18 @@ cd "$(dirname "$0")"
 # Debian packages the build and the tests need.
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev doctest-dev
   libcurl4-openssl-dev libssl-dev libwslay-dev nlohmann-json3-dev libmsgpack-cxx-dev ca-certificates
-  python3 python3-websockets openssl clang libclang-rt-14-dev lua-check)
+  python3 python3-websockets openssl clang libclang-rt-14-dev lua-check ccache)
+
+# A compiler cache shared by every checkout on this machine (a fresh clone
+# reuses what an earlier one compiled): paths are made relative to the
+# checkout, and only script_host.cpp and tests/support/process.cpp see it.
+# Set after install_deps, which installs ccache.
+CMAKE_CACHE_FLAGS=()
+use_cache() {
+  command -v ccache >/dev/null || return 0
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+  CMAKE_CACHE_FLAGS=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+}
 
 install_deps() {
   local missing=() p
@@ -28,12 +39,15 @@ install_deps() {
 }
 
 build() {
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  use_cache
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${CMAKE_CACHE_FLAGS[@]}" >/dev/null
   cmake --build build -j"$(nproc)"
 }
 
 sanitize() {
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSHOST_SANITIZE=ON >/dev/null
+  use_cache
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSHOST_SANITIZE=ON -DNSHOST_BUILD_BENCH=OFF \
+    "${CMAKE_CACHE_FLAGS[@]}" >/dev/null
   cmake --build build-asan -j"$(nproc)"
   # halt_on_error: the first finding fails its test; detect_leaks stays on.
   (cd build-asan && ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -42,8 +56,9 @@ sanitize() {
 
 fuzz() {
   local seconds="${1:-10}" target
+  use_cache
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    -DNSHOST_FUZZ=ON -DNSHOST_BUILD_TESTS=OFF >/dev/null
+    -DNSHOST_FUZZ=ON -DNSHOST_BUILD_TESTS=OFF "${CMAKE_CACHE_FLAGS[@]}" >/dev/null
   cmake --build build-fuzz -j"$(nproc)" --target fuzzers
   for target in fuzz_hello fuzz_welcome fuzz_notice fuzz_shard_control fuzz_bundle fuzz_datagram fuzz_lua_pattern fuzz_room_codec; do
     mkdir -p "build-fuzz/corpus/$target" build-fuzz/artifacts

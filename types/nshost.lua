@@ -139,8 +139,9 @@ function connected(c) end
 ---@overload fun(data: string, channel?: nshost.channel): true?, string?, string?
 function send(c, data, channel) end
 
----[server] Sends `data` to every live client (one shared ENet packet), or only to the handles in `targets`.
----Only from a handler; raises as `send`, and on a `targets` entry that is not a live handle.
+---[server] Sends `data` to every live client (one shared ENet packet), or only to the handles in `targets`
+---(departing ones are skipped). Only from a handler; raises as `send`, and on a `targets` entry that is not a
+---client handle or is stale.
 ---@param data string bytes
 ---@param channel? nshost.channel default "reliable"
 ---@param targets? nshost.client[] a sequence of client handles
@@ -523,7 +524,7 @@ function net.ws_close(h) end
 ---@field metadata table? what room.set_metadata set
 
 ---The rooms.list answer: open rooms, oldest first.
----@class nshost.room_list: nshost.room_info[]
+---@class nshost.room_list: { [integer]: nshost.room_info }
 ---@field truncated boolean? true when the server left rooms out to stay within --max-message-size
 
 ---[server, client] Rooms (docs/rooms.md). The server script declares room types (rooms.define); a client joins

@@ -122,6 +122,19 @@ TEST_CASE("check: an error of the top level names the roles it happened in") {
                        "nshost check: 1 file, 1 finding\n");
 }
 
+TEST_CASE("check: a top level that never ends is stopped by the handler timeout, its timers never fire") {
+  TempDir dir;
+  std::string game = dir.write("game.lua",
+                               "timer.every(0.001, function() print(\"timer fired\") end)\n"
+                               "while true do end\n");
+  CheckRun run = run_check({game});
+  CHECK(run.exit_code == 1);
+  CHECK(run.out == game +
+                       ": handler timed out (ran over 1000 ms; --handler-timeout) (running the top level as server "
+                       "and client)\n" +
+                       "nshost check: 1 file, 1 finding\n");
+}
+
 TEST_CASE("check: a missing file is a finding; no file at all is a usage error") {
   TempDir dir;
   std::string missing = dir.path + "/missing.lua";

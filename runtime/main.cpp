@@ -17,6 +17,7 @@
 #include <enet/enet.h>
 #include <lua.hpp>
 
+#include "runtime/check/checker.hpp"
 #include "runtime/roles/bots.hpp"
 #include "runtime/roles/client_role.hpp"
 #include "runtime/core/log.hpp"
@@ -179,6 +180,9 @@ int main(int argc, char** argv) {
     case ParsedArgs::Action::error:
       std::fprintf(stderr, "nshost: %s\n", parsed.error.c_str());
       return 2;
+    case ParsedArgs::Action::check:
+      set_log_level(LogLevel::error);  // a script's own log lines are not findings
+      return run_check(parsed.check_files, stdout);
     case ParsedArgs::Action::run:
       break;
   }

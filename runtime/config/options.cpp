@@ -71,9 +71,14 @@ std::string usage_text() {
   return
       "usage: nshost --role=server|client [options] SCRIPT\n"
       "       nshost --role=client [options] nshost://HOST:PORT   (runs the script the server serves)\n"
+      "       nshost check SCRIPT...   (lint: load each script as the roles would, print file:line findings)\n"
       "\n"
       "Runs a Lua game script as an ENet game server or client.\n"
       "\n"
+      "  check SCRIPT...          report syntax errors, errors of the top level, functions on\n"
+      "                           server/client/room that are not handlers nshost calls, and\n"
+      "                           globals a handler assigns but the top level never declares;\n"
+      "                           exit 0 clean, 1 on any finding, 2 on bad usage\n"
       "  --role=server|client     role (or $NSHOST_ROLE)\n"
       "  --port=N                 server UDP port (default 7777; 0 picks a free one)\n"
       "  --bind=ADDR              server IPv4 address (default 127.0.0.1)\n"
@@ -141,6 +146,25 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     out.error = std::move(message);
     return out;
   };
+  if (args.size() > 1 && args[1] == "check") {
+    bool files_only = false;
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (!files_only && args[i] == "--help") {
+        out.action = ParsedArgs::Action::help;
+        return out;
+      }
+      if (!files_only && args[i] == "--") {
+        files_only = true;
+        continue;
+      }
+      if (!files_only && args[i].size() > 1 && args[i][0] == '-')
+        return fail("check: unknown option '" + args[i] + "' (usage: nshost check SCRIPT...)");
+      out.check_files.push_back(args[i]);
+    }
+    if (out.check_files.empty()) return fail("check: no script given (usage: nshost check SCRIPT...)");
+    out.action = ParsedArgs::Action::check;
+    return out;
+  }
   if (env_role && *env_role) {
     if (!parse_role(env_role, o.role))
       return fail(std::string("NSHOST_ROLE='") + env_role + "' is not server or client");

@@ -82,9 +82,10 @@ constexpr uint32_t kMaxTickRateHz = 1000;
 
 // What the command line asks for.
 struct ParsedArgs {
-  enum class Action { run, help, version, error } action = Action::run;
+  enum class Action { run, help, version, error, check } action = Action::run;
   Options options;
   std::string error;  // one readable line when action == error
+  std::vector<std::string> check_files;  // `nshost check FILE...`: the files, in order
 };
 
 // Parses argv (argv[0] is skipped). `env_role` is $NSHOST_ROLE or nullptr; a

@@ -488,7 +488,8 @@ void ScriptHost::report_not_callable(const Call& call) {
   ++error_count_;
 }
 
-bool ScriptHost::has_handler(const char* name) {
+bool ScriptHost::has_handler(HandlerName handler) {
+  const char* name = handler.c_str();
   Call call{Call::Kind::lookup};
   call.name = name;
   int status = protected_run(call, true);

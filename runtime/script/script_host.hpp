@@ -22,6 +22,7 @@
 
 #include "runtime/script/bundle.hpp"
 #include "runtime/script/deadline_watch.hpp"
+#include "runtime/script/handler_names.hpp"
 #include "runtime/script/host_api.hpp"
 
 namespace nshost {
@@ -112,7 +113,8 @@ class ScriptHost final : private DeadlineWatch::Target {
   // longer registers new finalizers).
   bool closing() const { return closing_; }
 
-  // Calls <role table>.<name>(args...) if the script defined it. The lookup
+  // Calls <role table>.<name>(args...) if the script defined it; `name` is
+  // one of runtime/script/handler_names.hpp (checked at compile time). The lookup
   // honours metamethods (a role table with an __index is legitimate) and runs
   // in the same protected call and under the same limits as the handler.
   // `push_args` is called inside that call, only when the handler exists,
@@ -120,29 +122,29 @@ class ScriptHost final : private DeadlineWatch::Target {
   // error (e.g. out of memory) and must not throw. Returns false if the
   // lookup or the handler raised (already logged with a traceback).
   template <class PushArgs>
-  bool invoke(const char* name, PushArgs&& push_args) {
+  bool invoke(HandlerName name, PushArgs&& push_args) {
     using Fn = std::remove_reference_t<PushArgs>;
     ArgPusher pusher{&push_args, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
-    return call_handler(name, &pusher);
+    return call_handler(name.c_str(), &pusher);
   }
-  bool invoke(const char* name) { return call_handler(name, nullptr); }
+  bool invoke(HandlerName name) { return call_handler(name.c_str(), nullptr); }
   // The same, keeping the handler's results: `take_results(L)` runs inside
   // the same protected call right after the handler returned, with exactly
   // its results on the stack (1..lua_gettop(L)); it may raise (the call then
   // counts as failed) and must not throw. It is not called when the handler
   // is absent or raised.
   template <class PushArgs, class TakeResults>
-  bool invoke(const char* name, PushArgs&& push_args, TakeResults&& take_results) {
+  bool invoke(HandlerName name, PushArgs&& push_args, TakeResults&& take_results) {
     using Fn = std::remove_reference_t<PushArgs>;
     using Take = std::remove_reference_t<TakeResults>;
     ArgPusher pusher{&push_args, [](void* fn, lua_State* L) { return (*static_cast<Fn*>(fn))(L); }};
     ArgPusher taker{&take_results, [](void* fn, lua_State* L) { return (*static_cast<Take*>(fn))(L); }};
-    return call_handler(name, &pusher, &taker);
+    return call_handler(name.c_str(), &pusher, &taker);
   }
   // Whether <role table>.<name> is a function or callable, looked up as
   // invoke() does (protected, limited); a lookup that raises is logged and
   // answers false.
-  bool has_handler(const char* name);
+  bool has_handler(HandlerName name);
   // Runs `work(L)` (the host's own stack work that allocates, e.g. a handle
   // kept in the registry) in a protected call under the limits: an
   // allocation may run a GC step and with it a finalizer. `work` returns how

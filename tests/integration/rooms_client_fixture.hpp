@@ -93,8 +93,17 @@ class Client {
   // Runs `code` inside a client handler (client.poke); pcall's results as eval gives them.
   std::string in_handler(const std::string& code) {
     REQUIRE(eval("function client.poke() result = table.pack(pcall(function() " + code + " end)) end") == "ok");
-    role_->script()->invoke("poke");
+    call_script_function("poke");
     return eval("return table.unpack(result, 1, result.n)");
+  }
+  // Calls client.<name>() as a handler (not one the host calls, so not invoke()).
+  void call_script_function(const char* name) {
+    role_->script()->call_back(name, [name](lua_State* L) {
+      lua_getglobal(L, "client");
+      lua_getfield(L, -1, name);
+      lua_call(L, 0, 0);
+      return 1;
+    });
   }
   std::string events() {
     std::string all = eval("return table.concat(events, '|')");

@@ -411,7 +411,7 @@ function client.poke2()
 end
 )lua");
   client.join();
-  client.role().script()->invoke("poke2");
+  client.call_script_function("poke2");
   Request join = next_request(server, Codec::msgpack, &client);
   server.send(0, wire::kChannelRoomReliable, join_ok(Codec::msgpack, join.message.id, 3, "arena"));
   Request hello = next_request(server, Codec::msgpack, &client);

@@ -22,6 +22,7 @@ function server.connect(c)
   print(("connect id=%d auth=%s"):format(c.id, tostring(c.auth and c.auth.user)))
 end
 
+local reported = false
 function server.tick()
   local ok2, err2 = pcall(rooms.define, "late", "arena.lua")
   if not ok2 and not reported then

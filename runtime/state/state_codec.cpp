@@ -212,6 +212,8 @@ void write_update(const StateTree& tree, uint32_t ref, std::span<const Key> set,
 
 void write_snapshot_ops(const StateTree& tree, std::string& out, const Admit* admit) {
   if (admit && !*admit) admit = nullptr;
+  // About the encoded size: key and string bytes, a few per entry and node.
+  out.reserve(out.size() + tree.bytes_held() / 2 + 4 * tree.node_count() + 16);
   Writer(tree, out, admit).whole(tree.root());
 }
 

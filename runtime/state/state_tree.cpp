@@ -106,7 +106,7 @@ struct StateTree::Impl {
     while (true) {
       node->sum += delta;
       if (node->parent == Node::kNone) return;
-      Node* parent = &nodes.find(node->parent)->second;
+      Node* parent = node->parent == kRoot ? root : &nodes.find(node->parent)->second;
       parent->entries.find(node->key)->second.contribution += delta;
       node = parent;
     }
@@ -199,7 +199,8 @@ bool StateTree::set_scalar(uint32_t ref, const Key& key, Scalar value, std::stri
     if (!canonical) return false;
     value = std::move(*canonical);
   }
-  Entry* existing = find(ref, key);
+  auto found = n->entries.find(key);
+  Entry* existing = found == n->entries.end() ? nullptr : &found->second;
   size_t added = existing ? 0 : entry_bytes(key, nullptr);
   if (value.kind == Scalar::Kind::string) added += value.string.size();
   size_t freed = existing && !existing->is_node() && existing->scalar.kind == Scalar::Kind::string
@@ -254,7 +255,8 @@ bool StateTree::set_node(uint32_t ref, const Key& key, uint32_t child_ref, std::
     error = "state past its budget of " + std::to_string(impl_->max_nodes) + " nodes";
     return false;
   }
-  Entry* entry = find(ref, key);
+  auto found = n->entries.find(key);
+  Entry* entry = found == n->entries.end() ? nullptr : &found->second;
   if (!entry && impl_->bytes + entry_bytes(key, nullptr) > impl_->max_bytes) {
     error = "state past its budget of " + std::to_string(impl_->max_bytes) + " bytes";
     return false;

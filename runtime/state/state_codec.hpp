@@ -110,7 +110,10 @@ using Admit = std::function<bool(uint32_t collection_ref, const Key& key)>;
 // Appends one node update of node `ref` to `out`: each key of `set` with
 // its current value in `tree` (a node: written whole, its ref and all its
 // contents, entities filtered by `admit`), and each key of `removed` as a
-// removal. A key of `set` absent from the tree is written as a removal.
+// removal. A key of `set` absent from the tree is written as a removal; an
+// entity of `set` that `admit` refuses is left out; keys a struct lacks are
+// skipped; a `ref` not in the tree writes nothing. `admit` is called once per
+// entity it would write (never for scalars or deeper nodes); null or empty admits all.
 void write_update(const StateTree& tree, uint32_t ref, std::span<const Key> set, std::span<const Key> removed,
                   std::string& out, const Admit* admit = nullptr);
 // Appends the update that rebuilds the whole tree (every root entry) as
@@ -127,7 +130,7 @@ struct Change {
   uint32_t child = 0;      // node: the new node's ref (its contents follow as further changes)
 };
 // Applies every update in `ops` to `tree` in order, appending each change
-// to `changes`. False with `error` on malformed bytes, an unknown ref, a
+// to `changes` (removing an absent key is no change). False with `error` on malformed bytes, an unknown ref, a
 // value the schema refuses, or past the tree's budgets; the tree is then
 // partly updated and must be rebuilt from a snapshot (the caller clears it
 // and asks for state.resync) — the script's Lua mirror is only touched

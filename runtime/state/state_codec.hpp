@@ -11,6 +11,7 @@
 // bound what is kept), refuse nesting past kMaxDepth, and report one
 // readable error.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -47,7 +48,14 @@ std::optional<Type::Kind> scalar_kind_from_name(std::string_view name);
 class Schema {
  public:
   Schema();  // untyped: root `any`
+  // Sorts every struct's fields by name. `root` must be valid (from_type
+  // checks); null means `any`.
   explicit Schema(std::unique_ptr<Type> root);
+  // A schema from a type built by the caller (room.define_state), checked:
+  // the root a struct, map or any; at most kMaxStructFields fields per
+  // struct, names unique; a map has a value type; nesting at most
+  // kMaxDepth + 1 types deep. nullopt with `error` otherwise.
+  static std::optional<Schema> from_type(std::unique_ptr<Type> root, std::string& error);
   const Type& root() const { return *root_; }
   bool typed() const { return root_->kind != Type::Kind::any; }
   // The type of `key`'s value in a node of type `parent`; null when the key
@@ -102,7 +110,10 @@ using Admit = std::function<bool(uint32_t collection_ref, const Key& key)>;
 // Appends one node update of node `ref` to `out`: each key of `set` with
 // its current value in `tree` (a node: written whole, its ref and all its
 // contents, entities filtered by `admit`), and each key of `removed` as a
-// removal. A key of `set` absent from the tree is written as a removal.
+// removal. A key of `set` absent from the tree is written as a removal; an
+// entity of `set` that `admit` refuses is left out; keys a struct lacks are
+// skipped; a `ref` not in the tree writes nothing. `admit` is called once per
+// entity it would write (never for scalars or deeper nodes); null or empty admits all.
 void write_update(const StateTree& tree, uint32_t ref, std::span<const Key> set, std::span<const Key> removed,
                   std::string& out, const Admit* admit = nullptr);
 // Appends the update that rebuilds the whole tree (every root entry) as
@@ -119,7 +130,7 @@ struct Change {
   uint32_t child = 0;      // node: the new node's ref (its contents follow as further changes)
 };
 // Applies every update in `ops` to `tree` in order, appending each change
-// to `changes`. False with `error` on malformed bytes, an unknown ref, a
+// to `changes` (removing an absent key is no change). False with `error` on malformed bytes, an unknown ref, a
 // value the schema refuses, or past the tree's budgets; the tree is then
 // partly updated and must be rebuilt from a snapshot (the caller clears it
 // and asks for state.resync) — the script's Lua mirror is only touched

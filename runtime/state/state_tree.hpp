@@ -116,10 +116,13 @@ class StateTree {
   // They fail (false, `error` one line, the tree unchanged) on an unknown
   // `ref`, a `child_ref` already in use, a key or value the node's type does
   // not admit, or past the budgets below.
-  // Sets `key` of `ref` to a scalar; a subtree that was there is dropped.
+  // Sets `key` of `ref` to a scalar, kept in the canonical form of the
+  // key's type (Schema::canonical: e.g. an f32 field holds the double of the
+  // float); a subtree that was there is dropped. The entry's stamp is kept.
   bool set_scalar(uint32_t ref, const Key& key, Scalar value, std::string& error);
   // Sets `key` of `ref` to a new empty node `child_ref` (of the type the
   // schema gives that key); a value or subtree that was there is dropped.
+  // Also refused: a child deeper than kMaxDepth (state_codec.hpp).
   bool set_node(uint32_t ref, const Key& key, uint32_t child_ref, std::string& error);
   // Removes `key` of `ref` (and its subtree); removing an absent key is not
   // an error (returns true, nothing changes).
@@ -131,8 +134,10 @@ class StateTree {
   uint64_t sum() const { return root().sum; }
   uint32_t checksum() const { return static_cast<uint32_t>(sum()); }
 
-  // Budgets (a peer's snapshot cannot make a client hold more): nodes, and
-  // bytes of keys and strings held. Defaults: 1 << 20 nodes, 64 MiB.
+  // Budgets (a peer's snapshot cannot make a client hold more): nodes (the
+  // root included), and bytes held: each entry's key and string bytes plus
+  // 16 per entry. Defaults: 1 << 20 nodes, 64 MiB. A mutation is checked
+  // against them before what it replaces is freed.
   void set_budget(size_t max_nodes, size_t max_bytes);
   size_t node_count() const;
   size_t bytes_held() const;

@@ -113,6 +113,11 @@ function max_clients() end
 ---@return integer? hz
 function server_tick_rate() end
 
+---[client] The latest tick number of the joined server this client heard of: from the welcome, then from a clock
+---message about once a second (so up to a second plus half an RTT old). nil when server_tick_rate() is.
+---@return integer? tick
+function server_tick() end
+
 ---[server] The client's slot, in [0, max_clients()). Raises "stale client handle" once its connection is gone.
 ---@param c nshost.client
 ---@return integer slot

@@ -82,6 +82,7 @@ class CheckClient final : public ClientApi {
   void on_script_error() override {}
   bool finished() const override { return false; }
   uint32_t server_tick_rate_hz() const override { return 0; }
+  std::optional<uint64_t> server_tick() const override { return std::nullopt; }
   bool send(std::string_view, Channel, std::string& error) override {
     error = "ENOTCONN: not connected";
     return false;

@@ -24,6 +24,7 @@
 #include "runtime/rooms/room.hpp"
 #include "runtime/rooms/room_manager.hpp"
 #include "tests/support/annotations.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/roles.hpp"
 
 using namespace nshost;
@@ -33,7 +34,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSource = NSHOST_SOURCE_DIR;
+const fs::path kSource = nshost::test::source_dir();
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);

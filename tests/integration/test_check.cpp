@@ -214,7 +214,7 @@ return M
 TEST_CASE("check: every script the repository ships is clean") {
   std::vector<std::string> files;
   for (const char* dir : {"examples", "bench"})
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(NSHOST_SOURCE_DIR) + "/" + dir))
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(nshost::test::source_dir() + "/" + dir))
       if (entry.is_regular_file() && entry.path().extension() == ".lua") files.push_back(entry.path().string());
   std::sort(files.begin(), files.end());
   REQUIRE(files.size() > 5);

@@ -44,7 +44,7 @@ fuzz() {
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DNSHOST_FUZZ=ON -DNSHOST_BUILD_TESTS=OFF >/dev/null
   cmake --build build-fuzz -j"$(nproc)" --target fuzzers
-  for target in fuzz_hello fuzz_welcome fuzz_notice fuzz_shard_control fuzz_bundle fuzz_datagram fuzz_lua_pattern fuzz_room_codec; do
+  for target in fuzz_hello fuzz_welcome fuzz_notice fuzz_shard_control fuzz_bundle fuzz_datagram fuzz_lua_pattern fuzz_room_codec fuzz_state_ops; do
     mkdir -p "build-fuzz/corpus/$target" build-fuzz/artifacts
     cp -n fuzz/seeds/"$target"/* "build-fuzz/corpus/$target/" 2>/dev/null || true
     echo "== $target for ${seconds} s"

@@ -11,6 +11,7 @@
 // bound what is kept), refuse nesting past kMaxDepth, and report one
 // readable error.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -47,7 +48,14 @@ std::optional<Type::Kind> scalar_kind_from_name(std::string_view name);
 class Schema {
  public:
   Schema();  // untyped: root `any`
+  // Sorts every struct's fields by name. `root` must be valid (from_type
+  // checks); null means `any`.
   explicit Schema(std::unique_ptr<Type> root);
+  // A schema from a type built by the caller (room.define_state), checked:
+  // the root a struct, map or any; at most kMaxStructFields fields per
+  // struct, names unique; a map has a value type; nesting at most
+  // kMaxDepth + 1 types deep. nullopt with `error` otherwise.
+  static std::optional<Schema> from_type(std::unique_ptr<Type> root, std::string& error);
   const Type& root() const { return *root_; }
   bool typed() const { return root_->kind != Type::Kind::any; }
   // The type of `key`'s value in a node of type `parent`; null when the key

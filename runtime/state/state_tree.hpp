@@ -131,8 +131,10 @@ class StateTree {
   uint64_t sum() const { return root().sum; }
   uint32_t checksum() const { return static_cast<uint32_t>(sum()); }
 
-  // Budgets (a peer's snapshot cannot make a client hold more): nodes, and
-  // bytes of keys and strings held. Defaults: 1 << 20 nodes, 64 MiB.
+  // Budgets (a peer's snapshot cannot make a client hold more): nodes (the
+  // root included), and bytes held: each entry's key and string bytes plus
+  // 16 per entry. Defaults: 1 << 20 nodes, 64 MiB. A mutation is checked
+  // against them before what it replaces is freed.
   void set_budget(size_t max_nodes, size_t max_bytes);
   size_t node_count() const;
   size_t bytes_held() const;

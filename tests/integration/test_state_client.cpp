@@ -226,3 +226,60 @@ TEST_CASE("state client: leaving the room or the session forgets the mirror; fra
   j.server.disconnect_all(0);
   REQUIRE(j.client.step_until([&] { return j.client.rooms().states().mirror_count() == 0; }));
 }
+
+TEST_CASE("state client: after a resumed session each mirror asks for a snapshot (patches may have been lost)") {
+  RawServer::Config config;
+  config.tokens = true;
+  RawServer server(config);
+  Options options;
+  options.limits.link_timeout_ms = 300;
+  options.reconnect = ReconnectPolicy{50, 2.0, 200, 20, 20000};
+  Client client(server, kScript, options);
+  client.join();
+  join_arena(client, server, Codec::msgpack, kRoom);
+  ServerTree s(kRoom);
+  s.set(0, Key::of("a"), Scalar::of_int(1));
+  server.send(0, wire::kChannelRoomReliable, s.snapshot());
+  REQUIRE(client.step_until([&] { return state_calls(client) == 1; }));
+  REQUIRE(next_packet(client, server));  // the ack
+  size_t n = client.event_count();
+  server.drop_all();
+  s.set(0, Key::of("a"), Scalar::of_int(2));
+  s.patch();  // lost with the link
+  REQUIRE(client.wait_events(n + 2, 10000));
+  CHECK(client.events().substr(client.events().size() - 13) == "|lost|resumed");
+  std::optional<RawServer::Packet> resync = next_packet(client, server);
+  REQUIRE(resync);
+  CHECK(resync->peer == 1);
+  CHECK(resync->channel == wire::kChannelRoomReliable);
+  CHECK(resync->bytes == std::string("\x04\x05\x04", 3));
+  CHECK(client.eval("return render_state(room.state)") == "ok: {a=1}");
+  server.send(1, wire::kChannelRoomReliable, s.snapshot());
+  REQUIRE(client.step_until([&] { return state_calls(client) == 2; }));
+  CHECK(client.eval("return render_state(room.state)") == "ok: {a=2}");
+}
+
+TEST_CASE("state client end to end: a late joiner's snapshot and every patch after it equal the room's state") {
+  // The room's state is a pure function of its tick (tests/scripts/state_client/expected.lua):
+  // each client checks every r.state it is shown against it.
+  Server server = start_server(test_script("state_client/server.lua"));
+  REQUIRE(server.port > 0);
+  auto a = start_client(test_script("state_client/client.lua"), server.port, {}, {"NAME=a", "CHECKS=90"});
+  REQUIRE_MESSAGE(a->wait_stdout("a joined room(id=1, type=state_arena)"), a->stderr_text());
+  CHECK(a->wait_stdout("a first state equal=true"));
+  auto b = start_client(test_script("state_client/client.lua"), server.port, {"--codec=json"}, {"NAME=b", "CHECKS=30"});
+  CHECK(b->wait_stdout("b joined room(id=1, type=state_arena)"));
+  CHECK(b->wait_stdout("b first state equal=true late=true"));
+  auto b_done = b->wait_stdout("b done ");
+  REQUIRE_MESSAGE(b_done, b->stderr_text());
+  CHECK(*b_done ==
+        "b done checks=30 bad=0 snapshots=1 patches=29 checksum_mismatches=0 gaps=0 decode_errors=0 hp_events=true");
+  auto a_done = a->wait_stdout("a done ", 15000);
+  REQUIRE_MESSAGE(a_done, a->stderr_text());
+  CHECK(*a_done ==
+        "a done checks=90 bad=0 snapshots=1 patches=89 checksum_mismatches=0 gaps=0 decode_errors=0 hp_events=true");
+  CHECK(a->wait_exit() == 0);
+  CHECK(b->wait_exit() == 0);
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+}

@@ -1,8 +1,11 @@
 // The client's room handle (nshost.room, docs/rooms.md "Client"): r.id,
-// r.type, r:send, r:send_bytes, r:leave. The userdata itself (RoomHandle,
+// r.type, r:send, r:send_bytes, r:leave; and the room's mirrored state
+// (docs/state.md "Client"): r.state, r:on_change, r:off_change, r:state_stats. The userdata itself (RoomHandle,
 // push_room_handle) belongs to runtime/rooms/client_rooms.hpp; a handle
 // whose membership ended answers nil, "room N is gone", "ENOROOM".
 #include <cstring>
+#include <iterator>
+#include <utility>
 #include <string>
 
 #include "bindings/bindings.hpp"
@@ -103,7 +106,56 @@ int room_leave(lua_State* L) {
   return guard.returns(1);
 }
 
-// r.id, r.type (both still answer on a stale handle), then the methods.
+// r:on_change(pattern, fn) -> id: fn(key, value, old) after each applied
+// frame, for every changed path matching `pattern`.
+int room_on_change(lua_State* L) {
+  StackGuard guard(L);
+  RoomHandle& h = check_room(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  ClientRooms& rooms = client_rooms(L);
+  if (!rooms.live(h)) return guard.returns(push_gone(L, h));
+  uint64_t id = rooms.states().add_listener(L, h.room, 2, 3);
+  if (id == 0)
+    return guard.returns(push_failure(
+        L, "too many listeners (" + std::to_string(rooms::ClientStates::kMaxListeners) + " per room)", "EBUSY"));
+  lua_pushinteger(L, static_cast<lua_Integer>(id));
+  return guard.returns(1);
+}
+
+// r:off_change(id) -> true, or false when there is no such listener.
+int room_off_change(lua_State* L) {
+  StackGuard guard(L);
+  RoomHandle& h = check_room(L, 1);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  ClientRooms& rooms = client_rooms(L);
+  bool removed = rooms.live(h) && id > 0 && rooms.states().remove_listener(L, h.room, static_cast<uint64_t>(id));
+  lua_pushboolean(L, removed);
+  return guard.returns(1);
+}
+
+// r:state_stats() -> {patches=, snapshots=, resyncs=, checksum_mismatches=,
+// gaps=, decode_errors=, ignored=, acks=}.
+int room_state_stats(lua_State* L) {
+  StackGuard guard(L);
+  RoomHandle& h = check_room(L, 1);
+  ClientRooms& rooms = client_rooms(L);
+  if (!rooms.live(h)) return guard.returns(push_gone(L, h));
+  rooms::ClientStates::Stats s = rooms.states().stats(h.room);
+  const std::pair<const char*, uint64_t> fields[] = {
+      {"patches", s.patches}, {"snapshots", s.snapshots}, {"resyncs", s.resyncs},
+      {"checksum_mismatches", s.checksum_mismatches}, {"gaps", s.gaps}, {"decode_errors", s.decode_errors},
+      {"ignored", s.ignored}, {"acks", s.acks}};
+  lua_createtable(L, 0, static_cast<int>(std::size(fields)));
+  for (const auto& [name, value] : fields) {
+    lua_pushinteger(L, static_cast<lua_Integer>(value));
+    lua_setfield(L, -2, name);
+  }
+  return guard.returns(1);
+}
+
+// r.id, r.type (both still answer on a stale handle), r.state (nil on a
+// stale handle and before the first snapshot), then the methods.
 int room_index(lua_State* L) {
   StackGuard guard(L);
   RoomHandle& h = check_room(L, 1);
@@ -113,6 +165,10 @@ int room_index(lua_State* L) {
     lua_pushinteger(L, static_cast<lua_Integer>(h.room));
   } else if (key && n == 4 && std::memcmp(key, "type", 4) == 0) {
     lua_getiuservalue(L, 1, 1);
+  } else if (key && n == 5 && std::memcmp(key, "state", 5) == 0) {
+    rooms::ClientRooms* rooms = client_api(L).rooms();
+    if (rooms && rooms->live(h)) rooms->states().push_state(L, h.room);
+    else lua_pushnil(L);
   } else {
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1));
@@ -137,6 +193,9 @@ const luaL_Reg room_methods[] = {
     {"send", guarded<room_send>},
     {"send_bytes", guarded<room_send_bytes>},
     {"leave", guarded<room_leave>},
+    {"on_change", guarded<room_on_change>},
+    {"off_change", guarded<room_off_change>},
+    {"state_stats", guarded<room_state_stats>},
     {nullptr, nullptr},
 };
 

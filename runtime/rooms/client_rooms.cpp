@@ -38,7 +38,8 @@ void push_room_handle(lua_State* L, int64_t room, uint64_t generation, std::stri
   luaL_setmetatable(L, kRoomHandleType);
 }
 
-ClientRooms::ClientRooms(Owner& owner, std::string log_tag) : owner_(owner), log_tag_(std::move(log_tag)) {}
+ClientRooms::ClientRooms(Owner& owner, std::string log_tag)
+    : owner_(owner), log_tag_(std::move(log_tag)), states_(*this, log_tag_) {}
 
 ClientRooms::~ClientRooms() = default;
 
@@ -48,14 +49,27 @@ bool ClientRooms::start(uv_loop_t* loop, std::string& error) {
     return false;
   }
   timer_.get()->data = this;
-  return true;
+  return states_.start(loop, error);
 }
 
-void ClientRooms::stop() { timer_.close(); }
+void ClientRooms::stop() {
+  timer_.close();
+  states_.stop();
+}
+
+int ClientRooms::state_room_handle(int64_t room) {
+  auto it = rooms_.find(room);
+  return it == rooms_.end() ? LUA_NOREF : it->second.handle_ref;
+}
+
+bool ClientRooms::send_state(std::string_view bytes, bool reliable) {
+  return owner_.rooms_link_up() && owner_.send_catalog(bytes, reliable);
+}
 
 void ClientRooms::on_welcome(const wire::Welcome& welcome) {
   codec_.reset();
   session_complaints_ = 0;
+  states_.on_session();
   if (!welcome.codec.empty()) {
     codec_ = codec_from_name(welcome.codec);
     if (!codec_)
@@ -74,7 +88,9 @@ void ClientRooms::on_resumed(const wire::Welcome& welcome) {
     std::vector<Queued> items;
     leave_rooms(items, "disconnected");
     enqueue(std::move(items), true);
+    return;
   }
+  states_.on_resumed();
 }
 
 void ClientRooms::on_link_lost(bool now) {
@@ -99,6 +115,7 @@ void ClientRooms::forget_script() {
   rooms_.clear();
   queued_.clear();
   queued_callbacks_ = 0;
+  states_.forget_script();
 }
 
 void ClientRooms::fail_pending(std::vector<Queued>& out) {
@@ -110,6 +127,7 @@ void ClientRooms::fail_pending(std::vector<Queued>& out) {
 void ClientRooms::leave_rooms(std::vector<Queued>& out, const char* reason) {
   for (auto& [id, room] : rooms_) out.push_back(Queued{true, room.handle_ref, reason});
   rooms_.clear();
+  states_.forget_all();
 }
 
 void ClientRooms::enqueue(std::vector<Queued> items, bool now) {
@@ -228,11 +246,16 @@ bool ClientRooms::send_message(std::string_view bytes, bool reliable, std::strin
 void ClientRooms::forget_room(int64_t room) {
   auto it = rooms_.find(room);
   if (it == rooms_.end()) return;
+  states_.forget(room);
   release(it->second.handle_ref);
   rooms_.erase(it);
 }
 
 void ClientRooms::on_catalog(uint8_t channel_id, std::string_view bytes) {
+  if (state::is_state_frame(bytes)) {
+    states_.on_frame(bytes);
+    return;
+  }
   if (!codec_) {
     bad_packet("a catalog message on channel " + std::to_string(channel_id) + ", but this session has no codec");
     return;
@@ -387,6 +410,7 @@ void ClientRooms::on_room_left(const Message& message) {
   std::string reason(message.payload.string_at("reason").value_or("left"));
   int handle = it->second.handle_ref;
   rooms_.erase(it);  // stale from here on, inside the handler too
+  states_.forget(*room);
   if (ScriptHost* script = owner_.rooms_script())
     script->invoke("room_left", [&](lua_State* L) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, handle);

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "runtime/core/uv_handle.hpp"
+#include "runtime/rooms/client_state.hpp"
 #include "runtime/rooms/codec.hpp"
 #include "runtime/transport/wire.hpp"
 
@@ -47,7 +48,7 @@ struct RoomHandle {
 // Pushes a new handle (may raise a Lua error: out of memory).
 void push_room_handle(lua_State* L, int64_t room, uint64_t generation, std::string_view type);
 
-class ClientRooms {
+class ClientRooms : private ClientStates::Owner {
  public:
   // Requests (join, create, list, leave with a callback) awaiting an answer,
   // local failures not yet delivered included.
@@ -130,6 +131,8 @@ class ClientRooms {
   // `error` messages the server sent and catalog packets that did not decode or were not understood.
   uint64_t errors_received() const { return errors_received_; }
   uint64_t bad_packets() const { return bad_packets_; }
+  // The mirrors of the rooms' states (r.state, r:on_change).
+  ClientStates& states() { return states_; }
 
  private:
   struct Pending {
@@ -165,8 +168,14 @@ class ClientRooms {
   void deliver(std::vector<Queued>& items);
   void arm_timer();
 
+  // ClientStates::Owner
+  ScriptHost* state_script() override { return owner_.rooms_script(); }
+  int state_room_handle(int64_t room) override;
+  bool send_state(std::string_view bytes, bool reliable) override;
+
   Owner& owner_;
   std::string log_tag_;
+  ClientStates states_;
   UvHandle<uv_timer_t> timer_;
   std::optional<Codec> codec_;  // the welcome's; none: the server has no rooms
   uint64_t session_id_ = 0;

@@ -71,6 +71,7 @@
 ---@field tick? fun(tick_num: integer, dt: number) Every client tick, from start-up on. `dt`: seconds since the previous client tick.
 ---@field room_message? fun(r: nshost.room, type: string, data: any) A message from a room this client is in (`data` decoded; a string of raw bytes for a .bytes message).
 ---@field room_left? fun(r: nshost.room, reason: string) The server removed this client from a room ("kicked", "disposed", "closed: <reason>", "memory") or the session ended ("disconnected"). `r` is already stale.
+---@field room_state? fun(r: nshost.room, state: table, changes?: any[][]) After each state snapshot or patch applied (docs/state.md "Client"): `state` is r.state; `changes` the changed paths (arrays of keys; `{{}}` after a snapshot), built only when the handler declares 3 or more parameters.
 
 ---The handlers the host calls on `room` in a room's state (docs/rooms.md "Handlers").
 ---Every one is optional.
@@ -596,7 +597,31 @@ function rooms.codec() end
 ---@class nshost.room
 ---@field id integer the room id (also on a stale handle)
 ---@field type string the room type (also on a stale handle)
+---@field state table? the room's state as this client's view allows (docs/state.md "Client"), plain tables; nil before the first snapshot and on a stale handle. A snapshot builds a new tree: read through r.state
 local RoomHandle = {}
+
+---Calls `fn(key, value, old)` for each change of a path matching `pattern` after a snapshot or patch applied:
+---`key` the key the last "*" matched (else the pattern's last key), `value` now (nil when removed), `old` before
+---(nil when new). At most 1024 listeners per room: nil, "too many listeners (1024 per room)", "EBUSY".
+---Raises on a bad pattern (1 to 66 string/integer keys, "*" any key) or a non-function `fn`.
+---@param pattern (string|integer)[]
+---@param fn fun(key: string|integer, value: any, old: any)
+---@return integer? id for r:off_change
+---@return string? message
+---@return string? code
+function RoomHandle:on_change(pattern, fn) end
+
+---Removes a listener r:on_change added.
+---@param id integer
+---@return boolean removed false when no listener had that id
+function RoomHandle:off_change(id) end
+
+---Counters of this room's state mirror: patches, snapshots (applied), resyncs (sent), checksum_mismatches, gaps,
+---decode_errors, ignored (patches while waiting for a snapshot), acks (sent).
+---@return {patches: integer, snapshots: integer, resyncs: integer, checksum_mismatches: integer, gaps: integer, decode_errors: integer, ignored: integer, acks: integer}? stats
+---@return string? message
+---@return string? code
+function RoomHandle:state_stats() end
 
 ---Sends a room message (seed 003 room.message). nil, ..., "ENOROOM" / "ENOTCONN" / "EMSGSIZE" (the encoded
 ---message past --max-message-size bytes); raises on data the codec cannot carry.
@@ -632,6 +657,7 @@ function RoomHandle:leave(cb) end
 ---@class nshost.roomlib: nshost.room_handlers
 ---@field id integer this room's id
 ---@field type string its type name
+---@field state table the replicated state (docs/state.md "Server"): plain tables, diffed at each patch interval; keys strings or integers, values booleans, numbers, strings, tables
 room = {}
 
 ---The seated clients' handles, in join order.
@@ -692,6 +718,68 @@ function room.close(reason) end
 ---The room's own tick rate (room.tick). Raises unless `hz` is an integer 1..1000.
 ---@param hz integer Hz
 function room.set_tick_rate(hz) end
+
+---Declares the state's types (docs/state.md "room.define_state"): a type is "bool", "f32", "f64", "i8", "u8",
+---"i16", "u16", "i32", "u32", "i64", "string", "any", `{ map = T }` or a table of fields (a struct, at most 62).
+---Only before the first client joins; raises after, and on a malformed schema.
+---@param schema table
+function room.define_state(schema) end
+
+---Patches every tick_rate / hz ticks instead of every tick. Raises unless `hz` is an integer 1..the room's tick rate.
+---@param hz integer Hz
+function room.set_patch_rate(hz) end
+
+---The client's view as an id set of entity keys (created empty on the first call: the client then sees no entity
+---until keys are added). nil, message, "ENOTCONN" for a client not in the room.
+---@param c nshost.room_client
+---@return nshost.room_view? view
+---@return string? message
+---@return string? code
+function room.view(c) end
+
+---A function view: `fn(collection, key, entity)` returns truthy to admit, called for every entity at every patch
+---interval for that client. nil removes any view (the client gets a snapshot). true, or nil, message, "ENOTCONN".
+---@param c nshost.room_client
+---@param fn? fun(collection: string|integer, key: string|integer, entity: table): any
+---@return true? ok
+---@return string? message
+---@return string? code
+function room.set_view(c, fn) end
+
+---The room's state counters since it opened: patches, snapshots (frames queued, one per recipient), bytes,
+---resyncs, resyncs_ignored, stalled, divergences, errors.
+---@return {patches: integer, snapshots: integer, bytes: integer, resyncs: integer, resyncs_ignored: integer, stalled: integer, divergences: integer, errors: integer}
+function room.state_stats() end
+
+---[room] A client's view as an id set (room.view(c)): the entity keys it is shown, in any collection.
+---add, remove and clear return true, or nil, message, "ENOTCONN" once the client left ("EINVAL" when its view is
+---a function now).
+---@class nshost.room_view
+local RoomView = {}
+
+---@param key string|integer an entity key
+---@return true? ok
+---@return string? message
+---@return string? code
+function RoomView:add(key) end
+
+---@param key string|integer
+---@return true? ok
+---@return string? message
+---@return string? code
+function RoomView:remove(key) end
+
+---@param key string|integer
+---@return boolean
+function RoomView:has(key) end
+
+---@return true? ok
+---@return string? message
+---@return string? code
+function RoomView:clear() end
+
+---@return integer count of keys
+function RoomView:size() end
 
 ---[room] A room's handle of one seated client: the same userdata for every event of it (usable as a table key);
 ---tostring gives "room_client(id=N)".

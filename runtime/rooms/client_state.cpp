@@ -695,14 +695,16 @@ void ClientStates::forget_script() { mirrors_.clear(); }
 
 void ClientStates::on_session() { complaints_ = 0; }
 
-void ClientStates::on_resumed() {
-  for (auto& [room, m] : mirrors_) {
-    if (m->waiting && m->resync_outstanding) continue;
-    if (!m->tree) continue;  // the first snapshot is still on its way
-    if (m->tree) m->tree->clear();
-    m->waiting = true;
-    m->ack_due = false;
-    send_resync(*m, ResyncReason::requested);
+void ClientStates::on_resumed(const std::vector<int64_t>& rooms) {
+  // The first snapshot of a room joined just before the link dropped may be
+  // among what was lost: every room asks.
+  for (int64_t room : rooms) {
+    Mirror& m = mirror_for(room);
+    if (m.waiting && m.resync_outstanding) continue;
+    if (m.tree) m.tree->clear();
+    m.waiting = true;
+    m.ack_due = false;
+    send_resync(m, ResyncReason::requested);
   }
 }
 

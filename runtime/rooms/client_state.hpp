@@ -90,9 +90,10 @@ class ClientStates {
   void forget_script();
   // A new session: the log limit starts over.
   void on_session();
-  // The link was resumed: patches may have been lost in between, so every
-  // mirror asks for a snapshot (state.resync "requested").
-  void on_resumed();
+  // The link was resumed: frames may have been lost in between, so each of
+  // `rooms` (the rooms this client is in) not already waiting for a
+  // requested snapshot asks for one (state.resync "requested").
+  void on_resumed(const std::vector<int64_t>& rooms);
 
   // For the bindings, inside a Lua call on a live handle.
   // Pushes r.state: the root table, or nil before the first snapshot.

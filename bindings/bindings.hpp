@@ -24,6 +24,10 @@ void open_timer(lua_State* L);          // timer.after/every (bindings/timer.cpp
 // Rooms (docs/rooms.md).
 void open_rooms_server(lua_State* L);   // rooms.define in the server script (bindings/rooms_server.cpp)
 void open_room(lua_State* L);           // the room table of a room's state (bindings/room.cpp)
+// room.state and its builtins on the room table at `room_table`
+// (bindings/room_state.cpp), with room.view (bindings/room_view.cpp).
+void open_room_state(lua_State* L, int room_table);
+void open_room_view(lua_State* L, int room_table);
 void open_room_client(lua_State* L);    // the room client handle's metatable (bindings/room_client.cpp)
 void open_rooms_client(lua_State* L);   // rooms.* on the client (bindings/rooms_client.cpp)
 void open_room_handle(lua_State* L);    // the client's room handle metatable (bindings/room_handle.cpp)

@@ -174,6 +174,7 @@ void open_room(lua_State* L) {
     lua_pushlstring(L, room->type().name.data(), room->type().name.size());
     lua_setfield(L, -2, "type");
   }
+  open_room_state(L, -1);
   lua_setglobal(L, "room");
 }
 

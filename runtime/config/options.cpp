@@ -124,6 +124,8 @@ std::string usage_text() {
       "                           client: the project id its hello carries (default: none)\n"
       "  --room-memory-limit=BYTES  server: bytes per room's Lua state, 0 = no limit\n"
       "                           (default 67108864); a room past it is disposed (\"memory\")\n"
+      "  --state-ack-timeout=MS   server: a room client that acks no state patch for MS ms\n"
+      "                           gets no more patches, then a snapshot when it acks (default 10000)\n"
       "  --version                print the version and exit\n"
       "  --help                   print this text and exit\n"
       "\n"
@@ -228,6 +230,9 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       if (!need_value() || !uint_in(0, uint64_t{1} << 40, o.room_memory_limit_bytes) ||
           (o.room_memory_limit_bytes != 0 && o.room_memory_limit_bytes < (1u << 20)))
         return flag_error("expected 0 (no limit) or at least 1048576 (bytes)");
+    } else if (name == "state-ack-timeout") {
+      if (!need_value() || !uint_in(100, 3'600'000, o.state_ack_timeout_ms))
+        return flag_error("expected 100..3600000 (ms)");
     } else if (name == "bots") {
       if (!need_value() || !uint_in(1, kMaxBots, o.bots)) return flag_error("expected 1.." + std::to_string(kMaxBots) + " (bot clients)");
     } else if (name == "bots-ramp") {

@@ -27,6 +27,8 @@ Room::Room(RoomManager& manager, std::shared_ptr<const RoomType> type, uint64_t 
       type_(std::move(type)),
       id_(id),
       log_tag_("room " + type_->name + "#" + std::to_string(id)),
+      state_(std::make_unique<RoomState>(static_cast<StateLink&>(*this), id, log_tag_,
+                                         manager.config().state_ack_timeout_ms)),
       tick_(manager.config().loop, tick_rate_of(*type_, manager.config()),
             [this](const TickScheduler::Beat& beat, int64_t) { on_tick(beat.tick_num); }) {}
 
@@ -51,8 +53,10 @@ bool Room::start(std::string& error) {
     error = "out of memory while running " + type_->path + " (--room-memory-limit)";
     return false;
   }
-  // No room.tick when the file has run: no timer (an idle room costs no wakeups).
-  if (!script_->has_handler("tick")) return true;
+  // No room.tick when the file has run: no timer until a client joins (an
+  // idle room costs no wakeups).
+  has_tick_handler_ = script_->has_handler("tick");
+  if (!has_tick_handler_) return true;
   if (int rc = tick_.start(); rc != 0) {
     error = std::string("libuv: ") + uv_strerror(rc);
     return false;
@@ -96,6 +100,7 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
   std::optional<std::string> refusal;
   seats_.push_back(Seat{member.session_id, ref});
   member.rooms.push_back(id_);
+  state_->add_client(member.session_id, now_ms());  // room.join may give it a view
   joining_ = member.session_id;
   joiner_held_.clear();
   bool ok = script_->invoke(
@@ -138,6 +143,72 @@ void Room::release_joiner(Member& member) {
   std::vector<std::pair<std::string, Channel>> held;
   held.swap(joiner_held_);
   for (auto& [bytes, channel] : held) manager_.send_to(member, bytes, channel);
+  if (!accepting() || !state_->has_client(member.session_id)) return;
+  // With nobody else to patch, the snapshot can carry room.state as it is now.
+  if (!state_->any_started()) {
+    script_->protect("diffing room.state", [&](lua_State* L) {
+      state_->diff(L, now_ms(), script_.get());
+      return 0;
+    });
+    state_->send(now_ms());
+    check_memory();
+    if (!accepting()) return;
+  }
+  std::vector<uint64_t> sessions;
+  state_->view_function_clients(sessions);
+  if (std::find(sessions.begin(), sessions.end(), member.session_id) != sessions.end()) {
+    script_->call_back("room view function", [&](lua_State* L) {
+      state_->evaluate_view(L, member.session_id);
+      return 0;
+    });
+    check_memory();
+    if (!accepting()) return;
+  }
+  state_->start_client(member.session_id, now_ms());
+  ensure_ticking();
+}
+
+void Room::ensure_ticking() {
+  if (has_tick_handler_ || client_ticking_ || phase_ != Phase::open) return;
+  if (int rc = tick_.start(); rc != 0) {
+    log_write(LogLevel::error, log_tag_, std::string("cannot start the room's tick: libuv: ") + uv_strerror(rc));
+    return;
+  }
+  client_ticking_ = true;
+}
+
+int64_t Room::now_ms() const { return static_cast<int64_t>(uv_now(manager_.config().loop)); }
+
+bool Room::queue_state_packet(uint64_t session_id, ENetPacket* packet) {
+  Member* m = manager_.member(session_id);
+  if (!m) return false;
+  return manager_.host().queue_room_packet(m->client, packet, Channel::reliable);
+}
+
+std::optional<std::string> Room::on_state_frame(uint64_t session_id, const state::FrameHeader& header) {
+  if (header.kind == state::FrameKind::ack) return state_->on_ack(session_id, header.seq, header.checksum, now_ms());
+  return state_->on_resync(session_id, header.reason, now_ms());
+}
+
+void Room::run_state_patch() {
+  if (phase_ != Phase::open || seats_.empty() || memory_failed_) return;
+  const int64_t now = now_ms();
+  script_->protect("diffing room.state", [&](lua_State* L) {
+    state_->diff(L, now, script_.get());
+    return 0;
+  });
+  check_memory();
+  if (!accepting()) return;
+  state_->view_function_clients(view_sessions_);
+  for (uint64_t session : view_sessions_) {
+    script_->call_back("room view function", [&](lua_State* L) {
+      state_->evaluate_view(L, session);
+      return 0;
+    });
+    check_memory();
+    if (!accepting()) return;
+  }
+  state_->send(now);
 }
 
 bool Room::has(uint64_t session_id) const {
@@ -149,6 +220,7 @@ void Room::forget_seat(uint64_t session_id) {
   if (it == seats_.end()) return;
   if (script_) luaL_unref(script_->state(), LUA_REGISTRYINDEX, it->handle_ref);
   seats_.erase(it);
+  state_->remove_client(session_id, script_ ? script_->state() : nullptr);
 }
 
 void Room::remove(Member& member, const std::string& reason, const std::string* told) {
@@ -156,6 +228,11 @@ void Room::remove(Member& member, const std::string& reason, const std::string* 
   if (it == seats_.end()) return;
   int ref = it->handle_ref;
   seats_.erase(it);
+  state_->remove_client(member.session_id, script_->state());
+  if (seats_.empty() && client_ticking_) {
+    tick_.stop();
+    client_ticking_ = false;
+  }
   std::erase(member.rooms, id_);
   if (told && member.codec) {
     // A close reason json cannot carry (not UTF-8) is told as "disposed".
@@ -203,11 +280,19 @@ void Room::deliver(Member& member, std::string_view type, const Value* data, std
 
 void Room::on_tick(uint64_t tick_num) {
   if (phase_ != Phase::open) return;
-  script_->invoke("tick", [&](lua_State* L) {
-    lua_pushinteger(L, static_cast<lua_Integer>(tick_num));
-    return 1;
-  });
-  check_memory();
+  if (has_tick_handler_) {
+    script_->invoke("tick", [&](lua_State* L) {
+      lua_pushinteger(L, static_cast<lua_Integer>(tick_num));
+      return 1;
+    });
+    check_memory();
+    if (phase_ != Phase::open) return;
+  }
+  const uint32_t rate = state_->patch_rate_hz();
+  const uint32_t every = rate == 0 ? 1 : std::max<uint32_t>(1, (tick_.rate_hz() + rate / 2) / rate);
+  if (++ticks_since_patch_ < every) return;
+  ticks_since_patch_ = 0;
+  run_state_patch();
 }
 
 void Room::check_memory() {
@@ -259,6 +344,7 @@ void Room::dispose(bool run_handler) {
   for (const Seat& s : seats_) {
     if (Member* member = manager_.member(s.session_id)) std::erase(member->rooms, id_);
     if (script_) luaL_unref(script_->state(), LUA_REGISTRYINDEX, s.handle_ref);
+    state_->remove_client(s.session_id, script_ ? script_->state() : nullptr);
   }
   seats_.clear();
   log_write(LogLevel::info, log_tag_,

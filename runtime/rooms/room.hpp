@@ -25,6 +25,7 @@
 #include "runtime/core/tick_driver.hpp"
 #include "runtime/rooms/codec.hpp"
 #include "runtime/rooms/room_manager.hpp"
+#include "runtime/rooms/room_state.hpp"
 #include "runtime/script/host_api.hpp"
 #include "runtime/script/script_host.hpp"
 
@@ -39,7 +40,7 @@ struct RoomClientHandle {
   uint64_t session_id = 0;
 };
 
-class Room final : public HostApi {
+class Room final : public HostApi, private StateLink {
  public:
   enum class Phase { open, doomed, disposed };
 
@@ -60,7 +61,8 @@ class Room final : public HostApi {
   // what is sent to it is held until release_joiner(), so that it arrives
   // after the rpc.response; a refused client's held messages are dropped.
   std::optional<std::string> try_join(Member& member, const Value* options);
-  // Sends what room.join sent the client it seated last.
+  // Sends what room.join sent the client it seated last, then its first
+  // state.snapshot.
   void release_joiner(Member& member);
   // Takes `member` out (it must be in), runs room.leave(c, reason), and, when
   // `told` is set, sends it room.left {room, reason = *told}. Disposes the
@@ -86,6 +88,11 @@ class Room final : public HostApi {
   size_t client_count() const { return seats_.size(); }
   const std::optional<Value>& metadata() const { return metadata_; }
   ScriptHost* script() const { return script_.get(); }
+  // room.state's replication (runtime/rooms/room_state.hpp).
+  RoomState& state_sync() { return *state_; }
+  // A state.ack or state.resync of a seated client: an error (a bad packet)
+  // or nullopt.
+  std::optional<std::string> on_state_frame(uint64_t session_id, const state::FrameHeader& header);
 
   // For the bindings (bindings/room.cpp), inside the room's handlers:
   // The sessions seated, in join order.
@@ -127,6 +134,14 @@ class Room final : public HostApi {
     int handle_ref = LUA_NOREF;  // the handle in the state's registry
   };
   void on_tick(uint64_t tick_num);
+  // Diffs room.state, runs the view functions, sends the frames.
+  void run_state_patch();
+  // Rooms without room.tick tick while they have clients (for the patches).
+  void ensure_ticking();
+  int64_t now_ms() const;
+  // StateLink
+  bool queue_state_packet(uint64_t session_id, ENetPacket* packet) override;
+  void on_state_error() override { manager_.host().on_room_script_error(); }
   // After each entry into the state: a new memory error dooms the room.
   void check_memory();
   void forget_seat(uint64_t session_id);
@@ -136,7 +151,12 @@ class Room final : public HostApi {
   std::shared_ptr<const RoomType> type_;
   uint64_t id_;
   std::string log_tag_;
+  std::unique_ptr<RoomState> state_;  // before script_: the state's bindings reach it while it opens
   std::unique_ptr<ScriptHost> script_;
+  bool has_tick_handler_ = false;
+  bool client_ticking_ = false;  // no room.tick: ticking for its clients' patches
+  uint32_t ticks_since_patch_ = 0;
+  std::vector<uint64_t> view_sessions_;  // scratch
   TickDriver tick_;
   std::vector<Seat> seats_;
   std::optional<Value> metadata_;

@@ -9,6 +9,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/rooms/room.hpp"
 #include "runtime/rooms/room_manager.hpp"
+#include "runtime/state/state_codec.hpp"
 
 namespace nshost::rooms {
 namespace {
@@ -33,6 +34,10 @@ void RoomManager::on_packet(uint64_t session_id, std::string_view bytes, Channel
     refuse_packet(*m, "no codec: the hello offered none this server speaks");
     return;
   }
+  if (state::is_state_frame(bytes)) {
+    on_state_frame(*m, bytes);
+    return;
+  }
   Message message;
   std::string error;
   if (!decode_message(*m->codec, bytes, message, error)) {
@@ -45,6 +50,34 @@ void RoomManager::on_packet(uint64_t session_id, std::string_view bytes, Channel
   else if (message.type == "room.message") on_room_message(*m, message, false);
   else if (message.type == "room.message.bytes") on_room_message(*m, message, true);
   else refuse_packet(*m, "unknown message type '" + message.type.substr(0, 64) + "'");
+}
+
+void RoomManager::on_state_frame(Member& member, std::string_view bytes) {
+  state::FrameHeader header;
+  std::string_view schema, rest;
+  std::string error;
+  if (!state::read_header(bytes, header, schema, rest, error)) {
+    refuse_packet(member, "malformed state frame: " + error);
+    return;
+  }
+  if (header.kind != state::FrameKind::ack && header.kind != state::FrameKind::resync) {
+    refuse_packet(member, "a state frame only the server sends (snapshot or patch)");
+    return;
+  }
+  if (!rest.empty()) {
+    refuse_packet(member, "state frame with " + std::to_string(rest.size()) + " trailing bytes");
+    return;
+  }
+  Room* room = find_room(header.room);
+  if (!room || !room->has(member.session_id)) {
+    // Not counted towards the kick: an ack can cross the server's room.left.
+    ++not_member_messages_;
+    log_write(LogLevel::debug, "rooms",
+              "session " + std::to_string(member.session_id) + ": state frame for room " +
+                  std::to_string(header.room) + ", which it is not in");
+    return;
+  }
+  if (auto refusal = room->on_state_frame(member.session_id, header)) refuse_packet(member, *refusal);
 }
 
 void RoomManager::refuse_packet(Member& member, const std::string& reason, bool answer) {

@@ -56,6 +56,7 @@ struct RoomConfig {
   uint32_t tick_rate_hz = 30;  // for a type that names none
   uint32_t max_message_bytes = 1u << 20;
   bool headless = true;
+  uint32_t state_ack_timeout_ms = 10000;  // --state-ack-timeout (docs/state.md)
 };
 
 struct RoomType {
@@ -113,7 +114,8 @@ class RoomManager {
   Member* member(uint64_t session_id);
 
   // One packet from a live session on a room channel: decoded, answered,
-  // dispatched to its room. Bad input is answered with `error`, logged and
+  // dispatched to its room (a state frame, first byte 0x01..0x04, to its
+  // room's state). Bad input is answered with `error`, logged and
   // counted; the kMaxBadMessages-th kicks the session ("protocol").
   void on_packet(uint64_t session_id, std::string_view bytes, Channel channel);
 
@@ -157,6 +159,8 @@ class RoomManager {
   void on_leave_request(Member& member, const Message& message);
   void on_list_request(Member& member, const Message& message);
   void on_room_message(Member& member, const Message& message, bool bytes);
+  // state.ack and state.resync (runtime/rooms/room_state.hpp).
+  void on_state_frame(Member& member, std::string_view bytes);
   void answer_join(Member& member, uint32_t id, const JoinResult& result);
   void answer_ok(Member& member, uint32_t id, bool ok, std::string_view reason);
   void send_error(Member& member, std::string_view reason, uint64_t room = 0);

@@ -70,8 +70,10 @@ void RoomPeers::on_event(ENetEvent& event) {
           }
         }
       } else if (event.channelID == wire::kChannelRoomReliable || event.channelID == wire::kChannelRoomUnreliable) {
+        p.room_bytes.append(bytes);
         rooms::Message message;
-        if (rooms::decode_message(p.codec, bytes, message, error)) p.inbox.push_back(std::move(message));
+        if (!bytes.empty() && bytes[0] >= 0x01 && bytes[0] <= 0x04) p.state_frames.emplace_back(bytes);
+        else if (rooms::decode_message(p.codec, bytes, message, error)) p.inbox.push_back(std::move(message));
         else ++p.undecodable;
       }
       enet_packet_destroy(event.packet);

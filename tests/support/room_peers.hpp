@@ -67,6 +67,11 @@ class RoomPeers {
   std::deque<rooms::Message>& inbox(size_t i) { return peers_[i].inbox; }
   // Catalog packets peer i could not decode (should stay 0).
   size_t undecodable(size_t i) const { return peers_[i].undecodable; }
+  // State frames (first byte 0x01..0x04: docs/protocol.md "State sync")
+  // peer i received on the room channels, raw, not yet taken.
+  std::deque<std::string>& state_frames(size_t i) { return peers_[i].state_frames; }
+  // Every packet peer i received on the room channels, concatenated.
+  const std::string& room_bytes(size_t i) const { return peers_[i].room_bytes; }
 
   bool disconnected(size_t i) const { return peers_[i].disconnected; }
   uint32_t disconnect_code(size_t i) const { return peers_[i].disconnect_code; }
@@ -88,6 +93,8 @@ class RoomPeers {
     std::string reject_reason, kick_reason;
     rooms::Codec codec = rooms::Codec::msgpack;
     std::deque<rooms::Message> inbox;
+    std::deque<std::string> state_frames;
+    std::string room_bytes;
     size_t undecodable = 0;
     uint32_t next_id = 1;
   };

@@ -61,6 +61,7 @@ struct ClientStates::Mirror {
   std::unique_ptr<state::Schema> schema;
   std::unique_ptr<StateTree> tree;  // consistent only while !waiting
   bool waiting = true;              // for a snapshot: patches are ignored
+  bool heard = false;               // a frame arrived for this room
   bool resync_outstanding = false;
   ResyncReason last_reason = ResyncReason::requested;
   uint64_t resync_sent_ms = 0;
@@ -363,6 +364,7 @@ void ClientStates::on_frame(std::string_view bytes) {
     return;
   }
   Mirror& m = mirror_for(room);
+  m.heard = true;
   if (header.kind == FrameKind::snapshot) on_snapshot(m, header, schema_bytes, ops);
   else on_patch(m, header, ops);
 }
@@ -696,10 +698,12 @@ void ClientStates::forget_script() { mirrors_.clear(); }
 void ClientStates::on_session() { complaints_ = 0; }
 
 void ClientStates::on_resumed(const std::vector<int64_t>& rooms) {
-  // The first snapshot of a room joined just before the link dropped may be
-  // among what was lost: every room asks.
+  // Only rooms the server has sent state for: it refuses (and counts
+  // against the session) a resync before any state was sent.
   for (int64_t room : rooms) {
-    Mirror& m = mirror_for(room);
+    auto it = mirrors_.find(room);
+    if (it == mirrors_.end() || !it->second->heard) continue;
+    Mirror& m = *it->second;
     if (m.waiting && m.resync_outstanding) continue;
     if (m.tree) m.tree->clear();
     m.waiting = true;

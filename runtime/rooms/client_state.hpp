@@ -91,8 +91,9 @@ class ClientStates {
   // A new session: the log limit starts over.
   void on_session();
   // The link was resumed: frames may have been lost in between, so each of
-  // `rooms` (the rooms this client is in) not already waiting for a
-  // requested snapshot asks for one (state.resync "requested").
+  // `rooms` (the rooms this client is in) that the server has sent state for
+  // and that is not already waiting for a requested snapshot asks for one
+  // (state.resync "requested").
   void on_resumed(const std::vector<int64_t>& rooms);
 
   // For the bindings, inside a Lua call on a live handle.

@@ -461,6 +461,7 @@ void ClientStates::on_snapshot(Mirror& m, const FrameHeader& header, std::string
   m.first_patch = true;
   ++m.stats.snapshots;
   send_ack(m);
+  arm_timer();  // the keepalive acks
   notify(room, serial, events_ref, event_count, nullptr);
 }
 
@@ -659,10 +660,12 @@ void ClientStates::on_timer() {
   uint64_t now = now_ms();
   bool needed = false;
   for (auto& [room, m] : mirrors_) {
-    if (m->ack_due && now - m->last_ack_ms >= kAckIntervalMs) send_ack(*m);
+    bool in_step = !m->waiting && m->tree;
+    if ((m->ack_due && now - m->last_ack_ms >= kAckIntervalMs) || (in_step && now - m->last_ack_ms >= kAckKeepaliveMs))
+      send_ack(*m);
     if (m->waiting && m->resync_outstanding && now - m->resync_sent_ms >= kResyncRetryMs)
       send_resync(*m, m->last_reason);
-    needed = needed || m->ack_due || (m->waiting && m->resync_outstanding);
+    needed = needed || in_step || m->ack_due || (m->waiting && m->resync_outstanding);
   }
   if (!needed && timer_) uv_timer_stop(timer_.get());
 }

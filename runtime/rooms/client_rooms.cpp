@@ -90,7 +90,9 @@ void ClientRooms::on_resumed(const wire::Welcome& welcome) {
     enqueue(std::move(items), true);
     return;
   }
-  states_.on_resumed();
+  std::vector<int64_t> rooms;
+  for (auto& [id, room] : rooms_) rooms.push_back(id);
+  states_.on_resumed(rooms);
 }
 
 void ClientRooms::on_link_lost(bool now) {

@@ -1,7 +1,8 @@
 #include "runtime/rooms/client_state.hpp"
 
+#include "runtime/rooms/client_state_mirror.hpp"
+
 #include <cmath>
-#include <unordered_set>
 #include <utility>
 
 #include "runtime/core/log.hpp"
@@ -17,289 +18,7 @@ using state::ResyncReason;
 using state::Scalar;
 using state::StateTree;
 
-namespace {
-
-// A node of the Lua mirror as the script's tables stand (which lags the
-// tree while a frame is checked): where it hangs and its node children.
-struct LuaNode {
-  uint32_t parent = StateTree::Node::kNone;
-  Key key;
-  std::unordered_map<Key, uint32_t, state::KeyHash> children;
-};
-using LuaNodes = std::unordered_map<uint32_t, LuaNode>;
-
-// A patch with more changes than this lists the whole state ({{}}) as its
-// changes: the list must not cost more than the state itself.
-constexpr size_t kMaxListedChanges = 4096;
-
-void push_key(lua_State* L, const Key& key) {
-  if (key.kind == Key::Kind::integer) lua_pushinteger(L, static_cast<lua_Integer>(key.integer));
-  else lua_pushlstring(L, key.string.data(), key.string.size());
-}
-
-void push_scalar(lua_State* L, const Scalar& v) {
-  switch (v.kind) {
-    case Scalar::Kind::boolean: lua_pushboolean(L, v.boolean); return;
-    case Scalar::Kind::integer: lua_pushinteger(L, static_cast<lua_Integer>(v.integer)); return;
-    case Scalar::Kind::number: lua_pushnumber(L, v.number); return;
-    case Scalar::Kind::string: lua_pushlstring(L, v.string.data(), v.string.size()); return;
-  }
-}
-
-}  // namespace
-
-struct ClientStates::Listener {
-  uint64_t id = 0;
-  std::vector<std::optional<Key>> pattern;  // nullopt: "*"
-  int last_wild = -1;                       // the last "*"'s position, -1: none
-  int fn_ref = LUA_NOREF;
-};
-
-struct ClientStates::Mirror {
-  int64_t room = 0;
-  uint64_t serial = 0;  // tells a mirror from a later one of the same room
-  std::unique_ptr<state::Schema> schema;
-  std::unique_ptr<StateTree> tree;  // consistent only while !waiting
-  bool waiting = true;              // for a snapshot: patches are ignored
-  bool resync_outstanding = false;
-  ResyncReason last_reason = ResyncReason::requested;
-  uint64_t resync_sent_ms = 0;
-  uint16_t seq = 0;
-  bool first_patch = false;  // the next patch is the first after a snapshot: acked at once
-  bool ack_due = false;
-  uint64_t last_ack_ms = 0;
-  int refs_ref = LUA_NOREF;  // registry: the table ref -> Lua table; [0] is r.state
-  LuaNodes nodes;
-  std::vector<Listener> listeners;
-  uint64_t last_listener = 0;
-  Stats stats;
-};
-
-// The stack work of mirroring one frame into Lua (inside ScriptHost::protect:
-// anything here may raise a memory error). `refs` and `events` are absolute
-// stack indices of the ref -> table registry and the events table (4 slots
-// per event: listener id, key, value, old).
-struct ClientStates::Apply {
-  lua_State* L;
-  LuaNodes& nodes;
-  const std::vector<Listener>& listeners;
-  int refs = 0;
-  int events = 0;
-  size_t event_count = 0;
-  std::vector<std::vector<Key>>* paths = nullptr;  // null: not collected
-  bool too_many_paths = false;
-  std::unordered_set<uint32_t> created;  // nodes new in this patch (their contents are not listed)
-
-  std::vector<Key> path_of(uint32_t ref) const {
-    std::vector<Key> path;
-    for (size_t guard = 0; ref != StateTree::kRoot && guard <= state::kMaxDepth + 1; ++guard) {
-      auto it = nodes.find(ref);
-      if (it == nodes.end()) break;
-      path.push_back(it->second.key);
-      ref = it->second.parent;
-    }
-    return {path.rbegin(), path.rend()};
-  }
-
-  void event(const Listener& l, int key_i, int new_i, int old_i) {
-    lua_Integer base = static_cast<lua_Integer>(event_count) * 4;
-    lua_pushinteger(L, static_cast<lua_Integer>(l.id));
-    lua_rawseti(L, events, base + 1);
-    if (key_i) lua_pushvalue(L, key_i);
-    else push_key(L, *l.pattern.back());
-    lua_rawseti(L, events, base + 2);
-    lua_pushvalue(L, new_i);
-    lua_rawseti(L, events, base + 3);
-    lua_pushvalue(L, old_i);
-    lua_rawseti(L, events, base + 4);
-    ++event_count;
-  }
-
-  // Raw, deep equality (the script may have written into its tables: a
-  // cycle ends at the depth bound as "different").
-  bool same(int a, int b, int depth) {
-    if (lua_rawequal(L, a, b)) return true;
-    if (!lua_istable(L, a) || !lua_istable(L, b) || depth > static_cast<int>(kMaxPatternKeys)) return false;
-    luaL_checkstack(L, 6, "state mirror");
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, a)) {  // [k v]
-      ++count;
-      lua_pushvalue(L, -2);
-      lua_rawget(L, b);  // [k v bv]
-      bool s = same(lua_absindex(L, -2), lua_absindex(L, -1), depth + 1);
-      lua_pop(L, 2);
-      if (!s) {
-        lua_pop(L, 1);
-        return false;
-      }
-    }
-    lua_pushnil(L);
-    while (lua_next(L, b)) {
-      lua_pop(L, 1);
-      if (count-- == 0) {
-        lua_pop(L, 1);
-        return false;
-      }
-    }
-    return count == 0;
-  }
-
-  // Pushes t[key] (raw) for the value at `t`, nil when it is not a table.
-  void child(int t, int key) {
-    if (lua_istable(L, t)) {
-      lua_pushvalue(L, key);
-      lua_rawget(L, t);
-    } else {
-      lua_pushnil(L);
-    }
-  }
-
-  // The events of listener `l` below a path that matched pattern[0, pos):
-  // `old_i` and `new_i` hold the values there before and after.
-  void diff(const Listener& l, size_t pos, int old_i, int new_i, int key_i) {
-    if (pos == l.pattern.size()) {
-      if (!same(old_i, new_i, 0)) event(l, key_i, new_i, old_i);
-      return;
-    }
-    luaL_checkstack(L, 8, "state mirror");
-    bool wild = !l.pattern[pos];
-    if (!wild) {
-      push_key(L, *l.pattern[pos]);
-      int k = lua_gettop(L);
-      child(old_i, k);
-      child(new_i, k);
-      diff(l, pos + 1, k + 1, k + 2, key_i);
-      lua_pop(L, 3);
-      return;
-    }
-    bool last = static_cast<int>(pos) == l.last_wild;
-    if (lua_istable(L, old_i)) {
-      lua_pushnil(L);
-      while (lua_next(L, old_i)) {  // [k v]
-        int k = lua_gettop(L) - 1;
-        child(new_i, k);
-        diff(l, pos + 1, k + 1, k + 2, last ? k : key_i);
-        lua_pop(L, 2);
-      }
-    }
-    if (lua_istable(L, new_i)) {
-      lua_pushnil(L);
-      while (lua_next(L, new_i)) {  // [k v]
-        int k = lua_gettop(L) - 1;
-        child(old_i, k);  // [k v old]
-        if (lua_isnil(L, -1)) diff(l, pos + 1, k + 2, k + 1, last ? k : key_i);
-        lua_pop(L, 2);
-      }
-    }
-  }
-
-  // Forgets node `ref` and its subtree (the tables stay as they are: the
-  // script may hold them, and `old` values are read from them).
-  void drop(uint32_t ref) {
-    std::vector<uint32_t> todo{ref};
-    while (!todo.empty()) {
-      uint32_t r = todo.back();
-      todo.pop_back();
-      auto it = nodes.find(r);
-      if (it == nodes.end()) continue;
-      for (auto& [k, c] : it->second.children) todo.push_back(c);
-      nodes.erase(it);
-      lua_pushnil(L);
-      lua_rawseti(L, refs, r);
-    }
-  }
-
-  void listeners_at(const std::vector<Key>& path, int old_i, int new_i) {
-    for (const Listener& l : listeners) {
-      if (l.pattern.size() < path.size()) continue;
-      bool match = true;
-      for (size_t i = 0; i < path.size() && match; ++i) match = !l.pattern[i] || *l.pattern[i] == path[i];
-      if (!match) continue;
-      int key_i = 0;
-      if (l.last_wild >= 0 && static_cast<size_t>(l.last_wild) < path.size()) {
-        push_key(L, path[l.last_wild]);
-        key_i = lua_gettop(L);
-      }
-      diff(l, path.size(), old_i, new_i, key_i);
-      if (key_i) lua_pop(L, 1);
-    }
-  }
-
-  // Mirrors one change of a patch.
-  void change(const Change& c) {
-    auto parent = nodes.find(c.ref);
-    if (parent == nodes.end()) luaL_error(L, "state mirror out of step: no node %d", static_cast<int>(c.ref));
-    luaL_checkstack(L, 8, "state mirror");
-    bool need_path = !listeners.empty() || (paths && !too_many_paths && !created.count(c.ref));
-    std::vector<Key> path;
-    if (need_path) {
-      path = path_of(c.ref);
-      path.push_back(c.key);
-    }
-    lua_rawgeti(L, refs, c.ref);  // [t]
-    int t = lua_gettop(L);
-    if (!lua_istable(L, t)) luaL_error(L, "state mirror out of step: node %d has no table", static_cast<int>(c.ref));
-    push_key(L, c.key);  // [t k]
-    lua_pushvalue(L, -1);
-    lua_rawget(L, t);  // [t k old]
-    auto old_child = parent->second.children.find(c.key);
-    uint32_t old_ref = old_child == parent->second.children.end() ? StateTree::Node::kNone : old_child->second;
-    if (old_ref != StateTree::Node::kNone) {
-      parent->second.children.erase(old_child);
-      drop(old_ref);
-    }
-    switch (c.kind) {
-      case Change::Kind::scalar: push_scalar(L, c.value); break;
-      case Change::Kind::removed: lua_pushnil(L); break;
-      case Change::Kind::node: {
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, refs, c.child);
-        // The parent may have been rehashed by drop(): look it up again.
-        nodes[c.ref].children[c.key] = c.child;
-        nodes[c.child] = LuaNode{c.ref, c.key, {}};
-        created.insert(c.child);
-        break;
-      }
-    }  // [t k old new]
-    lua_pushvalue(L, t + 1);
-    lua_pushvalue(L, t + 3);
-    lua_rawset(L, t);
-    if (paths && !too_many_paths && !created.count(c.ref)) {
-      if (paths->size() >= kMaxListedChanges) too_many_paths = true;
-      else paths->push_back(path);
-    }
-    if (!listeners.empty()) listeners_at(path, t + 2, t + 3);
-    lua_settop(L, t - 1);
-  }
-
-  // Pushes a new table tree for node `ref` of `tree` (a snapshot), filling
-  // `nodes` and the refs table.
-  void build(const StateTree& tree, uint32_t ref) {
-    const StateTree::Node* n = tree.node(ref);
-    if (!n) luaL_error(L, "state mirror: the tree has no node %d", static_cast<int>(ref));
-    luaL_checkstack(L, 6, "state mirror");
-    lua_createtable(L, 0, static_cast<int>(std::min<size_t>(n->entries.size(), 1024)));
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, refs, ref);
-    LuaNode& mine = nodes[ref];
-    if (ref != StateTree::kRoot) {
-      mine.parent = n->parent;
-      mine.key = n->key;
-    }
-    for (const auto& [key, entry] : n->entries) {
-      push_key(L, key);
-      if (entry.is_node()) {
-        nodes[ref].children[key] = entry.child;
-        build(tree, entry.child);
-      } else {
-        push_scalar(L, entry.scalar);
-      }
-      lua_rawset(L, -3);
-    }
-  }
-};
+using client_state_detail::push_key;
 
 ClientStates::ClientStates(Owner& owner, std::string log_tag) : owner_(owner), log_tag_(std::move(log_tag)) {}
 
@@ -363,6 +82,7 @@ void ClientStates::on_frame(std::string_view bytes) {
     return;
   }
   Mirror& m = mirror_for(room);
+  m.heard = true;
   if (header.kind == FrameKind::snapshot) on_snapshot(m, header, schema_bytes, ops);
   else on_patch(m, header, ops);
 }
@@ -459,6 +179,7 @@ void ClientStates::on_snapshot(Mirror& m, const FrameHeader& header, std::string
   m.first_patch = true;
   ++m.stats.snapshots;
   send_ack(m);
+  arm_timer();  // the keepalive acks
   notify(room, serial, events_ref, event_count, nullptr);
 }
 
@@ -657,10 +378,12 @@ void ClientStates::on_timer() {
   uint64_t now = now_ms();
   bool needed = false;
   for (auto& [room, m] : mirrors_) {
-    if (m->ack_due && now - m->last_ack_ms >= kAckIntervalMs) send_ack(*m);
+    bool in_step = !m->waiting && m->tree;
+    if ((m->ack_due && now - m->last_ack_ms >= kAckIntervalMs) || (in_step && now - m->last_ack_ms >= kAckKeepaliveMs))
+      send_ack(*m);
     if (m->waiting && m->resync_outstanding && now - m->resync_sent_ms >= kResyncRetryMs)
       send_resync(*m, m->last_reason);
-    needed = needed || m->ack_due || (m->waiting && m->resync_outstanding);
+    needed = needed || in_step || m->ack_due || (m->waiting && m->resync_outstanding);
   }
   if (!needed && timer_) uv_timer_stop(timer_.get());
 }
@@ -695,14 +418,18 @@ void ClientStates::forget_script() { mirrors_.clear(); }
 
 void ClientStates::on_session() { complaints_ = 0; }
 
-void ClientStates::on_resumed() {
-  for (auto& [room, m] : mirrors_) {
-    if (m->waiting && m->resync_outstanding) continue;
-    if (!m->tree) continue;  // the first snapshot is still on its way
-    if (m->tree) m->tree->clear();
-    m->waiting = true;
-    m->ack_due = false;
-    send_resync(*m, ResyncReason::requested);
+void ClientStates::on_resumed(const std::vector<int64_t>& rooms) {
+  // Only rooms the server has sent state for: it refuses (and counts
+  // against the session) a resync before any state was sent.
+  for (int64_t room : rooms) {
+    auto it = mirrors_.find(room);
+    if (it == mirrors_.end() || !it->second->heard) continue;
+    Mirror& m = *it->second;
+    if (m.waiting && m.resync_outstanding) continue;
+    if (m.tree) m.tree->clear();
+    m.waiting = true;
+    m.ack_due = false;
+    send_resync(m, ResyncReason::requested);
   }
 }
 

@@ -8,7 +8,8 @@
 // in seq, a checksum mismatch or a decode error clears the tree, sends one
 // state.resync (channel 3) and ignores patches until the next snapshot.
 // Applied frames are acked (state.ack, channel 4) at most every
-// kAckIntervalMs, at once after a snapshot and on the first patch after it.
+// kAckIntervalMs, at once after a snapshot and on the first patch after it,
+// and again every kAckKeepaliveMs while nothing changes.
 //
 // Every call into Lua goes through the owner's ScriptHost (protect /
 // invoke / call_function: protected, under the limits); the Lua tables
@@ -41,6 +42,10 @@ namespace nshost::rooms {
 class ClientStates {
  public:
   static constexpr uint64_t kAckIntervalMs = 100;
+  // An idle room's latest seq is acked again this often: the server stops
+  // patching a client it has heard no ack from for --state-ack-timeout,
+  // whether or not it sent anything meanwhile.
+  static constexpr uint64_t kAckKeepaliveMs = 1000;
   // A resync not answered by a snapshot within this is sent again (the
   // server ignores resyncs closer than 500 ms apart).
   static constexpr uint64_t kResyncRetryMs = 2000;
@@ -90,9 +95,11 @@ class ClientStates {
   void forget_script();
   // A new session: the log limit starts over.
   void on_session();
-  // The link was resumed: patches may have been lost in between, so every
-  // mirror asks for a snapshot (state.resync "requested").
-  void on_resumed();
+  // The link was resumed: frames may have been lost in between, so each of
+  // `rooms` (the rooms this client is in) that the server has sent state for
+  // and that is not already waiting for a requested snapshot asks for one
+  // (state.resync "requested").
+  void on_resumed(const std::vector<int64_t>& rooms);
 
   // For the bindings, inside a Lua call on a live handle.
   // Pushes r.state: the root table, or nil before the first snapshot.

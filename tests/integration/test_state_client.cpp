@@ -283,3 +283,17 @@ TEST_CASE("state client end to end: a late joiner's snapshot and every patch aft
   server.process->send_signal(SIGTERM);
   CHECK(server.process->wait_exit() == 0);
 }
+
+TEST_CASE("state client end to end: a room idle for longer than --state-ack-timeout still patches the client") {
+  // Without acks while nothing changes, the server would stop patching it.
+  Server server = start_server(test_script("state_client/server.lua"), {"--state-ack-timeout=2500"});
+  REQUIRE(server.port > 0);
+  auto c = start_client(test_script("state_client/client.lua"), server.port, {}, {"NAME=c", "ROOM_TYPE=state_idle"});
+  REQUIRE_MESSAGE(c->wait_stdout("c joined room(id=1, type=state_idle)"), c->stderr_text());
+  CHECK(c->wait_stdout("c phase start"));
+  CHECK(c->wait_stdout("c phase later", 15000));
+  CHECK(c->wait_exit() == 0);
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit() == 0);
+  CHECK(server.process->stderr_text().find("no state patches until it acks") == std::string::npos);
+}

@@ -1,9 +1,11 @@
 -- The client of the state-sync end-to-end test: joins "state_arena", checks
 -- every r.state it is shown against expected(state.tick), and after CHECKS
--- states prints its counts and quits. NAME tags its lines.
+-- states prints its counts and quits. NAME tags its lines. ROOM_TYPE=state_idle:
+-- prints each phase the idle room shows and quits at "later".
 local expected = require("expected")
 local name = os.getenv("NAME") or "c"
 local wanted = tonumber(os.getenv("CHECKS") or "60")
+local room_type = os.getenv("ROOM_TYPE") or "state_arena"
 
 local function say(s) print(name .. " " .. s) io.stdout:flush() end
 
@@ -22,7 +24,7 @@ end
 local checks, bad, hp_events = 0, 0, 0
 
 function client.connect()
-  rooms.join_or_create("state_arena", nil, function(r, err, code)
+  rooms.join_or_create(room_type, nil, function(r, err, code)
     if not r then
       say("join failed " .. tostring(err) .. " " .. tostring(code))
       return
@@ -33,6 +35,11 @@ function client.connect()
 end
 
 function client.room_state(r, state, changes)
+  if room_type == "state_idle" then
+    say("phase " .. tostring(state.phase))
+    if state.phase == "later" then sys.quit() end
+    return
+  end
   checks = checks + 1
   if render(state) ~= render(expected(state.tick)) then
     bad = bad + 1

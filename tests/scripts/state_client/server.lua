@@ -3,3 +3,4 @@
 -- pure function of its tick count (see room.lua), so a client can check any
 -- state it sees.
 rooms.define("state_arena", "room.lua", { max_clients = 8, tick_rate = 30 })
+rooms.define("state_idle", "idle_room.lua", { max_clients = 8, tick_rate = 30 })

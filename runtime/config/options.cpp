@@ -129,7 +129,7 @@ std::string usage_text() {
       "                           client: the project id its hello carries (default: none)\n"
       "  --room-memory-limit=BYTES  server: bytes per room's Lua state, 0 = no limit\n"
       "                           (default 67108864); a room past it is disposed (\"memory\")\n"
-      "  --state-ack-timeout=MS   server: a room client that acks no state patch for MS ms\n"
+      "  --state-ack-timeout=MS   server: a room client that leaves a state frame unacked for MS ms\n"
       "                           gets no more patches, then a snapshot when it acks (default 10000)\n"
       "  --version                print the version and exit\n"
       "  --help                   print this text and exit\n"

@@ -175,6 +175,8 @@ void ClientStates::on_snapshot(Mirror& m, const FrameHeader& header, std::string
   m.schema = std::move(owned_schema);
   m.waiting = false;
   m.resync_outstanding = false;
+  m.stats.seq = m.stats.snapshots == 0 ? header.seq
+                                        : m.stats.seq + static_cast<uint16_t>(header.seq - static_cast<uint16_t>(m.stats.seq));
   m.seq = header.seq;
   m.first_patch = true;
   ++m.stats.snapshots;
@@ -214,6 +216,7 @@ void ClientStates::on_patch(Mirror& m, const FrameHeader& header, std::string_vi
     return;
   }
   m.seq = header.seq;
+  ++m.stats.seq;
   ++m.stats.patches;
   int64_t room = m.room;
   uint64_t serial = m.serial;

@@ -63,6 +63,10 @@ class ClientStates {
     uint64_t decode_errors = 0;
     uint64_t ignored = 0;  // patches that arrived while waiting for a snapshot
     uint64_t acks = 0;     // state.ack sent
+    // The last applied frame's seq, extended past 16 bits: the first
+    // snapshot's seq, then one up per patch (a later snapshot moves it by
+    // the 16-bit distance, forward). Counts the server's frames.
+    uint64_t seq = 0;
   };
 
   class Owner {

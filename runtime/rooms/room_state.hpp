@@ -158,6 +158,7 @@ class RoomState {
     uint64_t acked = 0;          // the highest seq it acked
     uint32_t checksum = 0;       // of the last frame sent
     int64_t last_ack_ms = 0;
+    int64_t caught_up_ms = 0;  // the last interval at which it had acked every frame sent
     int64_t last_resync_ms = INT64_MIN / 2;
     View view = View::none;
     std::unordered_set<state::Key, state::KeyHash> ids;

@@ -159,13 +159,20 @@ void RoomState::send_snapshot(Client& c, int64_t now_ms, uint64_t shared_target)
 void RoomState::check_stall(Client& c, int64_t now_ms) {
   if (c.stalled) return;
   uint64_t acked = std::max(c.acked, c.base);
-  bool silent = now_ms - c.last_ack_ms > static_cast<int64_t>(ack_timeout_ms_);
+  // Silence counts only while a frame waits for its ack: a client of an idle
+  // room has nothing to ack.
+  if (acked >= c.seq) {
+    c.caught_up_ms = now_ms;
+    return;
+  }
+  const int64_t waiting_since_ms = std::max(c.last_ack_ms, c.caught_up_ms);
+  bool silent = now_ms - waiting_since_ms > static_cast<int64_t>(ack_timeout_ms_);
   if (!silent && c.seq - acked <= kMaxUnacked) return;
   c.stalled = true;
   ++stats_.stalled;
   log_write(LogLevel::info, log_tag_,
             "session " + std::to_string(c.session_id) + ": no state patches until it acks (" +
-                (silent ? "no ack for " + std::to_string(now_ms - c.last_ack_ms) + " ms, --state-ack-timeout"
+                (silent ? "no ack for " + std::to_string(now_ms - waiting_since_ms) + " ms, --state-ack-timeout"
                         : std::to_string(c.seq - acked) + " patches unacknowledged") +
                 ")");
 }

@@ -121,8 +121,8 @@ TEST_CASE("state client: the join's snapshot becomes r.state, patches keep it eq
   REQUIRE_FALSE(acks.empty());
   CHECK(acks.back() == ack_bytes(30, s.tree().checksum()));
   CHECK(acks.size() <= static_cast<size_t>(2 + elapsed / 100));
-  CHECK(j.client.eval("local s = room:state_stats() return s.patches, s.snapshots, s.resyncs, s.gaps") ==
-        "ok: 30, 1, 0, 0");
+  CHECK(j.client.eval("local s = room:state_stats() return s.patches, s.snapshots, s.resyncs, s.gaps, s.seq") ==
+        "ok: 30, 1, 0, 0, 30");
 }
 
 TEST_CASE("state client: r:on_change fires with (key, value, old) for matching paths, '*' and removals") {

@@ -362,6 +362,34 @@ TEST_CASE("state: an ack-less client stops getting patches after --state-ack-tim
   CHECK(m1.error == "");
 }
 
+TEST_CASE("state: --state-ack-timeout counts only while a frame waits for its ack: an idle room stalls no one") {
+  Server server = state_server({"--state-ack-timeout=300"});
+  RoomPeers peers(server.port, 1);
+  welcome_all(peers);
+  Mirror m;
+  int64_t room = joined(join(peers, 0, "big"));
+  REQUIRE(until(peers, 0, m, [&] { return m.snapshots == 1; }));
+  ack(peers, 0, m);
+  // Nothing changes for four timeouts; the client has nothing to ack and sends nothing.
+  int64_t start = now_ms();
+  while (now_ms() - start < 1200) {
+    peers.pump(50);
+    drain(peers, 0, m);
+  }
+  say(peers, 0, room, "blob", [&](Writer& w) {
+    w.begin_map(2);
+    w.key("n");
+    w.integer(1);
+    w.key("size");
+    w.integer(64);
+  });
+  REQUIRE(until(peers, 0, m, [&] { return m.patches >= 1; }));
+  CHECK(m.error == "");
+  auto st = stats(peers, 0, room);
+  REQUIRE(st);
+  CHECK(st->integer_at("stalled") == 0);
+}
+
 TEST_CASE("state: state.resync is answered with a snapshot, at most one per 500 ms") {
   Server server = state_server();
   RoomPeers peers(server.port, 1);

@@ -9,6 +9,13 @@
 -- every player's full state, so a lost one is replaced a tick later (seed
 -- 003's policy for transient data). ARENA_CHANNEL=reliable sends both
 -- reliable, as the anchor's WebSocket does (it must: its patches are deltas).
+-- ARENA_SYNC=state: the room keeps its players in room.state
+-- (bench/rooms/arena_state.lua, the anchor's schema) and state sync sends each
+-- client its patches (reliable, as the anchor's); the bots count the patches
+-- applied (client.room_state) instead of state messages, and print a second
+-- line at the window's end:
+--   bench state applied=<n> seq_span=<n> resyncs=<n> mismatches=<n> gaps=<n> decode_errors=<n>
+-- ARENA_VIEW=K adds a K-nearest view per client (see the room file).
 -- Counting as bench/bench_client.lua (BENCH_START, BENCH_WINDOW); at the
 -- window's end each bot prints the same line, with snaps = state messages:
 --   bench snaps=<n> entries=<players in them> max_entries=<n> ticks=<tick span> rtt_ms=
@@ -19,9 +26,14 @@ if channel ~= "reliable" and channel ~= "unreliable" then
   error("ARENA_CHANNEL must be reliable or unreliable, not " .. channel)
 end
 
+local sync = os.getenv("ARENA_SYNC") or "messages"
+if sync ~= "messages" and sync ~= "state" then error("ARENA_SYNC must be messages or state, not " .. sync) end
+local room_size = tonumber(os.getenv("ARENA_ROOM_SIZE") or "8")
+
 if sys.runtime_role() == "server" then
   local policy = channel == "unreliable" and { "in", "state" } or {}
-  rooms.define("arena", "rooms/arena.lua", { max_clients = 8, unreliable = policy })
+  local file = sync == "state" and "rooms/arena_state.lua" or "rooms/arena.lua"
+  rooms.define("arena", file, { max_clients = room_size, unreliable = policy })
 end
 
 local window_start = tonumber(os.getenv("BENCH_START") or "0")
@@ -31,6 +43,7 @@ local random = math.random
 local arena
 local snaps, entries, max_entries, first_tick, last_tick = 0, 0, 0, nil, nil
 local done = false
+local applied, first_seq, last_seq = 0, nil, nil
 local input = {}
 
 function client.connect()
@@ -49,7 +62,14 @@ function client.tick()
   if sys.time() >= window_end then
     done = true
     local ticks = first_tick and last_tick - first_tick + 1 or 0
+    if sync == "state" then ticks = first_seq and last_seq - first_seq + 1 or 0 end
     print(("bench snaps=%d entries=%d max_entries=%d ticks=%d rtt_ms="):format(snaps, entries, max_entries, ticks))
+    if sync == "state" then
+      local st = arena and arena:state_stats() or {}
+      print(("bench state applied=%d seq_span=%d resyncs=%d mismatches=%d gaps=%d decode_errors=%d"):format(
+        applied, first_seq and last_seq - first_seq + 1 or 0, st.resyncs or 0, st.checksum_mismatches or 0,
+        st.gaps or 0, st.decode_errors or 0))
+    end
     sys.quit(0)
     return
   end
@@ -66,6 +86,21 @@ function client.room_message(r, kind, data)
   if not first_tick or tick < first_tick then first_tick = tick end
   if not last_tick or tick > last_tick then last_tick = tick end
   snaps = snaps + 1
+  entries = entries + count
+  if count > max_entries then max_entries = count end
+end
+
+-- State sync: one call per snapshot or patch applied.
+function client.room_state(r, state)
+  local now = sys.time()
+  if now < window_start or now >= window_end then return end
+  local seq = r:state_stats().seq
+  if not first_seq then first_seq = seq end
+  last_seq = seq
+  applied = applied + 1
+  snaps = snaps + 1
+  local count = 0
+  for _ in pairs(state.players or {}) do count = count + 1 end
   entries = entries + count
   if count > max_entries then max_entries = count end
 end

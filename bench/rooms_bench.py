@@ -14,7 +14,12 @@ unless its flag is given:
                       against the anchor's server.mjs driven by
                       bench/colyseus_arena.mjs (bots.mjs's behaviour, joins
                       in parallel); with --colyseus-run-sh also the anchor's
-                      run.sh N SECONDS as shipped
+                      run.sh N SECONDS as shipped; --arena-sync=state runs
+                      nshost's side on state sync (bench/rooms/arena_state.lua:
+                      room.state with the anchor's schema, patches every tick)
+  --arena-view=256:32 one room of 256 on state sync, with no view and with
+                      each client shown only its 32 nearest players
+                      (nshost.interest): CPU and bytes per client
   --idle-rooms=1000   N rooms of one bot each (bench/idle_rooms.lua), with and
                       without room.tick, and the same N bots with no room as
                       the baseline
@@ -66,12 +71,16 @@ def add_args(ap):
                     default=16, help="--arena: joins in flight per Node process in bench/colyseus_arena.mjs")
     ap.add_argument("--colyseus-run-sh", action="store_true",
                     help="--arena: also run the anchor's run.sh N SECONDS as shipped")
+    ap.add_argument("--arena-sync", default="messages", choices=("messages", "state", "both"),
+                    help="--arena on nshost: the room broadcasts its state as messages, or state sync sends patches")
+    ap.add_argument("--arena-view", default="", help="ROOM_SIZE:K, e.g. 256:32: one room of ROOM_SIZE on state sync, "
+                    "with no view and with a K-nearest view; off when empty")
     ap.add_argument("--arena-channel", default="unreliable", choices=("unreliable", "reliable"),
                     help="channel of the arena's inputs and state messages on nshost")
 
 
 def wanted(a):
-    return bool(a.rooms_join or a.arena or a.idle_rooms)
+    return bool(a.rooms_join or a.arena or a.idle_rooms or a.arena_view)
 
 
 def _ns(s):
@@ -123,7 +132,7 @@ def _start_nshost_bots(build, script, n, port, procs, ramp, extra_env=None):
     return bots, outs
 
 
-SEAT = re.compile(r"^seat (?:room=(\S+)|failed=(\S*)) ms=([\d.]+) t=([\d.]+)")
+SEAT = re.compile(r"(?:^|\] )seat (?:room=(\S+)|failed=(\S*)) ms=([\d.]+) t=([\d.]+)")
 
 
 def _wait_seats(outs, n, timeout_s):
@@ -137,7 +146,7 @@ def _wait_seats(outs, n, timeout_s):
     rows = []
     for o in outs:
         for _, l in list(o.lines):
-            m = SEAT.match(l)
+            m = SEAT.search(l)
             if m:
                 rows.append({"room": m.group(1), "failed": m.group(2), "ms": float(m.group(3)),
                              "t": float(m.group(4))})
@@ -252,18 +261,29 @@ def run_colyseus_anchor_join(anchor, n, procs):
         _stop([srv])
 
 
-def run_nshost_arena(build, n, window_s, warmup_s, bot_procs, channel):
-    env_backup = os.environ.get("ARENA_CHANNEL")
-    os.environ["ARENA_CHANNEL"] = channel
+STATE_LINE = re.compile(r"bench state applied=(?P<applied>\d+) seq_span=(?P<seq_span>\d+) "
+                        r"resyncs=(?P<resyncs>\d+) mismatches=(?P<mismatches>\d+) gaps=(?P<gaps>\d+) "
+                        r"decode_errors=(?P<decode_errors>\d+)")
+
+
+def run_nshost_arena(build, n, window_s, warmup_s, bot_procs, channel, sync="messages", room_size=ROOM_SIZE,
+                     view=0):
+    env = {"ARENA_CHANNEL": channel, "ARENA_SYNC": sync, "ARENA_ROOM_SIZE": str(room_size),
+           "ARENA_VIEW": str(view)}
+    backup = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         r = base.run_enet([os.path.join(build, "nshost"), "--role=server", *RAMP_FLAGS,
                            os.path.join(ROOT, "bench", "arena.lua")], "arena.lua", n, window_s, warmup_s, build,
-                          bot_procs)
+                          bot_procs, extra=STATE_LINE if sync == "state" else None)
     finally:
-        if env_backup is None:
-            os.environ.pop("ARENA_CHANNEL", None)
-        else:
-            os.environ["ARENA_CHANNEL"] = env_backup
+        for k, v in backup.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if sync == "state" and r.get("seq_span"):
+        r["applied_pct"] = 100 * r["applied"] / r["seq_span"]
     # Per client actually seated when the window opened.
     seated = max(1, r["joined"])
     r["us_per_client_tick"] = r["cpu_per_s"] / seated / TICK_HZ * 1e6
@@ -417,8 +437,9 @@ def run_all(a, build, bot_procs, runs):
                     step(rep, "rooms-join", "colyseus bots.mjs", n, lambda: run_colyseus_anchor_join(
                         anchor, n, a.colyseus_join_procs))
         for n in arena_ns:
-            step(rep, "arena", "nshost", n, lambda: run_nshost_arena(build, n, a.window, a.warmup, bot_procs(n),
-                                                                    a.arena_channel))
+            for sync in _syncs(a):
+                step(rep, "arena", _arena_label(sync), n, lambda: run_nshost_arena(
+                    build, n, a.window, a.warmup, bot_procs(n), a.arena_channel, sync))
             if anchor:
                 step(rep, "arena", "colyseus", n, lambda: run_colyseus_arena_bots(
                     anchor, n, a.window, a.warmup, max(1, -(-n // a.colyseus_arena_bots_per_proc)),
@@ -426,6 +447,11 @@ def run_all(a, build, bot_procs, runs):
                 if a.colyseus_run_sh:
                     step(rep, "arena", "colyseus run.sh", n, lambda: run_colyseus_arena(
                         anchor, n, a.window, a.colyseus_arena_bots_per_proc))
+        if a.arena_view:
+            size, k = (int(x) for x in a.arena_view.split(":"))
+            for view in (0, k):
+                step(rep, "arena-view", _view_label(view), size, lambda: run_nshost_arena(
+                    build, size, a.window, a.warmup, bot_procs(size), a.arena_channel, "state", size, view))
         for n in idle_ns:
             step(rep, "idle-rooms", "nshost no rooms", n,
                  lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, False))
@@ -433,6 +459,18 @@ def run_all(a, build, bot_procs, runs):
                  lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, True))
             step(rep, "idle-rooms", "nshost no room.tick", n,
                  lambda: run_idle(build, n, a.window, bot_procs(n), a.idle_bots_ramp, True, False))
+
+
+def _syncs(a):
+    return ("messages", "state") if a.arena_sync == "both" else (a.arena_sync,)
+
+
+def _arena_label(sync):
+    return "nshost" if sync == "messages" else "nshost state sync"
+
+
+def _view_label(view):
+    return f"view {view} nearest" if view else "no view"
 
 
 def add_derived(r):
@@ -515,7 +553,7 @@ def print_tables(a, runs):
               "| state msgs/s (of expected) | lost | peak RSS MiB |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for n in arena_ns:
-            for s in ("nshost", "colyseus", "colyseus run.sh"):
+            for s in [_arena_label(x) for x in _syncs(a)] + ["colyseus", "colyseus run.sh"]:
                 c = cell("arena", s, n)
                 if not c:
                     continue
@@ -531,10 +569,43 @@ def print_tables(a, runs):
               "nshost / colyseus |")
         print("|---|---|---|---|")
         for n in arena_ns:
-            r1 = _per_rep_ratio(runs, a.repeat, "arena", n, "nshost", "colyseus", "us_per_client_tick")
-            r2 = _per_rep_ratio(runs, a.repeat, "arena", n, "nshost", "colyseus", "us_per_msg")
-            r3 = _per_rep_ratio(runs, a.repeat, "arena", n, "nshost", "colyseus", "bytes_per_client_s")
-            print(f"| {n} | {_ratio_text(*r1)} | {_ratio_text(*r2)} | {_ratio_text(*r3)} |")
+            for label in [_arena_label(x) for x in _syncs(a)]:
+                r1 = _per_rep_ratio(runs, a.repeat, "arena", n, label, "colyseus", "us_per_client_tick")
+                r2 = _per_rep_ratio(runs, a.repeat, "arena", n, label, "colyseus", "us_per_msg")
+                r3 = _per_rep_ratio(runs, a.repeat, "arena", n, label, "colyseus", "bytes_per_client_s")
+                print(f"| {n} ({label}) | {_ratio_text(*r1)} | {_ratio_text(*r2)} | {_ratio_text(*r3)} |")
+        state_cells = [(n, cell("arena", _arena_label("state"), n)) for n in arena_ns]
+        if any(c for _, c in state_cells):
+            print("\nState sync on the arena: patches the bots applied of those sent to them in the window "
+                  "(seq span), resyncs and checksum mismatches, summed over the bots; median of the runs\n")
+            print("| N | applied / sent | resyncs | checksum mismatches | gaps | decode errors |")
+            print("|---|---|---|---|---|---|")
+            for n, c in state_cells:
+                if c:
+                    m = lambda k: med(c, k)
+                    print(f"| {n} | {fmt(m('applied_pct'), '.2f')}% ({fmt(m('applied'), '.0f')} of "
+                          f"{fmt(m('seq_span'), '.0f')}) | {fmt(m('resyncs'), '.0f')} | {fmt(m('mismatches'), '.0f')} "
+                          f"| {fmt(m('gaps'), '.0f')} | {fmt(m('decode_errors'), '.0f')} |")
+    if a.arena_view:
+        size, k = (int(x) for x in a.arena_view.split(":"))
+        print(f"\nOne room of {size} on state sync, no view against each client shown its {k} nearest players "
+              f"(nshost.interest grid refreshed every tick); window {a.window:g} s; median of {a.repeat} run(s)\n")
+        print("| view | seated | CPU s/s | CPU µs/client-tick | bytes/client-s | players per patch | applied / sent "
+              "| resyncs | tick ms p50/p99 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for view in (0, k):
+            c = cell("arena-view", _view_label(view), size)
+            if not c:
+                continue
+            m = lambda key: med(c, key)
+            print(f"| {_view_label(view)} | {fmt(m('joined'), '.0f')} | {fmt(m('cpu_per_s'), '.3f')} "
+                  f"| {fmt(m('us_per_client_tick'))} | {fmt(m('bytes_per_client_s'), '.0f')} "
+                  f"| {fmt(m('entries_per_snap'), '.1f')} | {fmt(m('applied_pct'), '.2f')}% | {fmt(m('resyncs'), '.0f')} "
+                  f"| {fmt(m('tick_ms_p50'))}/{fmt(m('tick_ms_p99'))} |")
+        r1 = _per_rep_ratio(runs, a.repeat, "arena-view", size, _view_label(k), _view_label(0), "us_per_client_tick")
+        r2 = _per_rep_ratio(runs, a.repeat, "arena-view", size, _view_label(k), _view_label(0), "bytes_per_client_s")
+        print(f"\nview / no view, per run then the median: CPU per client-tick {_ratio_text(*r1)}, "
+              f"bytes per client-second {_ratio_text(*r2)}")
     if idle_ns:
         print(f"\nRooms, idle: N bots each in its own room (rooms.create), against the same N bots with no "
               f"room; window {a.window:g} s; median of {a.repeat} run(s)\n")

@@ -129,9 +129,11 @@ def tick_figures(lines, w0, w1):
     }
 
 
-def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1):
+def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1, extra=None):
     """One server (nshost or raw) driven by `n` nshost bots, split over
-    `bot_procs` processes (the ramp split with them)."""
+    `bot_procs` processes (the ramp split with them). `extra`: a regex with
+    named integer groups matched against the bots' output lines; each
+    group's sum over the bots lands in the result under its name."""
     srv = subprocess.Popen(server_cmd + ["--port=0", f"--max-clients={n}", "--stats"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     bots, outs, errs = [], [], []
@@ -176,7 +178,7 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1):
     snaps, entries, rtts, reports, ticks = 0, 0, [], 0, 0
     max_entries = 0
     for _, line in (item for o in outs for item in o.lines):
-        m = re.match(r"bench snaps=(\d+) entries=(\d+) max_entries=(\d+) ticks=(\d+) rtt_ms=(.*)", line)
+        m = re.search(r"bench snaps=(\d+) entries=(\d+) max_entries=(\d+) ticks=(\d+) rtt_ms=(.*)", line)
         if not m:
             continue
         reports += 1
@@ -185,6 +187,11 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1):
         max_entries = max(max_entries, int(m.group(3)))
         ticks += int(m.group(4))
         rtts += [float(x) for x in m.group(5).split(",") if x]
+    sums = {}
+    for _, line in (item for o in outs for item in o.lines) if extra else ():
+        m = extra.search(line)
+        for k, v in (m.groupdict() if m else {}).items():
+            sums[k] = sums.get(k, 0) + int(v)
     window = w1 - w0
     out = {"clients": n, "joined": joined, "reports": reports, "window_s": window,
            "server_cpu_s": c1 - c0, "cpu_per_s": (c1 - c0) / window, "rss_mib": rss,
@@ -194,6 +201,7 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1):
            "lost": ticks - snaps,
            "entries_per_snap": entries / snaps if snaps else 0, "max_entries": max_entries,
            "rtt_ms_p50": pct(rtts, 0.5), "rtt_ms_p99": pct(rtts, 0.99)}
+    out.update(sums)
     out.update(tick_figures(srv_log.lines, w0, w1))
     return out
 

@@ -14,7 +14,8 @@
 -- client its patches (reliable, as the anchor's); the bots count the patches
 -- applied (client.room_state) instead of state messages, and print a second
 -- line at the window's end:
---   bench state applied=<n> seq_span=<n> resyncs=<n> mismatches=<n> gaps=<n> decode_errors=<n>
+--   bench state applied=<n> seq_span=<n> resyncs=<n> mismatches=<n> gaps=<n> decode_errors=<n> frame_bytes=<n>
+-- (frame_bytes: of the state frames received in the window, without ENet's headers)
 -- ARENA_VIEW=K adds a K-nearest view per client (see the room file).
 -- Counting as bench/bench_client.lua (BENCH_START, BENCH_WINDOW); at the
 -- window's end each bot prints the same line, with snaps = state messages:
@@ -43,7 +44,7 @@ local random = math.random
 local arena
 local snaps, entries, max_entries, first_tick, last_tick = 0, 0, 0, nil, nil
 local done = false
-local applied, first_seq, last_seq = 0, nil, nil
+local applied, first_seq, last_seq, first_bytes, last_bytes = 0, nil, nil, nil, nil
 local input = {}
 
 function client.connect()
@@ -66,9 +67,9 @@ function client.tick()
     print(("bench snaps=%d entries=%d max_entries=%d ticks=%d rtt_ms="):format(snaps, entries, max_entries, ticks))
     if sync == "state" then
       local st = arena and arena:state_stats() or {}
-      print(("bench state applied=%d seq_span=%d resyncs=%d mismatches=%d gaps=%d decode_errors=%d"):format(
-        applied, first_seq and last_seq - first_seq + 1 or 0, st.resyncs or 0, st.checksum_mismatches or 0,
-        st.gaps or 0, st.decode_errors or 0))
+      print(("bench state applied=%d seq_span=%d resyncs=%d mismatches=%d gaps=%d decode_errors=%d frame_bytes=%d")
+        :format(applied, first_seq and last_seq - first_seq + 1 or 0, st.resyncs or 0, st.checksum_mismatches or 0,
+        st.gaps or 0, st.decode_errors or 0, first_bytes and last_bytes - first_bytes or 0))
     end
     sys.quit(0)
     return
@@ -94,9 +95,9 @@ end
 function client.room_state(r, state)
   local now = sys.time()
   if now < window_start or now >= window_end then return end
-  local seq = r:state_stats().seq
-  if not first_seq then first_seq = seq end
-  last_seq = seq
+  local st = r:state_stats()
+  if not first_seq then first_seq, first_bytes = st.seq, st.bytes end
+  last_seq, last_bytes = st.seq, st.bytes
   applied = applied + 1
   snaps = snaps + 1
   local count = 0

@@ -263,7 +263,7 @@ def run_colyseus_anchor_join(anchor, n, procs):
 
 STATE_LINE = re.compile(r"bench state applied=(?P<applied>\d+) seq_span=(?P<seq_span>\d+) "
                         r"resyncs=(?P<resyncs>\d+) mismatches=(?P<mismatches>\d+) gaps=(?P<gaps>\d+) "
-                        r"decode_errors=(?P<decode_errors>\d+)")
+                        r"decode_errors=(?P<decode_errors>\d+) frame_bytes=(?P<frame_bytes>\d+)")
 
 
 def run_nshost_arena(build, n, window_s, warmup_s, bot_procs, channel, sync="messages", room_size=ROOM_SIZE,
@@ -284,6 +284,10 @@ def run_nshost_arena(build, n, window_s, warmup_s, bot_procs, channel, sync="mes
                 os.environ[k] = v
     if sync == "state" and r.get("seq_span"):
         r["applied_pct"] = 100 * r["applied"] / r["seq_span"]
+    if sync == "state" and r.get("frame_bytes") is not None:
+        # The state frames alone, as the bots received them: what Colyseus's
+        # count (its WebSocket messages' payload) covers on its side.
+        r["frame_bytes_per_client_s"] = r["frame_bytes"] / window_s / max(1, r["joined"])
     # Per client actually seated when the window opened.
     seated = max(1, r["joined"])
     r["us_per_client_tick"] = r["cpu_per_s"] / seated / TICK_HZ * 1e6
@@ -574,6 +578,21 @@ def print_tables(a, runs):
                 r2 = _per_rep_ratio(runs, a.repeat, "arena", n, label, "colyseus", "us_per_msg")
                 r3 = _per_rep_ratio(runs, a.repeat, "arena", n, label, "colyseus", "bytes_per_client_s")
                 print(f"| {n} ({label}) | {_ratio_text(*r1)} | {_ratio_text(*r2)} | {_ratio_text(*r3)} |")
+        for n in arena_ns:
+            label = _arena_label("state")
+            if label not in [_arena_label(x) for x in _syncs(a)]:
+                continue
+            vals = []
+            for rep in range(a.repeat):
+                x = [r for rr, ww, s, nn, r in runs if (rr, ww, s, nn) == (rep, "arena", label, n)]
+                y = [r for rr, ww, s, nn, r in runs if (rr, ww, s, nn) == (rep, "arena", "colyseus", n)]
+                if x and y and x[0].get("frame_bytes_per_client_s") and y[0].get("bytes_per_client_s"):
+                    vals.append((x[0]["frame_bytes_per_client_s"], x[0]["frame_bytes_per_client_s"] / y[0]["bytes_per_client_s"]))
+            if vals:
+                print(f"\nN={n}: state frames alone (without ENet's headers; Colyseus's count is its messages' payload, "
+                      f"without WebSocket or TCP framing): {statistics.median(v for v, _ in vals):.0f} bytes per "
+                      f"client-second, {_ratio_text(statistics.median(r for _, r in vals), [r for _, r in vals])} "
+                      f"of Colyseus")
         state_cells = [(n, cell("arena", _arena_label("state"), n)) for n in arena_ns]
         if any(c for _, c in state_cells):
             print("\nState sync on the arena: patches the bots applied of those sent to them in the window "

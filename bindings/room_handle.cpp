@@ -135,7 +135,7 @@ int room_off_change(lua_State* L) {
 }
 
 // r:state_stats() -> {patches=, snapshots=, resyncs=, checksum_mismatches=,
-// gaps=, decode_errors=, ignored=, acks=, seq=}.
+// gaps=, decode_errors=, ignored=, acks=, seq=, bytes=}.
 int room_state_stats(lua_State* L) {
   StackGuard guard(L);
   RoomHandle& h = check_room(L, 1);
@@ -145,7 +145,7 @@ int room_state_stats(lua_State* L) {
   const std::pair<const char*, uint64_t> fields[] = {
       {"patches", s.patches}, {"snapshots", s.snapshots}, {"resyncs", s.resyncs},
       {"checksum_mismatches", s.checksum_mismatches}, {"gaps", s.gaps}, {"decode_errors", s.decode_errors},
-      {"ignored", s.ignored}, {"acks", s.acks}, {"seq", s.seq}};
+      {"ignored", s.ignored}, {"acks", s.acks}, {"seq", s.seq}, {"bytes", s.bytes}};
   lua_createtable(L, 0, static_cast<int>(std::size(fields)));
   for (const auto& [name, value] : fields) {
     lua_pushinteger(L, static_cast<lua_Integer>(value));

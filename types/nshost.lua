@@ -618,8 +618,8 @@ function RoomHandle:off_change(id) end
 
 ---Counters of this room's state mirror: patches, snapshots (applied), resyncs (sent), checksum_mismatches, gaps,
 ---decode_errors, ignored (patches while waiting for a snapshot), acks (sent), seq (the last applied frame's seq
----extended past 16 bits).
----@return {patches: integer, snapshots: integer, resyncs: integer, checksum_mismatches: integer, gaps: integer, decode_errors: integer, ignored: integer, acks: integer, seq: integer}? stats
+---extended past 16 bits), bytes (of the snapshot and patch frames received, without ENet's headers).
+---@return {patches: integer, snapshots: integer, resyncs: integer, checksum_mismatches: integer, gaps: integer, decode_errors: integer, ignored: integer, acks: integer, seq: integer, bytes: integer}? stats
 ---@return string? message
 ---@return string? code
 function RoomHandle:state_stats() end

@@ -83,6 +83,7 @@ void ClientStates::on_frame(std::string_view bytes) {
   }
   Mirror& m = mirror_for(room);
   m.heard = true;
+  m.stats.bytes += bytes.size();
   if (header.kind == FrameKind::snapshot) on_snapshot(m, header, schema_bytes, ops);
   else on_patch(m, header, ops);
 }

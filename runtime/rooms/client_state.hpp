@@ -67,6 +67,7 @@ class ClientStates {
     // snapshot's seq, then one up per patch (a later snapshot moves it by
     // the 16-bit distance, forward). Counts the server's frames.
     uint64_t seq = 0;
+    uint64_t bytes = 0;  // of the snapshot and patch frames received for this room
   };
 
   class Owner {

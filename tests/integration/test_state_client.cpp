@@ -91,7 +91,9 @@ TEST_CASE("state client: the join's snapshot becomes r.state, patches keep it eq
   s.set(p1, Key::of("hp"), Scalar::of_int(100));
   s.set(p1, Key::of("x"), Scalar::of_number(0.5));
   s.set(0, Key::of("map"), Scalar::of_string("dust"));
-  j.deliver(s.snapshot(), 1);
+  std::string snapshot = s.snapshot();
+  size_t frame_bytes = snapshot.size();
+  j.deliver(snapshot, 1);
   CHECK(j.mirror() == "ok: " + s.render());
   CHECK(j.client.eval("return last_changes") == "ok: {1={}}");
   std::optional<RawServer::Packet> ack = next_packet(j.client, j.server);
@@ -104,7 +106,9 @@ TEST_CASE("state client: the join's snapshot becomes r.state, patches keep it eq
   for (int i = 1; i <= 30; ++i) {
     s.set(p1, Key::of("hp"), Scalar::of_int(100 - i));
     if (i % 5 == 0) s.set(s.node(players, Key::of(1 + i)), Key::of("hp"), Scalar::of_int(i));
-    j.server.send(0, wire::kChannelRoomReliable, s.patch());
+    std::string patch = s.patch();
+    frame_bytes += patch.size();
+    j.server.send(0, wire::kChannelRoomReliable, patch);
   }
   int64_t start = now_ms();
   REQUIRE(j.client.step_until([&] { return state_calls(j.client) >= 31; }));
@@ -123,6 +127,7 @@ TEST_CASE("state client: the join's snapshot becomes r.state, patches keep it eq
   CHECK(acks.size() <= static_cast<size_t>(2 + elapsed / 100));
   CHECK(j.client.eval("local s = room:state_stats() return s.patches, s.snapshots, s.resyncs, s.gaps, s.seq") ==
         "ok: 30, 1, 0, 0, 30");
+  CHECK(j.client.eval("return room:state_stats().bytes") == "ok: " + std::to_string(frame_bytes));
 }
 
 TEST_CASE("state client: r:on_change fires with (key, value, old) for matching paths, '*' and removals") {

@@ -219,7 +219,7 @@ TEST_CASE("state mirror: patches applied in order keep r.state equal to the serv
   CHECK(h.sent[1].second.substr(0, 4) == ack_bytes(1, 0).substr(0, 4));
 }
 
-TEST_CASE("state mirror: a bad checksum, a gap, malformed ops each send one resync; r.state stays until the snapshot") {
+TEST_CASE("state mirror: a bad checksum, a gap, malformed ops each send one resync, r.state stays until the snapshot") {
   struct Case {
     const char* name;
     uint8_t reason;
@@ -393,7 +393,7 @@ TEST_CASE("state mirror: a snapshot past --memory-limit leaves r.state as it was
   CHECK(h.mirror() == "ok: " + s.render());
 }
 
-TEST_CASE("state mirror: a handler taking 2 parameters gets no changes list; a vararg one gets it") {
+TEST_CASE("state mirror: a handler taking 2 parameters gets no changes list, a vararg one gets it") {
   Harness h(R"lua(
     function client.room_state(r, state) calls = calls + 1 current = state end
   )lua");

@@ -135,7 +135,7 @@ TEST_CASE("check: a top level that never ends is stopped by the handler timeout,
                        "nshost check: 1 file, 1 finding\n");
 }
 
-TEST_CASE("check: a missing file is a finding; no file at all is a usage error") {
+TEST_CASE("check: a missing file is a finding, no file at all is a usage error") {
   TempDir dir;
   std::string missing = dir.path + "/missing.lua";
   CheckRun run = run_check({missing});

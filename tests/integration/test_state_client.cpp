@@ -177,7 +177,7 @@ TEST_CASE("state client: r:on_change fires with (key, value, old) for matching p
   CHECK(sorted_events(j.client, n) == "round \"round\" 2 nil|top \"round\" 2 nil");
 }
 
-TEST_CASE("state client: a corrupted checksum sends one state.resync on channel 3; r.state stays until the snapshot") {
+TEST_CASE("state client: a corrupted checksum sends one state.resync on channel 3, r.state stays until the snapshot") {
   Joined j;
   ServerTree s(kRoom);
   uint32_t p = s.node(0, Key::of("p"));
@@ -204,7 +204,7 @@ TEST_CASE("state client: a corrupted checksum sends one state.resync on channel 
         "ok: 1, 1, 1");
 }
 
-TEST_CASE("state client: leaving the room or the session forgets the mirror; frames for other rooms are ignored") {
+TEST_CASE("state client: leaving the room or the session forgets the mirror, frames for other rooms are ignored") {
   Joined j;
   ServerTree s(kRoom);
   s.set(0, Key::of("a"), Scalar::of_int(1));

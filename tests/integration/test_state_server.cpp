@@ -245,7 +245,7 @@ TEST_CASE("state: a client joining late gets the whole state, then the same patc
   CHECK(peers.undecodable(1) == 0);
 }
 
-TEST_CASE("state: a filtered entity's bytes never reach the other client; entering and leaving the view") {
+TEST_CASE("state: a filtered entity's bytes never reach the other client, entering and leaving the view") {
   Server server = state_server();
   RoomPeers peers(server.port, 3);
   welcome_all(peers);
@@ -449,7 +449,7 @@ TEST_CASE("state: bad state frames are refused and counted toward the bad-packet
   CHECK(joined(join(peers, 1, "state")) > 0);
 }
 
-TEST_CASE("state: a typed room sends its schema and canonical values; room.define_state after a join raises") {
+TEST_CASE("state: a typed room sends its schema and canonical values, room.define_state after a join raises") {
   Server server = state_server();
   RoomPeers peers(server.port, 1);
   welcome_all(peers);

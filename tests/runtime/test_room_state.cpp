@@ -173,7 +173,7 @@ TEST_CASE("room state: keys and values that cannot be sent are script errors nam
   CHECK(f.state.stats().errors == 4);
 }
 
-TEST_CASE("room state: typed fields are validated; a value that does not fit is not sent") {
+TEST_CASE("room state: typed fields are validated, a value that does not fit is not sent") {
   Fixture f;
   auto root = std::make_unique<state::Type>();
   // Built as room.define_state builds it (bindings/room_state.cpp).
@@ -270,7 +270,7 @@ struct Mirror {
 
 }  // namespace
 
-TEST_CASE("room state: every frame applies on a client's tree with its checksum; views get their entities only") {
+TEST_CASE("room state: every frame applies on a client's tree with its checksum, views get their entities only") {
   Fixture f;
   f.run("room.state.players = { [1] = { x = 1, inv = { 'a' } }, [2] = { x = 2 }, [3] = { x = 3 } } room.state.round = 1");
   Mirror all_a, all_b, view;
@@ -334,7 +334,7 @@ TEST_CASE("room state: every frame applies on a client's tree with its checksum;
   CHECK(all_b.tree->sum() == f.state.tree().sum());
 }
 
-TEST_CASE("room state: a function view admits per entity per patch; its client's checksum stays exact") {
+TEST_CASE("room state: a function view admits per entity per patch, its client's checksum stays exact") {
   Fixture f;
   f.run("room.state.players = { a = { x = 1 }, b = { x = 9 } } room.state.items = { [1] = { x = 2 }, n = 3 }");
   f.state.add_client(20, f.now);

@@ -112,7 +112,7 @@ TEST_CASE("state tree: the checksum functions match the normative definition") {
   check_exact(tree);
 }
 
-TEST_CASE("state tree: keys order integers first, strings bytewise; scalars compare by kind and bits") {
+TEST_CASE("state tree: keys order integers first, strings bytewise, scalars compare by kind and bits") {
   CHECK(Key::of(int64_t{5}) < Key::of(""));
   CHECK(Key::of(int64_t{-1}) < Key::of(int64_t{0}));
   CHECK(Key::of("a") < Key::of("b"));
@@ -239,7 +239,7 @@ TEST_CASE("state tree: the checksum depends on content, not on the order it was 
   CHECK(child_path(kRootPath, Key::of(int64_t{1})) != child_path(kRootPath, Key::of("1")));
 }
 
-TEST_CASE("state tree: replacing a subtree frees its nodes and bytes; the stamp survives a new value") {
+TEST_CASE("state tree: replacing a subtree frees its nodes and bytes, the stamp survives a new value") {
   Schema schema;
   StateTree tree(schema);
   std::string error;

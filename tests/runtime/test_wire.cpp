@@ -161,7 +161,7 @@ TEST_CASE("wire: ack is 9 bytes, type 5 and a u64 count") {
   CHECK_FALSE(decode_ack(encode_bundle_request(), count, error));
 }
 
-TEST_CASE("wire: clock is 9 bytes, type 6 and the server's tick number (big-endian); the welcome carries it as field 19") {
+TEST_CASE("wire: clock is 9 bytes, type 6 and the server's tick number (big-endian), the welcome carries it as field 19") {
   std::string bytes = encode_clock(0x0102030405060708ull);
   CHECK(bytes == std::string("\x06\x01\x02\x03\x04\x05\x06\x07\x08", 9));
   CHECK(peek_type(bytes) == ControlType::clock);

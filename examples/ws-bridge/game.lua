@@ -17,7 +17,7 @@ local MAX_LINE_BYTES = 1000
 -- Server
 local url = os.getenv("BRIDGE_URL") or "ws://127.0.0.1:8765/"
 local ws = 0
-local backoff_s, retry_at = 1, 0
+local backoff_s = 1
 local outbox = {}  -- lines from clients while the service is down (bounded)
 
 local function connect()
@@ -30,7 +30,7 @@ local function lost(why)
   broadcast("* bridge down: " .. why)
   net.close(ws)
   ws = 0
-  retry_at = sys.time() + backoff_s
+  timer.after(backoff_s, connect)
   backoff_s = math.min(backoff_s * 2, 30)
 end
 
@@ -39,7 +39,7 @@ function server.receive(c, data, channel)
     send(c, "* line too long, not bridged")
     return
   end
-  local line = "player" .. slot(c) .. ": " .. data
+  local line = "player" .. c.id .. ": " .. data
   if net.status(ws) == "connected" then
     local ok, err, code = net.ws_send(ws, line)
     if not ok then send(c, "* not bridged: " .. code .. ": " .. err) end
@@ -50,8 +50,9 @@ function server.receive(c, data, channel)
   end
 end
 
+if sys.runtime_role() == "server" then timer.after(0.001, connect) end
+
 function server.tick(tick_num)
-  if ws == 0 and sys.time() >= retry_at then connect() end
   for evt in net.events() do
     if evt.handle == ws then
       if evt.type == "connected" then
@@ -78,17 +79,24 @@ end
 -- Client
 local lines = tonumber(os.getenv("BRIDGE_LINES") or "3")
 local name = os.getenv("BRIDGE_NAME") or ("guest" .. math.random(1000))
-local said, heard, next_at = 0, 0, 0
+local said, heard = 0, 0
+local talking  -- the timer.every handle while connected
 
-function client.connect(handoff)
-  next_at = sys.time() + 0.2
-end
-
-function client.tick(tick_num, dt)
-  if next_at == 0 or said >= lines or sys.time() < next_at then return end
+local function say_next(t)
+  if said >= lines then
+    t:cancel()
+    return
+  end
   said = said + 1
   send(("%s says line %d of %d"):format(name, said, lines))
-  next_at = sys.time() + 1
+end
+
+function client.connect(handoff)
+  if talking then talking:cancel() end
+  timer.after(0.2, function(t)
+    say_next(t)
+    talking = timer.every(1, say_next)
+  end)
 end
 
 function client.receive(data, channel)

@@ -4,7 +4,11 @@
 // and catalog requests through RoomPeers, each REQUIREing its answer.
 #include <doctest/doctest.h>
 
+#include <sys/types.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
@@ -17,6 +21,22 @@
 #include "tests/support/room_peers.hpp"
 
 namespace nshost::test::rooms_util {
+
+// AddressSanitizer keeps freed memory in quarantine: RSS says nothing there.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitizedBuild = true;
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+
+// A process's resident set (VmRSS), bytes; -1 when unreadable.
+inline int64_t rss_bytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return -1;
+}
 
 using rooms::Codec;
 using rooms::Message;

@@ -20,25 +20,6 @@ using namespace nshost;
 using namespace nshost::test;
 using namespace nshost::test::rooms_util;
 
-namespace {
-
-// AddressSanitizer keeps freed memory in quarantine: RSS says nothing there.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizedBuild = true;
-#else
-constexpr bool kSanitizedBuild = false;
-#endif
-
-int64_t rss_bytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return -1;
-}
-
-}  // namespace
-
 TEST_CASE("rooms: join_or_create fills a room of max_clients and overflows into a second") {
   Server server = rooms_server();
   RoomPeers peers(server.port, 5);

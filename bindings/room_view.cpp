@@ -28,10 +28,17 @@ rooms::Room& room_of(lua_State* L) {
   return *room;
 }
 
+// A view's id set lives outside the room's Lua state, so it has budgets of
+// its own: keys per view and bytes per key.
+constexpr size_t kMaxViewKeys = 65536;
+constexpr size_t kMaxViewKeyBytes = 1024;
+
 state::Key check_key(lua_State* L, int arg) {
   if (lua_type(L, arg) == LUA_TSTRING) {
     size_t n = 0;
     const char* s = lua_tolstring(L, arg, &n);
+    if (n > kMaxViewKeyBytes)
+      luaL_argerror(L, arg, ("an entity key is at most " + std::to_string(kMaxViewKeyBytes) + " bytes").c_str());
     return state::Key::of(std::string_view(s, n));
   }
   if (lua_type(L, arg) == LUA_TNUMBER) {
@@ -66,6 +73,9 @@ int view_add(lua_State* L) {
   int pushed = 0;
   auto* ids = ids_or_failure(L, pushed);
   if (!ids) return guard.returns(pushed);
+  if (ids->size() >= kMaxViewKeys && !ids->count(key))
+    return guard.returns(
+        push_failure(L, "the view holds " + std::to_string(kMaxViewKeys) + " keys, the most it may", "ENOBUFS"));
   ids->insert(std::move(key));
   lua_pushboolean(L, 1);
   return guard.returns(1);

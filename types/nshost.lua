@@ -758,6 +758,7 @@ function room.state_stats() end
 ---@class nshost.room_view
 local RoomView = {}
 
+---At most 65536 keys per view: past it nil, message, "ENOBUFS". Raises on a key over 1024 bytes.
 ---@param key string|integer an entity key
 ---@return true? ok
 ---@return string? message

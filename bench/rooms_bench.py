@@ -37,15 +37,13 @@ import sys
 import time
 
 import run as base
-from rooms_colyseus import run_colyseus_anchor_join, run_colyseus_arena, run_colyseus_arena_bots, run_colyseus_join
+from rooms_colyseus import (ROOM_SIZE, run_colyseus_anchor_join, run_colyseus_arena, run_colyseus_arena_bots,
+                            run_colyseus_join)
 from rooms_common import SEAT_TIMEOUT_S, _seat_figures, _stop, _wait_seats
 
 ROOT = base.ROOT
 TICK_HZ = base.TICK_HZ
 BOT_NICE = base.BOT_NICE
-BOTS_MJS_TIMEOUT_S = 1200
-COLYSEUS_PORT = 2567
-ROOM_SIZE = 8
 
 
 def add_args(ap):

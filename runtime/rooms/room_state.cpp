@@ -184,7 +184,8 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
       ++seen;
     }
   };
-  const StateTree::Node* node = tree_->node(ref);  // nodes stay put while others come and go
+  StateTree::Node* node_mut = tree_->node(ref);  // nodes stay put while others come and go
+  const StateTree::Node* node = node_mut;
   lua_pushnil(L);
   while (lua_next(L, table) != 0) {
     if (++walked_ % kDeadlineCheckEvery == 0 && host_ && host_->timed_out())
@@ -196,7 +197,8 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
       continue;
     }
     const state::Type* type = state::Schema::child_type(*node->type, key);
-    StateTree::Entry* e = tree_->find(ref, key);
+    auto found = node_mut->entries.find(key);
+    StateTree::Entry* e = found == node_mut->entries.end() ? nullptr : &found->second;
     if (!type) {
       report(path_string(depth, &key), "no such field in room.define_state's schema");
       lua_pop(L, 1);
@@ -301,12 +303,22 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
       continue;
     }
     uint32_t old = e ? e->child : kNone;
-    if (!tree_->set_scalar(ref, key, value, error)) {
-      report(path_string(depth, &key), error);
+    if (e && !e->is_node()) {
+      // A changed scalar, already checked and canonical: no second lookup.
+      if (!tree_->replace_scalar(*node_mut, *e, value, error)) {
+        report(path_string(depth, &key), error);
+        keep(e);
+        continue;
+      }
       keep(e);
-      continue;
+    } else {
+      if (!tree_->set_scalar(ref, key, value, error)) {
+        report(path_string(depth, &key), error);
+        keep(e);
+        continue;
+      }
+      keep(tree_->find(ref, key));
     }
-    keep(tree_->find(ref, key));
     if (!fresh) {
       NodeChange& r = rec();
       r.set.push_back(key);
@@ -405,12 +417,14 @@ bool RoomState::set_view_function(lua_State* L, uint64_t session_id, int fn_ref)
   } else {
     if (c.view == Client::View::none) shown_all(c);  // what it holds now
     c.view = Client::View::function;
+    any_view_function_ = true;
   }
   return true;
 }
 
 void RoomState::view_function_clients(std::vector<uint64_t>& out) const {
   out.clear();
+  if (!any_view_function_) return;
   for (const auto& [id, c] : clients_)
     if (c->view == Client::View::function && c->started && !c->stalled) out.push_back(id);
 }

@@ -200,6 +200,7 @@ class RoomState {
 
   // The diff.
   uint32_t generation_ = 0;
+  bool any_view_function_ = false;  // set once a client gets a view function: most rooms never do
   uint32_t first_fresh_ref_ = 0;  // refs at or above it were made by the last diff
   std::vector<NodeChange> changes_;  // a pool: the first change_count_ are live
   size_t change_count_ = 0;

@@ -105,10 +105,9 @@ struct StateTree::Impl {
   void propagate(Node* node, uint64_t delta) {
     while (true) {
       node->sum += delta;
-      if (node->parent == Node::kNone) return;
-      Node* parent = node->parent == kRoot ? root : &nodes.find(node->parent)->second;
-      parent->entries.find(node->key)->second.contribution += delta;
-      node = parent;
+      if (!node->parent_node) return;
+      node->in_parent->contribution += delta;
+      node = node->parent_node;
     }
   }
 
@@ -142,6 +141,8 @@ struct StateTree::Impl {
     Node& r = nodes[kRoot];
     r.ref = kRoot;
     r.parent = Node::kNone;
+    r.parent_node = nullptr;
+    r.in_parent = nullptr;
     r.key = Key{};
     r.type = &type;
     r.depth = 0;
@@ -210,7 +211,8 @@ bool StateTree::set_scalar(uint32_t ref, const Key& key, Scalar value, std::stri
     error = "state past its budget of " + std::to_string(impl_->max_bytes) + " bytes";
     return false;
   }
-  uint64_t contribution = leaf_contribution(child_path(n->path, key), value);
+  uint64_t path = existing ? existing->path : child_path(n->path, key);
+  uint64_t contribution = leaf_contribution(path, value);
   uint64_t old = 0;
   Entry* entry = existing;
   if (entry) {
@@ -218,12 +220,29 @@ bool StateTree::set_scalar(uint32_t ref, const Key& key, Scalar value, std::stri
     impl_->release_value(*entry);
   } else {
     entry = &n->entries[key];
+    entry->path = path;
     impl_->bytes += entry_bytes(key, nullptr);
   }
   if (value.kind == Scalar::Kind::string) impl_->bytes += value.string.size();
   entry->scalar = std::move(value);
   entry->contribution = contribution;
   impl_->propagate(n, contribution - old);
+  return true;
+}
+
+bool StateTree::replace_scalar(Node& node, Entry& entry, const Scalar& value, std::string& error) {
+  size_t added = value.kind == Scalar::Kind::string ? value.string.size() : 0;
+  size_t freed = entry.scalar.kind == Scalar::Kind::string ? entry.scalar.string.size() : 0;
+  if (impl_->bytes - freed + added > impl_->max_bytes) {
+    error = "state past its budget of " + std::to_string(impl_->max_bytes) + " bytes";
+    return false;
+  }
+  impl_->bytes = impl_->bytes - freed + added;
+  uint64_t contribution = leaf_contribution(entry.path, value);
+  uint64_t old = entry.contribution;
+  entry.scalar = value;
+  entry.contribution = contribution;
+  impl_->propagate(&node, contribution - old);
   return true;
 }
 
@@ -268,15 +287,18 @@ bool StateTree::set_node(uint32_t ref, const Key& key, uint32_t child_ref, std::
     entry->scalar = Scalar{};
   } else {
     entry = &n->entries[key];
+    entry->path = child_path(n->path, key);
     impl_->bytes += entry_bytes(key, nullptr);
   }
   Node& child = impl_->nodes[child_ref];
+  child.parent_node = n;
+  child.in_parent = entry;
   child.ref = child_ref;
   child.parent = ref;
   child.key = key;
   child.type = type;
   child.depth = n->depth + 1;
-  child.path = child_path(n->path, key);
+  child.path = entry->path;
   child.sum = node_mark(child.path);
   entry->child = child_ref;
   entry->contribution = child.sum;

@@ -81,6 +81,7 @@ class StateTree {
     uint32_t child = kNone;
     uint64_t contribution = 0;  // the scalar's leaf contribution, or the child's sum
     uint32_t stamp = 0;         // free for the tree's user (the server's diff marks entries seen)
+    uint64_t path = 0;          // child_path(its node's path, its key), kept by the tree
     static constexpr uint32_t kNone = UINT32_MAX;
     bool is_node() const { return child != kNone; }
   };
@@ -93,6 +94,10 @@ class StateTree {
     uint64_t path = kRootPath;
     uint64_t sum = 0;            // node_mark(path) + the contributions of its entries
     std::unordered_map<Key, Entry, KeyHash> entries;
+    // Kept by the tree (null for the root): the parent and the entry that
+    // holds this node, so a change reaches the root without a lookup.
+    Node* parent_node = nullptr;
+    Entry* in_parent = nullptr;
     static constexpr uint32_t kNone = UINT32_MAX;
   };
 
@@ -120,6 +125,11 @@ class StateTree {
   // key's type (Schema::canonical: e.g. an f32 field holds the double of the
   // float); a subtree that was there is dropped. The entry's stamp is kept.
   bool set_scalar(uint32_t ref, const Key& key, Scalar value, std::string& error);
+  // The same for an entry already holding a scalar: `entry` is an entry of
+  // `node` with !entry.is_node(), and `value` is already in the canonical
+  // form of its type (the server's diff checked both). No lookup; fails only
+  // past the byte budget.
+  bool replace_scalar(Node& node, Entry& entry, const Scalar& value, std::string& error);
   // Sets `key` of `ref` to a new empty node `child_ref` (of the type the
   // schema gives that key); a value or subtree that was there is dropped.
   // Also refused: a child deeper than kMaxDepth (state_codec.hpp).

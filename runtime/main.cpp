@@ -57,10 +57,12 @@ int64_t steady_now_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-[[noreturn]] void forced_exit(int signum, int exit_code) {
+[[noreturn]] void forced_exit(int signum, int exit_code, bool role_finished) {
   char line[160];
-  int n = std::snprintf(line, sizeof line, "nshost: still running %lld ms after %s (stuck in Lua or C); exiting\n",
-                        static_cast<long long>(kForcedExitMs), signum == SIGINT ? "SIGINT" : "SIGTERM");
+  // A role that finished is past its shutdown: only the teardown is slow.
+  const char* where = role_finished ? "the role finished, its teardown did not" : "stuck in Lua or C";
+  int n = std::snprintf(line, sizeof line, "nshost: still running %lld ms after %s (%s); exiting\n",
+                        static_cast<long long>(kForcedExitMs), signum == SIGINT ? "SIGINT" : "SIGTERM", where);
   if (n > 0 && write(STDERR_FILENO, line, std::min<size_t>(n, sizeof line - 1)) < 0) {
     // Nothing more to do: the process ends either way.
   }
@@ -85,7 +87,7 @@ void wait_for_stop_signals() {
         }
         // A role that finished keeps its exit code; one still running ends
         // as the signal would have ended it.
-        forced_exit(first_signal, code >= 0 ? code : 128 + first_signal);
+        forced_exit(first_signal, code >= 0 ? code : 128 + first_signal, code >= 0);
       }
       timespec timeout{static_cast<time_t>(left_ns / 1'000'000'000), static_cast<long>(left_ns % 1'000'000'000)};
       signum = sigtimedwait(&set, nullptr, &timeout);

@@ -128,6 +128,7 @@ std::string usage_text() {
       "  --project-id=ID          server: refuse a hello with another project id (rooms);\n"
       "                           client: the project id its hello carries (default: none)\n"
       "  --room-memory-limit=BYTES  server: bytes per room's Lua state, 0 = no limit\n"
+      "  --max-rooms=N            server: rooms open at once (default 10000)\n"
       "                           (default 67108864); a room past it is disposed (\"memory\")\n"
       "  --state-ack-timeout=MS   server: a room client that leaves a state frame unacked for MS ms\n"
       "                           gets no more patches, then a snapshot when it acks (default 10000)\n"
@@ -254,6 +255,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       if (!need_value() || !uint_in(0, uint64_t{1} << 40, o.room_memory_limit_bytes) ||
           (o.room_memory_limit_bytes != 0 && o.room_memory_limit_bytes < (1u << 20)))
         return flag_error("expected 0 (no limit) or at least 1048576 (bytes)");
+    } else if (name == "max-rooms") {
+      if (!need_value() || !uint_in(1, 1'000'000, o.max_rooms)) return flag_error("expected 1..1000000");
     } else if (name == "state-ack-timeout") {
       if (!need_value() || !uint_in(100, 3'600'000, o.state_ack_timeout_ms))
         return flag_error("expected 100..3600000 (ms)");

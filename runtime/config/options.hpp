@@ -72,6 +72,7 @@ struct Options {
   std::string codecs = "msgpack,json";      // client: the codecs its hello offers (--codec offers one)
   std::string auth_token;                   // client: --auth-token, for server.auth; "" = absent
   uint64_t room_memory_limit_bytes = 64u << 20;  // server: bytes per room's Lua state, 0 = unlimited
+  uint32_t max_rooms = 10000;                     // server: rooms open at once
   uint32_t state_ack_timeout_ms = 10000;    // server: a client silent this long gets no state patches (docs/state.md)
 };
 

@@ -52,6 +52,7 @@ bool ServerRole::start_rooms(std::string& error) {
   config.max_message_bytes = options_.max_message_bytes;
   config.headless = options_.headless;
   config.state_ack_timeout_ms = options_.state_ack_timeout_ms;
+  config.max_rooms = options_.max_rooms;
   try {
     room_host_ = std::make_unique<ServerRoomHost>(*this);
     rooms_ = std::make_unique<rooms::RoomManager>(*room_host_, std::move(config));

@@ -130,6 +130,16 @@ JoinResult RoomManager::create(Member& member, std::string_view type_name, const
   if (member.rooms.size() >= kMaxRoomsPerClient) return refused("too many rooms");
   const RoomType* type = find_type(type_name);
   if (!type) return refused("unknown room type");
+  if (rooms_.size() >= config_.max_rooms) {
+    // Every room is a Lua state: the server's rooms, not a client's, are the budget.
+    int64_t now_ms = static_cast<int64_t>(uv_now(config_.loop));
+    if (room_cap_logged_ms_ < 0 || now_ms - room_cap_logged_ms_ >= 10'000) {
+      room_cap_logged_ms_ = now_ms;
+      log_write(LogLevel::warn, "rooms",
+                "refused a new room: " + std::to_string(rooms_.size()) + " rooms are open (--max-rooms)");
+    }
+    return refused("too many rooms on this server");
+  }
   Room* room = open_room(*type, options);
   if (!room) return refused("room failed");
   JoinResult r = seat(member, *room, options);

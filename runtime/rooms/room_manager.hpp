@@ -57,6 +57,7 @@ struct RoomConfig {
   uint32_t max_message_bytes = 1u << 20;
   bool headless = true;
   uint32_t state_ack_timeout_ms = 10000;  // --state-ack-timeout (docs/state.md)
+  size_t max_rooms = 10000;  // --max-rooms: rooms open at once on this server; past it a create is refused
 };
 
 struct RoomType {
@@ -171,6 +172,7 @@ class RoomManager {
 
   RoomHost& host_;
   RoomConfig config_;
+  int64_t room_cap_logged_ms_ = -1;  // the last --max-rooms warning (one per 10 s)
   std::unordered_map<std::string, std::shared_ptr<const RoomType>> types_;
   std::map<uint64_t, std::unique_ptr<Room>> rooms_;  // by id: oldest first
   std::unordered_map<uint64_t, Member> members_;

@@ -148,3 +148,18 @@ TEST_CASE("rooms: bad input gets its answer and nobody else notices") {
   REQUIRE(echo);
   CHECK(echo->string == "still here");
 }
+
+TEST_CASE("rooms: --max-rooms refuses a new room past the cap, and a disposed room frees its place") {
+  Server server = rooms_server({"--max-rooms=2"});
+  RoomPeers peers(server.port, 4);
+  welcome_all(peers);
+  // "idle" seats one client a room: each join opens one.
+  int64_t first = joined(join(peers, 0, "idle"));
+  joined(join(peers, 1, "idle"));
+  CHECK(refusal(join(peers, 2, "idle")) == "too many rooms on this server");
+  CHECK(refusal(join(peers, 3, "arena")) == "too many rooms on this server");
+  CHECK(server_logged(server, peers, "refused a new room: 2 rooms are open (--max-rooms)"));
+  // The first room empties and is disposed as its last client leaves: its place is free at once.
+  request(peers, 0, "room.leave", room_payload(first));
+  CHECK(joined(join(peers, 2, "idle")) > first);
+}

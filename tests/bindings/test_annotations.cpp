@@ -245,6 +245,8 @@ const std::map<std::string, std::pair<unsigned, std::string>> kInstances = {
     {"nshost.input.Sender", {kServerState, "require('nshost.input').sender({fields = {dx = 'i8'}})"}},
     {"nshost.input.Receiver", {kServerState, "require('nshost.input').receiver({fields = {dx = 'i8'}})"}},
     {"nshost.input.Dilation", {kServerState, "require('nshost.input').dilation({tick_rate = 30})"}},
+    {"nshost.predict.Predictor",
+     {kServerState, "require('nshost.predict').new({step = function() end, state = {}, dt = 1, fields = {'x'}})"}},
 };
 
 // Pushes the instance of `cls` in `L` (see kInstances); false with a reason.

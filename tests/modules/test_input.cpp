@@ -13,11 +13,11 @@ using nshost::test::RoleFixture;
 
 namespace {
 
-const char* kPrelude = R"(
+const char* kPrelude = R"lua(
 local input = require('nshost.input')
 local fields = { dx = "i8", dy = "i8", fire = "bool", aim = "f32" }
 local function eq(a, b, what) assert(a == b, ("%s: %s ~= %s"):format(what, tostring(a), tostring(b))) end
-)";
+)lua";
 
 std::string run(const std::string& code, nshost::Options options = {}) {
   RoleFixture f;
@@ -28,7 +28,7 @@ std::string run(const std::string& code, nshost::Options options = {}) {
 }  // namespace
 
 TEST_CASE("input: a packet carries the last unacked inputs oldest first; ack drops them; the cap drops the oldest") {
-  CHECK(run(R"(
+  CHECK(run(R"lua(
     local s = input.sender{ fields = fields, redundancy = 3, max_unacked = 5 }
     eq(s:packet(), nil, "nothing pushed, nothing to send")
     for i = 1, 4 do
@@ -54,11 +54,11 @@ TEST_CASE("input: a packet carries the last unacked inputs oldest first; ack dro
     eq(st.unacked, 5, "capped") eq(st.dropped, 3, "dropped") eq(st.sent, 10, "sent") eq(st.acked, 2, "acked")
     eq(s:unacked()[1].seq, 6, "the oldest went first")
     eq(s:unacked()[5].cmd.fire, false, "missing bool is false") eq(s:unacked()[5].cmd.dx, 0, "missing int is 0")
-  )") == "ok");
+  )lua") == "ok");
 }
 
 TEST_CASE("input: a lost packet is filled from the next packet's redundant copy") {
-  CHECK(run(R"(
+  CHECK(run(R"lua(
     local s = input.sender{ fields = fields, redundancy = 4 }
     local r = input.receiver{ fields = fields, delay_ticks = 0 }
     local function tick(deliver)
@@ -86,11 +86,11 @@ TEST_CASE("input: a lost packet is filled from the next packet's redundant copy"
     st = r:stats(7)
     eq(st.applied, 4, "only seq 4 new") eq(st.filled, 1, "still 1")
     eq(s:stats().unacked, 0, "all acked")
-  )") == "ok");
+  )lua") == "ok");
 }
 
 TEST_CASE("input: the server holds the last input until superseded, and delay_ticks buffers, waits, skips and trims") {
-  CHECK(run(R"(
+  CHECK(run(R"lua(
     local s = input.sender{ fields = fields, redundancy = 1 }
     local r = input.receiver{ fields = fields, delay_ticks = 2 }
     eq(r:take("never"), nil, "a key never seen") eq(r:ack("never"), 0, "its ack") eq(r:depth("never"), 0, "depth")
@@ -124,11 +124,11 @@ TEST_CASE("input: the server holds the last input until superseded, and delay_ti
     r:forget("a")
     eq(r:take("a"), nil, "forgotten")
     eq(r:stats().applied, 4, "totals outlive the key")
-  )") == "ok");
+  )lua") == "ok");
 }
 
 TEST_CASE("input: malformed and hostile packets return nil, reason and change nothing") {
-  CHECK(run(R"(
+  CHECK(run(R"lua(
     local s = input.sender{ fields = fields }
     local r = input.receiver{ fields = fields, max_jump = 100 }
     s:push({ dx = 1 })
@@ -182,11 +182,11 @@ TEST_CASE("input: malformed and hostile packets return nil, reason and change no
     assert(not ok and err:find("unknown type i64", 1, true), err)
     ok, err = pcall(input.sender, { fields = fields, redundancy = 33 })
     assert(not ok and err:find("redundancy must be an integer in 1..32", 1, true), err)
-  )") == "ok");
+  )lua") == "ok");
 }
 
 TEST_CASE("input: dilation's factor has the sign of the depth error and the bound max; steps follow dt * rate * (1 + factor)") {
-  CHECK(run(R"(
+  CHECK(run(R"lua(
     local d = input.dilation{ tick_rate = 30, target_depth = 2, max = 0.05, gain = 0.05 }
     eq(d:factor(), 0, "no observation yet")
     for _ = 1, 60 do d:observe(0) end
@@ -210,14 +210,14 @@ TEST_CASE("input: dilation's factor has the sign of the depth error and the boun
     eq(d:stats().dropped, 27, "the rest of the backlog is dropped")
     local ok, err = pcall(d.steps, d, -1)
     assert(not ok and err:find("dilation:steps: dt must be", 1, true), err)
-  )") == "ok");
+  )lua") == "ok");
 }
 
 TEST_CASE("input: dilation keeps the server's buffer near its target depth when the client's clock runs slow") {
   // A closed loop with the clock stepped by hand: the client renders at 60
   // frames/s but its clock reads 3 % slow, so at the nominal rate it falls
   // behind and the server runs dry; dilation must speed it up.
-  CHECK(run(R"(
+  CHECK(run(R"lua(
     local function simulate(dilate)
       local s = input.sender{ fields = fields, redundancy = 4 }
       local r = input.receiver{ fields = fields, delay_ticks = 2 }
@@ -247,13 +247,13 @@ TEST_CASE("input: dilation keeps the server's buffer near its target depth when 
     local mean0, held0 = simulate(false)
     assert(mean0 < 0.5, "undilated: the buffer runs dry: " .. mean0)
     assert(held0 > 25, "undilated: the server holds " .. held0)
-  )") == "ok");
+  )lua") == "ok");
 }
 
 TEST_CASE("input: works in a sandboxed state") {
   nshost::Options options;
   options.sandbox = true;
-  CHECK(run(R"(
+  CHECK(run(R"lua(
     assert(sys.sandboxed())
     local s = input.sender{ fields = fields }
     local r = input.receiver{ fields = fields }
@@ -261,6 +261,6 @@ TEST_CASE("input: works in a sandboxed state") {
     assert(r:receive(1, s:packet()))
     local cmd, seq = r:take(1)
     eq(seq, 1, "seq") eq(cmd.dx, -3, "dx") eq(cmd.fire, true, "fire")
-  )",
+  )lua",
             options) == "ok");
 }

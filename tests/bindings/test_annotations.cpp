@@ -247,6 +247,7 @@ const std::map<std::string, std::pair<unsigned, std::string>> kInstances = {
     {"nshost.input.Dilation", {kServerState, "require('nshost.input').dilation({tick_rate = 30})"}},
     {"nshost.predict.Predictor",
      {kServerState, "require('nshost.predict').new({step = function() end, state = {}, dt = 1, fields = {'x'}})"}},
+    {"nshost.interp.View", {kServerState, "require('nshost.interp').new({tick_rate = 30})"}},
 };
 
 // Pushes the instance of `cls` in `L` (see kInstances); false with a reason.

@@ -233,9 +233,10 @@ local function check_key(fn, key)
   end
 end
 
-local function bump(self, st, name)
-  self.totals[name] = self.totals[name] + 1
-  if st then st.counts[name] = st.counts[name] + 1 end
+local function bump(self, st, name, n)
+  n = n or 1
+  self.totals[name] = self.totals[name] + n
+  if st then st.counts[name] = st.counts[name] + n end
 end
 
 -- Parses and checks a whole packet before anything changes.
@@ -261,18 +262,25 @@ local function parse(self, st, data)
   return first, cmds
 end
 
--- Skips (never applies) the buffered seqs below `seq`'s position and the
--- holes before `seq`, remembering the holes so a copy arriving later counts
--- as late.
+-- Gives up every seq below `seq` not applied yet: the buffered ones
+-- (already out of st.seqs) are dropped, the holes missed, and the newest
+-- holes remembered so that a copy arriving later counts as late. The work is
+-- bounded by the buffer, not by the distance: a peer chooses its seqs.
 local function skip_to(self, st, seq)
-  for s = st.last + 1, seq - 1 do
-    if st.cmds[s] then
-      st.cmds[s] = nil
-      bump(self, st, "dropped")
-    else
-      bump(self, st, "missed")
-      if seq - s <= self.max_buffer then st.skipped[s] = true end
-    end
+  local gap = seq - st.last - 1
+  if gap <= 0 then return end
+  local gone = {}
+  for s in pairs(st.cmds) do
+    if s < seq then gone[#gone + 1] = s end
+  end
+  for _, s in ipairs(gone) do st.cmds[s] = nil end
+  bump(self, st, "dropped", #gone)
+  bump(self, st, "missed", gap - #gone)
+  local dropped = {}
+  for _, s in ipairs(gone) do dropped[s] = true end
+  local from = math.max(st.last + 1, seq - self.max_buffer)
+  for s = from, seq - 1 do
+    if not dropped[s] then st.skipped[s] = true end
   end
   for s in pairs(st.skipped) do
     if s < seq - self.max_buffer then st.skipped[s] = nil end

@@ -185,6 +185,37 @@ TEST_CASE("input: malformed and hostile packets return nil, reason and change no
   )lua") == "ok");
 }
 
+TEST_CASE("input: a hostile peer's packets never grow the receiver's or the sender's memory past their caps") {
+  CHECK(run(R"lua(
+    local r = input.receiver{ fields = fields, delay_ticks = 2, max_buffer = 16 }
+    local record = string.pack("<fi1i1B", 0, 1, 1, 0)
+    local function flood(key, packets)
+      local seq = 1
+      for i = 1, packets do
+        -- each packet reaches as far ahead as max_jump allows, 32 records, some duplicates
+        seq = seq + (i % 3 == 0 and 0 or 4096 - 32)
+        r:receive(key, string.pack("<I4B", seq, 32) .. record:rep(32))
+        if i % 2 == 0 then r:take(key) end
+      end
+    end
+    flood("warmup", 200)
+    r:forget("warmup")
+    collectgarbage() collectgarbage()
+    local before = collectgarbage("count")
+    flood("h", 3000)
+    assert(r:depth("h") <= 16, "depth " .. r:depth("h"))
+    collectgarbage() collectgarbage()
+    local grown = collectgarbage("count") - before
+    assert(grown < 64, ("the receiver grew by %.1f KB"):format(grown))
+    local st = r:stats("h")
+    assert(st.missed > 1000000, "the skipped seqs are counted, not stored: " .. st.missed)
+    -- a sender whose acks never come keeps max_unacked inputs
+    local s = input.sender{ fields = fields, max_unacked = 64 }
+    for _ = 1, 10000 do s:push({ dx = 1 }) end
+    eq(#s:unacked(), 64, "unacked capped") eq(s:stats().dropped, 10000 - 64, "dropped counted")
+  )lua") == "ok");
+}
+
 TEST_CASE("input: dilation's factor has the sign of the depth error and the bound max; steps follow dt * rate * (1 + factor)") {
   CHECK(run(R"lua(
     local d = input.dilation{ tick_rate = 30, target_depth = 2, max = 0.05, gain = 0.05 }

@@ -115,18 +115,19 @@ TEST_CASE("input: the server holds the last input until superseded, and delay_ti
     eq(st.missed, 1, "missed") eq(st.late, 1, "late") eq(st.held, 3, "held")
     r:receive("a", packets[3])              -- a duplicate: not late twice
     eq(r:stats("a").late, 1, "late once")
-    -- the client runs fast: 7 would wait after the take, > d + max(2, d) = 4: trimmed to leave d
+    -- the client runs fast: 7 would wait after the take, > 2 * max(2, d) = 4: trimmed to leave d
     for i = 6, 12 do r:receive("a", packets[i]) end
     eq(r:depth("a"), 8, "5..12 waiting")
     cmd, seq = r:take("a")
     eq(seq, 10, "trimmed to the newest d + 1") eq(r:depth("a"), 2, "d left")
     eq(r:stats("a").dropped, 5, "5..9 dropped")
-    -- d = 0: a depth of 2 after the take (the dilation's default target) is kept, 3 is trimmed to 0
+    -- d = 0: up to 2 * max(2, d) = 4 waiting after the take are kept (twice
+    -- the dilation's default target), 5 are trimmed to d = 0
     local r0 = input.receiver{ fields = fields, delay_ticks = 0 }
-    for i = 1, 3 do r0:receive("z", packets[i]) end
-    cmd, seq = r0:take("z") eq(seq, 1, "no trim") eq(r0:depth("z"), 2, "2 wait")
-    for i = 4, 5 do r0:receive("z", packets[i]) end
-    cmd, seq = r0:take("z") eq(seq, 5, "trimmed") eq(r0:depth("z"), 0, "none wait")
+    for i = 1, 5 do r0:receive("z", packets[i]) end
+    cmd, seq = r0:take("z") eq(seq, 1, "no trim") eq(r0:depth("z"), 4, "4 wait")
+    for i = 6, 7 do r0:receive("z", packets[i]) end
+    cmd, seq = r0:take("z") eq(seq, 7, "trimmed") eq(r0:depth("z"), 0, "none wait")
     r:forget("a")
     eq(r:take("a"), nil, "forgotten")
     eq(r:stats().applied, 4, "totals outlive the key")

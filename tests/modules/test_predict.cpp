@@ -247,22 +247,23 @@ TEST_CASE("predict: with nshost.input over a simulated 100 +- 20 ms, 5 % loss li
       table.sort(errors)
       return errors, inbox:stats(), p:stats()
     end
+    local function figures(errors, inbox, pred)
+      return ("reconciles=%d p99=%.2f max=%.2f corrections=%d filled=%d held=%d missed=%d dropped=%d"):format(
+        #errors, errors[math.ceil(#errors * 0.99)], errors[#errors], pred.corrections, inbox.filled, inbox.held,
+        inbox.missed, inbox.dropped)
+    end
     local errors, inbox, pred = simulate(0.1, 0.02, 0.05, 4, 60)
-    local p99 = errors[math.ceil(#errors * 0.99)]
     assert(#errors > 1000, "reconciles " .. #errors)
     eq(pred.corrections, 0, "corrections")
     eq(errors[#errors], 0, "max error")
     eq(inbox.held + inbox.missed + inbox.dropped, 0, "held, missed or dropped inputs")
     assert(inbox.filled > 50, "lost packets were filled by redundancy: " .. inbox.filled)
-    local summary = ("redundancy 4: reconciles=%d p99=%.2f max=%.2f corrections=%d filled=%d held=%d missed=%d "
-      .. "dropped=%d"):format(
-      #errors, p99, errors[#errors], pred.corrections, inbox.filled, inbox.held, inbox.missed, inbox.dropped)
+    local summary = "redundancy 4: " .. figures(errors, inbox, pred)
     -- without redundancy the lost inputs are missed, and each one is a correction
     errors, inbox, pred = simulate(0.1, 0.02, 0.05, 1, 60)
     assert(inbox.missed > 50, "missed " .. inbox.missed)
     assert(pred.corrections > 50, "corrections " .. pred.corrections)
-    return summary .. (" | redundancy 1: corrections=%d max=%.2f missed=%d (one tick of movement: %.1f)"):format(
-      pred.corrections, errors[#errors], inbox.missed, SPEED * dt)
+    return summary .. " | redundancy 1: " .. figures(errors, inbox, pred) .. " | one tick of movement: " .. SPEED * dt
   )lua");
   CHECK(out.rfind("ok: ", 0) == 0);
   MESSAGE(out);

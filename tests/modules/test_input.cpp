@@ -27,7 +27,7 @@ std::string run(const std::string& code, nshost::Options options = {}) {
 
 }  // namespace
 
-TEST_CASE("input: a packet carries the last unacked inputs oldest first; ack drops them; the cap drops the oldest") {
+TEST_CASE("input: a packet carries the last unacked inputs oldest first, ack drops them, the cap drops the oldest") {
   CHECK(run(R"lua(
     local s = input.sender{ fields = fields, redundancy = 3, max_unacked = 5 }
     eq(s:packet(), nil, "nothing pushed, nothing to send")
@@ -223,7 +223,7 @@ TEST_CASE("input: a hostile peer's packets never grow the receiver's or the send
   )lua") == "ok");
 }
 
-TEST_CASE("input: dilation's factor has the sign of the depth error and the bound max; steps follow dt * rate * (1 + factor)") {
+TEST_CASE("input: dilation's factor has the sign of the depth error and the bound max, and steps follow dt * rate * (1 + factor)") {
   CHECK(run(R"lua(
     local d = input.dilation{ tick_rate = 30, target_depth = 2, max = 0.05, gain = 0.05 }
     eq(d:factor(), 0, "no observation yet")

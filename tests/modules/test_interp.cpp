@@ -207,7 +207,7 @@ TEST_CASE("interp: extrapolation is bounded and counted, and a dry buffer is an 
   )lua") == "ok");
 }
 
-TEST_CASE("interp: the buffer, the entities and their fields are capped; misuse raises") {
+TEST_CASE("interp: the buffer, the entities and their fields are capped, and misuse raises") {
   CHECK(run(R"lua(
     local v = interp.new{ tick_rate = 30, max_states = 40, max_entities = 3, max_fields = 2 }
     local many = {}

@@ -145,7 +145,7 @@ TEST_CASE("predict: a small correction is smoothed over smooth_frames frames, a 
   )lua") == "ok");
 }
 
-TEST_CASE("predict: misuse raises naming the function; the caller's tables are not shared") {
+TEST_CASE("predict: misuse raises naming the function, and the caller's tables are not shared") {
   CHECK(run(R"lua(
     local init = { x = 1, y = 2, vx = 0, tags = { a = 1 } }
     local p = predict.new{ step = step, state = init, dt = 1 / 30, fields = { "x", "y" } }

@@ -156,7 +156,7 @@ bool ServerRole::queue_room_packet(ClientId id, ENetPacket* packet, Channel chan
   uint8_t channel_id = channel == Channel::reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable;
   // A peer that connected with the channels of before rooms has none.
   if (channel_id >= peer->channelCount) return false;
-  if (enet_peer_send(peer, channel_id, packet) != 0) return false;
+  if (!link(peer).queue_on(packet, channel_id)) return false;
   endpoint_->mark_dirty();
   return true;
 }

@@ -1,0 +1,203 @@
+// --role=host, the listen server (docs/netcode.md "Listen server"): real
+// nshost processes on loopback. One host serves its own local client (joined
+// in-process, no socket: the server sees its address as "local") and a
+// remote --role=client process over ENet; both exchange messages with the
+// server on both channels, share a room and see each other through state
+// sync. The local client quitting leaves the remote one served; SIGTERM
+// ends the host with exit 0 and the remote client hears "server_left".
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "tests/support/process.hpp"
+
+using namespace nshost::test;
+
+namespace {
+
+std::string game() { return test_script("listen/game.lua"); }
+
+// `nshost --role=host --port=0 --headless ... SCRIPT`, and the bound port from
+// its "listening on" line (0 if it never came up).
+Server start_host(const std::string& script, std::vector<std::string> extra_args = {},
+                  std::vector<std::string> env = {}) {
+  std::vector<std::string> args{nshost_binary(), "--role=host", "--port=0", "--headless"};
+  for (auto& a : extra_args) args.push_back(a);
+  args.push_back(script);
+  Server host;
+  host.process = std::make_unique<ChildProcess>(args, env);
+  if (auto line = host.process->wait_stderr("listening on ", 10000)) {
+    auto colon = line->find(':', line->find("listening on "));
+    host.port = std::atoi(line->c_str() + colon + 1);
+  }
+  return host;
+}
+
+// Order-free: pumps the child's output until `needle` is anywhere in what it
+// wrote to stdout (or stderr), or `timeout_ms` passes.
+bool saw(ChildProcess& p, std::string_view needle, bool on_stderr = false, int timeout_ms = 10000) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    std::string text = on_stderr ? p.stderr_text() : p.stdout_text();
+    if (text.find(needle) != std::string::npos) return true;
+    if (on_stderr) p.wait_stderr("\x01 no such line", 20);
+    else p.wait_stdout("\x01 no such line", 20);
+  }
+  return false;
+}
+
+// How many of process `pid`'s open descriptors are UDP sockets (their inodes
+// listed in /proc/net/udp), or -1 if /proc cannot be read.
+int udp_sockets_of(pid_t pid) {
+  std::set<std::string> udp_inodes;
+  std::ifstream table("/proc/net/udp");
+  if (!table) return -1;
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
+    std::istringstream fields(line);
+    std::string field;
+    for (int i = 0; i < 10 && fields >> field; ++i) {
+    }
+    udp_inodes.insert(field);
+  }
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* fds = opendir(dir.c_str());
+  if (!fds) return -1;
+  int count = 0;
+  while (dirent* entry = readdir(fds)) {
+    char target[256];
+    ssize_t n = readlink((dir + "/" + entry->d_name).c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    std::string link(target, static_cast<size_t>(n));
+    if (link.rfind("socket:[", 0) == 0 && udp_inodes.count(link.substr(8, link.size() - 9))) ++count;
+  }
+  closedir(fds);
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("listen server: serves its local client in-process and a remote one over ENet") {
+  Server host = start_host(game());
+  REQUIRE_MESSAGE(host.port > 0, host.process->stderr_text());
+  ChildProcess& h = *host.process;
+  auto dump = [&] { return "host stdout:\n" + h.stdout_text() + "\nhost stderr:\n" + h.stderr_text(); };
+
+  // Two states in one process, each with its own role; both know they are a listen server.
+  CHECK_MESSAGE(saw(h, "S role=server listen=true"), dump());
+  CHECK_MESSAGE(saw(h, "local role=client listen=true"), dump());
+  // The local client crossed no socket: the server saw it join from "local".
+  CHECK_MESSAGE(saw(h, "S auth nil from local"), dump());
+  CHECK_MESSAGE(saw(h, "client local joined in slot 0", true), dump());
+  CHECK_MESSAGE(saw(h, "S connect 1 listen=true"), dump());
+  CHECK_MESSAGE(saw(h, "local connected"), dump());
+  // Messages both ways with the local client, reliable and unreliable.
+  CHECK_MESSAGE(saw(h, "S receive 1 hello local reliable"), dump());
+  CHECK_MESSAGE(saw(h, "S receive 1 ping local unreliable"), dump());
+  CHECK_MESSAGE(saw(h, "local got echo hello local reliable"), dump());
+  CHECK_MESSAGE(saw(h, "local got echo ping local unreliable"), dump());
+  // One UDP socket in the whole process: the server's. The local client has none.
+  CHECK(udp_sockets_of(h.pid()) == 1);
+
+  auto remote = start_client(game(), host.port);
+  auto rdump = [&] { return dump() + "\nremote stdout:\n" + remote->stdout_text() + "\nremote stderr:\n" + remote->stderr_text(); };
+  CHECK_MESSAGE(saw(*remote, "remote role=client listen=false"), rdump());
+  CHECK_MESSAGE(saw(h, "S auth nil from 127.0.0.1:"), rdump());
+  CHECK_MESSAGE(saw(*remote, "remote connected"), rdump());
+  CHECK_MESSAGE(saw(h, "S receive 2 hello remote reliable"), rdump());
+  CHECK_MESSAGE(saw(*remote, "remote got echo hello remote reliable"), rdump());
+  // One room, and each sees the other's move through state sync.
+  CHECK_MESSAGE(saw(*remote, "remote sees remote x=2 and local x=1"), rdump());
+  CHECK_MESSAGE(saw(h, "local sees local x=1 and remote x=2"), rdump());
+
+  // The remote's "seen" makes the server tell the local client to quit.
+  CHECK_MESSAGE(saw(h, "local quitting"), rdump());
+  CHECK_MESSAGE(saw(h, "local disconnect left"), rdump());
+  CHECK_MESSAGE(saw(h, "S disconnect 1 left"), rdump());
+  CHECK_MESSAGE(saw(h, "the local client stopped; still serving", true), rdump());
+  // The remote is still served: it saw the local player go, and its next message is answered.
+  CHECK_MESSAGE(saw(*remote, "remote sees the other gone"), rdump());
+  CHECK_MESSAGE(saw(h, "S receive 2 after reliable"), rdump());
+  CHECK_MESSAGE(saw(*remote, "remote got echo after reliable"), rdump());
+
+  h.send_signal(SIGTERM);
+  CHECK_MESSAGE(h.wait_exit(3000) == 0, rdump());
+  CHECK_MESSAGE(saw(h, "S shutdown"), rdump());
+  CHECK_MESSAGE(saw(*remote, "remote disconnect server_left"), rdump());
+  CHECK_MESSAGE(remote->wait_exit(3000) == 0, rdump());
+}
+
+TEST_CASE("listen server: SIGTERM with the local client joined runs the server's shutdown and stops both, exit 0") {
+  Server host = start_host(game());
+  REQUIRE_MESSAGE(host.port > 0, host.process->stderr_text());
+  ChildProcess& h = *host.process;
+  auto dump = [&] { return "host stdout:\n" + h.stdout_text() + "\nhost stderr:\n" + h.stderr_text(); };
+  REQUIRE_MESSAGE(saw(h, "local got echo hello local reliable"), dump());
+  h.send_signal(SIGTERM);
+  CHECK_MESSAGE(h.wait_exit(3000) == 0, dump());
+  std::string out = h.stdout_text();
+  // The server's last word comes before its clients are told, the local one included.
+  auto shutdown_at = out.find("S shutdown");
+  auto told_at = out.find("local disconnect server_left");
+  CHECK_MESSAGE(shutdown_at != std::string::npos, dump());
+  CHECK_MESSAGE(told_at != std::string::npos, dump());
+  CHECK(shutdown_at < told_at);
+}
+
+TEST_CASE("listen server: the in-process link refuses sends past its queued-bytes budget, then drains") {
+  // --max-message-size=65536: the link holds at most 4 x 65536 bytes undelivered per direction.
+  Server host = start_host(game(), {"--max-message-size=65536"}, {"FLOOD=1"});
+  REQUIRE_MESSAGE(host.port > 0, host.process->stderr_text());
+  ChildProcess& h = *host.process;
+  auto dump = [&] { return "host stdout:\n" + h.stdout_text() + "\nhost stderr:\n" + h.stderr_text(); };
+  // Ten 60000-byte sends in one handler: four fit (240000 <= 262144), the rest are refused.
+  CHECK_MESSAGE(saw(h, "S flood accepted=4 refused=6 ENOBUFS"), dump());
+  CHECK_MESSAGE(saw(h, "local got big 4"), dump());
+  // Once delivered, the budget is free again: the link still carries both ways.
+  CHECK_MESSAGE(saw(h, "S receive 1 again reliable"), dump());
+  CHECK_MESSAGE(saw(h, "local got echo again reliable"), dump());
+  h.send_signal(SIGTERM);
+  CHECK_MESSAGE(h.wait_exit(3000) == 0, dump());
+  CHECK(h.stdout_text().find("local got big 5") == std::string::npos);
+}
+
+TEST_CASE("listen server: sys.is_listen_server() is false on a plain server") {
+  Server server = start_server(game());
+  REQUIRE_MESSAGE(server.port > 0, server.process->stderr_text());
+  CHECK_MESSAGE(saw(*server.process, "S role=server listen=false"), server.process->stdout_text());
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit(3000) == 0);
+}
+
+TEST_CASE("listen server: a client-only flag with --role=host is one readable line and exit 2") {
+  struct Case {
+    std::vector<std::string> flags;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {{"--connect=nshost://127.0.0.1:9"}, "nshost: --connect is a --role=client option; a listen server's local client joins in-process"},
+      {{"--reconnect=off"}, "nshost: --reconnect is a --role=client option"},
+      {{"--bots=2"}, "nshost: --bots and --bots-ramp are client options; a listen server runs one local client"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args{nshost_binary(), "--role=host"};
+    for (const auto& f : c.flags) args.push_back(f);
+    args.push_back(game());
+    ChildProcess p(args);
+    CAPTURE(c.expected);
+    CHECK(p.wait_exit(5000) == 2);
+    CHECK_MESSAGE(p.stderr_text().find(c.expected) != std::string::npos, p.stderr_text());
+  }
+  ChildProcess url({nshost_binary(), "--role=host", "nshost://127.0.0.1:9"});
+  CHECK(url.wait_exit(5000) == 2);
+  CHECK_MESSAGE(url.stderr_text().find("a listen server runs a script, not a URL") != std::string::npos,
+                url.stderr_text());
+}

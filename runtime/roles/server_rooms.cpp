@@ -51,6 +51,7 @@ bool ServerRole::start_rooms(std::string& error) {
   config.tick_rate_hz = options_.tick_rate_hz;
   config.max_message_bytes = options_.max_message_bytes;
   config.headless = options_.headless;
+  config.listen_server = listen_server();
   config.state_ack_timeout_ms = options_.state_ack_timeout_ms;
   try {
     room_host_ = std::make_unique<ServerRoomHost>(*this);

@@ -117,6 +117,7 @@ TEST_CASE("listen server: serves its local client in-process and a remote one ov
   // One room, and each sees the other's move through state sync.
   CHECK_MESSAGE(saw(*remote, "remote sees remote x=2 and local x=1"), rdump());
   CHECK_MESSAGE(saw(h, "local sees local x=1 and remote x=2"), rdump());
+  CHECK_MESSAGE(saw(h, "room listen=true"), rdump());  // the room's state is a server state of the host
 
   // The remote's "seen" makes the server tell the local client to quit.
   CHECK_MESSAGE(saw(h, "local quitting"), rdump());

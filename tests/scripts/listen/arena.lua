@@ -1,6 +1,7 @@
 -- The room of tests/scripts/listen/game.lua: each player's name (from its
 -- join options) and x (from its "move" message) in room.state.
 function room.create(options)
+  print(("room listen=%s"):format(tostring(sys.is_listen_server())))
   room.state.players = {}
 end
 

@@ -40,6 +40,10 @@ bool ClientRole::hop(std::string_view url, std::string_view handoff, std::string
 // Never calls into Lua: hop() runs inside a handler.
 void ClientRole::start_hop(const std::string& url, std::string handoff) {
   hopping_ = true;
+  if (local_) {  // a redirect: the local client has no ENet host to dial another shard with
+    fail_soon("unsupported: a listen server's local client cannot leave it for " + url);
+    return;
+  }
   fetch_.clear();
   handoff_ = std::move(handoff);
   pending_reason_.clear();

@@ -1,5 +1,7 @@
 #include "runtime/roles/host_role.hpp"
 
+#include <algorithm>
+
 #include "runtime/core/log.hpp"
 
 namespace nshost {
@@ -35,6 +37,7 @@ bool HostRole::start(std::string& error) {
     on_part_finished();
   };
   if (!client_.start(error)) {
+    start_failure_code_ = std::max(1, client_.exit_code());
     server_done_ = client_done_ = true;
     return false;
   }

@@ -29,7 +29,7 @@ class HostRole final : public RoleRunner {
   bool start(std::string& error) override;
   void begin_shutdown() override;
   bool finished() const override { return server_done_ && client_done_; }
-  int exit_code() const override { return server_.exit_code(); }
+  int exit_code() const override { return start_failure_code_ ? start_failure_code_ : server_.exit_code(); }
 
   ServerRole& server() { return server_; }
   ClientRole& client() { return client_; }
@@ -45,6 +45,7 @@ class HostRole final : public RoleRunner {
   bool server_done_ = false;
   bool client_done_ = false;
   bool reported_ = false;
+  int start_failure_code_ = 0;  // the local client's, when it could not start
 };
 
 }  // namespace nshost

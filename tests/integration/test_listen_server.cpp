@@ -170,6 +170,12 @@ TEST_CASE("listen server: the in-process link refuses sends past its queued-byte
   CHECK(h.stdout_text().find("local got big 5") == std::string::npos);
 }
 
+TEST_CASE("listen server: a local client that fails to load stops the host with exit 1 and the error") {
+  ChildProcess p({nshost_binary(), "--role=host", "--port=0", "--headless", test_script("listen/client_fails.lua")});
+  CHECK(p.wait_exit(5000) == 1);
+  CHECK_MESSAGE(p.stderr_text().find("no local client here") != std::string::npos, p.stderr_text());
+}
+
 TEST_CASE("listen server: sys.is_listen_server() is false on a plain server") {
   Server server = start_server(game());
   REQUIRE_MESSAGE(server.port > 0, server.process->stderr_text());

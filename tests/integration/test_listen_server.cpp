@@ -4,7 +4,9 @@
 // remote --role=client process over ENet; both exchange messages with the
 // server on both channels, share a room and see each other through state
 // sync. The local client quitting leaves the remote one served; SIGTERM
-// ends the host with exit 0 and the remote client hears "server_left".
+// ends the host with exit 0 and the remote client hears "server_left". The
+// last case drives a LocalLink by hand: the sender's packet itself arrives,
+// in order, within ENet's budgets, with ENet's disconnect events.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -16,6 +18,8 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/roles/local_link.hpp"
+#include "runtime/roles/peer_link.hpp"
 #include "tests/support/process.hpp"
 
 using namespace nshost::test;
@@ -207,4 +211,123 @@ TEST_CASE("listen server: a client-only flag with --role=host is one readable li
   CHECK(url.wait_exit(5000) == 2);
   CHECK_MESSAGE(url.stderr_text().find("a listen server runs a script, not a URL") != std::string::npos,
                 url.stderr_text());
+}
+
+namespace {
+
+// Records what a LocalLink hands one side, as an ENet listener would see it.
+struct Recorder : nshost::EnetEndpoint::Listener {
+  struct Seen {
+    ENetEventType type;
+    ENetPeer* peer;
+    uint8_t channel;
+    uint32_t data;
+    const ENetPacket* packet;
+    size_t references;  // the packet's reference count during the call
+    std::string bytes;
+  };
+  std::vector<Seen> seen;
+  void on_enet_event(ENetEvent& event) override {
+    Seen s{event.type, event.peer, event.channelID, event.data, event.packet, 0, {}};
+    if (event.packet) {
+      s.references = event.packet->referenceCount;
+      s.bytes.assign(reinterpret_cast<const char*>(event.packet->data), event.packet->dataLength);
+    }
+    seen.push_back(std::move(s));
+  }
+};
+
+// Runs `loop` until `done` or 100 iterations (the link delivers on each).
+template <class Done>
+bool run_until(uv_loop_t* loop, Done done) {
+  for (int i = 0; i < 100 && !done(); ++i) uv_run(loop, UV_RUN_NOWAIT);
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE("listen server: the in-process link hands over the sender's packet, in order, within ENet's budgets") {
+  using nshost::LocalLink;
+  using nshost::PeerLink;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  {
+    LocalLink link(&loop, 1024);
+    REQUIRE(link.start() == 0);
+    Recorder server, client;
+    link.attach(LocalLink::Side::server, server);
+    link.attach(LocalLink::Side::client, client);
+    ENetPeer* to_server = link.connect();
+    ENetPeer* to_client = link.peer(LocalLink::Side::server);
+    CHECK(server.seen.empty());  // never inside the caller
+    REQUIRE(run_until(&loop, [&] { return !server.seen.empty() && !client.seen.empty(); }));
+    CHECK(server.seen[0].type == ENET_EVENT_TYPE_CONNECT);
+    CHECK(server.seen[0].peer == to_client);
+    CHECK(client.seen[0].type == ENET_EVENT_TYPE_CONNECT);
+    CHECK(PeerLink::describe(to_client) == "local");
+
+    // The very packet the sender made arrives, holding the one reference the link took.
+    ENetPacket* packet = PeerLink::make_packet("abc", nshost::Channel::reliable);
+    REQUIRE(PeerLink(nullptr, to_server).queue(packet, nshost::Channel::reliable));
+    CHECK(packet->referenceCount == 1);
+    CHECK(link.queued_bytes(LocalLink::Side::server) == 3);
+    // Then one message on every channel, in one order across them.
+    for (uint8_t channel : {4, 0, 2, 3, 1}) {
+      ENetPacket* p = enet_packet_create(&channel, 1, 0);
+      REQUIRE(PeerLink(nullptr, to_server).queue_on(p, channel));
+    }
+    server.seen.clear();
+    REQUIRE(run_until(&loop, [&] { return server.seen.size() == 6; }));
+    CHECK(server.seen[0].packet == packet);
+    CHECK(server.seen[0].references == 1);
+    CHECK(server.seen[0].bytes == "abc");
+    CHECK(server.seen[0].channel == nshost::wire::kChannelReliable);
+    std::string order;
+    for (size_t i = 1; i < 6; ++i) order += std::to_string(server.seen[i].channel);
+    CHECK(order == "40231");
+    CHECK(link.queued_bytes(LocalLink::Side::server) == 0);
+
+    // Budgets: 1024 bytes a message, 4 x 1024 undelivered one way.
+    std::string kb(1024, 'k');
+    ENetPacket* too_big = enet_packet_create(nullptr, 1025, 0);
+    CHECK_FALSE(PeerLink(nullptr, to_client).queue(too_big, nshost::Channel::unreliable));
+    enet_packet_destroy(too_big);  // refused: still the caller's
+    size_t accepted = 0;
+    for (int i = 0; i < 6; ++i) accepted += PeerLink(nullptr, to_client).send(kb, nshost::Channel::reliable);
+    CHECK(accepted == 4);
+    CHECK(link.refused() == 3);
+    client.seen.clear();
+    REQUIRE(run_until(&loop, [&] { return client.seen.size() == 4; }));
+    CHECK(PeerLink(nullptr, to_client).send(kb, nshost::Channel::reliable));  // drained: room again
+
+    // A graceful disconnect: what was sent first, then DISCONNECT(code) to the
+    // other side and DISCONNECT(0) to the initiator; no sends after it.
+    PeerLink(nullptr, to_client).disconnect_later(2);
+    CHECK_FALSE(PeerLink(nullptr, to_client).send("late", nshost::Channel::reliable));
+    client.seen.clear();
+    server.seen.clear();
+    REQUIRE(run_until(&loop, [&] { return client.seen.size() == 2 && server.seen.size() == 1; }));
+    CHECK(client.seen[0].bytes == kb);
+    CHECK(client.seen[1].type == ENET_EVENT_TYPE_DISCONNECT);
+    CHECK(client.seen[1].data == 2);
+    CHECK(server.seen[0].type == ENET_EVENT_TYPE_DISCONNECT);
+    CHECK(server.seen[0].data == 0);
+    CHECK(to_client->state == ENET_PEER_STATE_DISCONNECTED);
+    CHECK(to_server->state == ENET_PEER_STATE_DISCONNECTED);
+
+    // A reset drops what is in flight and tells the other side code 0.
+    link.connect();
+    REQUIRE(run_until(&loop, [&] { return to_server->state == ENET_PEER_STATE_CONNECTED; }));
+    CHECK(PeerLink(nullptr, to_server).send("lost", nshost::Channel::reliable));
+    PeerLink(nullptr, to_server).reset();
+    server.seen.clear();
+    REQUIRE(run_until(&loop, [&] { return !server.seen.empty(); }));
+    uv_run(&loop, UV_RUN_NOWAIT);
+    REQUIRE(server.seen.size() == 1);  // the reset only: "lost" is gone
+    CHECK(server.seen[0].type == ENET_EVENT_TYPE_DISCONNECT);
+    CHECK(server.seen[0].data == 0);
+    CHECK(link.queued_bytes(LocalLink::Side::server) == 0);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);  // the idle handle's close
+  CHECK(uv_loop_close(&loop) == 0);
 }

@@ -387,7 +387,8 @@ bool ClientRole::send_catalog(std::string_view bytes, bool reliable) {
   ENetPacket* packet = enet_packet_create(bytes.data(), bytes.size(),
                                           reliable ? ENET_PACKET_FLAG_RELIABLE : ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT);
   if (!packet) return false;
-  if (!PeerLink(endpoint_.get(), peer_).queue_on(packet, reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable)) {
+  uint8_t channel_id = reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable;
+  if (!PeerLink(endpoint_.get(), peer_).queue_on(packet, channel_id)) {
     enet_packet_destroy(packet);
     return false;
   }
@@ -397,7 +398,8 @@ bool ClientRole::send_catalog(std::string_view bytes, bool reliable) {
 
 void ClientRole::send_ack() {
   if (phase_ != Phase::joined || !peer_) return;
-  if (replay_.take_ack_due(monotonic_ns())) PeerLink(endpoint_.get(), peer_).send_control(wire::encode_ack(replay_.received()));
+  if (replay_.take_ack_due(monotonic_ns()))
+    PeerLink(endpoint_.get(), peer_).send_control(wire::encode_ack(replay_.received()));
   schedule_ack();
 }
 

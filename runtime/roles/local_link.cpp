@@ -72,7 +72,8 @@ void LocalLink::reset(ENetPeer* from) { disconnect_now(from, static_cast<uint32_
 void LocalLink::push(Pending pending) {
   pending.generation = generation_;
   queue_.push_back(pending);
-  if (idle_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(idle_.get()))) uv_idle_start(idle_.get(), &LocalLink::on_idle);
+  if (idle_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(idle_.get())))
+    uv_idle_start(idle_.get(), &LocalLink::on_idle);
 }
 
 void LocalLink::release(Pending& pending) {

@@ -181,7 +181,8 @@ void ServerRole::on_control(ENetPeer* peer, std::string_view bytes) {
   if (type == wire::ControlType::bundle_request && st.phase == Phase::live) {
     std::string error;
     if (wire::decode_bundle_request(bytes, error)) serve_bundle(peer);
-    else log_write(LogLevel::warn, "server", "malformed bundle request from " + PeerLink::describe(peer) + ": " + error);
+    else
+      log_write(LogLevel::warn, "server", "malformed bundle request from " + PeerLink::describe(peer) + ": " + error);
     return;
   }
   ++dropped_messages_;

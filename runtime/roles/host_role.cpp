@@ -23,6 +23,9 @@ bool HostRole::start(std::string& error) {
   server_.on_finished = [this] {
     server_done_ = true;
     link_.detach(LocalLink::Side::server);  // its endpoint is gone
+    // A joined local client was told by the shutdown and is on its way out;
+    // one that is not joined (after a failed redirect, say) hears nothing.
+    if (!client_done_) client_.begin_shutdown();
     on_part_finished();
   };
   if (!server_.start(error)) {

@@ -8,8 +8,9 @@
 // Lifetime: the local client quitting (sys.quit, a disconnect) leaves the
 // server serving; the host has finished once both have. begin_shutdown
 // (SIGINT/SIGTERM) runs the server's shutdown, which tells every client, the
-// local one included (it sees "server_left" and stops); a second call ends
-// both at once. The exit code is the server's.
+// local one included (it sees "server_left" and stops); once the server has
+// finished the local client is stopped too, joined or not. A second call
+// ends both at once. The exit code is the server's.
 #include <string>
 
 #include "runtime/config/options.hpp"

@@ -174,6 +174,33 @@ TEST_CASE("listen server: the in-process link refuses sends past its queued-byte
   CHECK(h.stdout_text().find("local got big 5") == std::string::npos);
 }
 
+TEST_CASE("listen server: a kicked or redirected local client ends, and the host keeps serving") {
+  for (const char* how : {"kick", "redirect"}) {
+    CAPTURE(how);
+    Server host = start_host(game(), {}, {std::string("LOCAL_END=") + how});
+    REQUIRE_MESSAGE(host.port > 0, host.process->stderr_text());
+    ChildProcess& h = *host.process;
+    auto dump = [&] { return "host stdout:\n" + h.stdout_text() + "\nhost stderr:\n" + h.stderr_text(); };
+    if (std::string(how) == "kick") {
+      CHECK_MESSAGE(saw(h, "S kick true"), dump());
+      CHECK_MESSAGE(saw(h, "local disconnect kicked: bye"), dump());
+      CHECK_MESSAGE(saw(h, "S disconnect 1 kicked"), dump());
+      CHECK_MESSAGE(saw(h, "the local client stopped; still serving", true), dump());
+    } else {
+      // It cannot follow: it has no ENet host. It stays running, unjoined.
+      CHECK_MESSAGE(saw(h, "S redirect true"), dump());
+      CHECK_MESSAGE(saw(h, "S disconnect 1 redirect"), dump());
+      CHECK_MESSAGE(saw(h, "local disconnect hop_failed: unsupported"), dump());
+    }
+    auto remote = start_client(game(), host.port);
+    CHECK_MESSAGE(saw(*remote, "remote got echo hello remote reliable"), (dump() + remote->stderr_text()));
+    h.send_signal(SIGTERM);
+    CHECK_MESSAGE(h.wait_exit(3000) == 0, dump());
+    CHECK_MESSAGE(saw(*remote, "remote disconnect server_left"), remote->stdout_text());
+    CHECK(remote->wait_exit(3000) == 0);
+  }
+}
+
 TEST_CASE("listen server: a local client that fails to load stops the host with exit 1 and the error") {
   ChildProcess p({nshost_binary(), "--role=host", "--port=0", "--headless", test_script("listen/client_fails.lua")});
   CHECK(p.wait_exit(5000) == 1);

@@ -8,6 +8,8 @@
 -- client asks for "flood": the server sends it ten 60000-byte messages in one
 -- handler, more than the in-process link holds undelivered (4 x
 -- --max-message-size); the client reports what arrived and sends "again".
+-- With LOCAL_END=kick or redirect the server kicks the local client, or
+-- redirects it to another shard, as soon as it says hello.
 local role = sys.runtime_role()
 local listen = sys.is_listen_server()
 local tag = role == "server" and "S" or (listen and "local" or "remote")
@@ -33,6 +35,14 @@ if role == "server" then
     say(("receive %d %s %s"):format(c.id, data, channel))
     local name = data:match("^hello (%w+)$")
     if name then names[name] = c end
+    local local_end = os.getenv("LOCAL_END")
+    if name == "local" and local_end == "kick" then
+      say("kick " .. tostring(kick(c, "bye")))
+      return
+    elseif name == "local" and local_end == "redirect" then
+      say("redirect " .. tostring(redirect(c, "nshost://127.0.0.1:9")))
+      return
+    end
     if data == "seen" and names["local"] then
       say("send quit " .. tostring(send(names["local"], "quit")))
     end

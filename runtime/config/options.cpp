@@ -321,7 +321,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       return fail("unknown option '" + arg + "' (see --help)");
     }
   }
-  if (!have_role) return fail("no role given: pass --role=server or --role=client (or set NSHOST_ROLE)");
+  if (!have_role)
+    return fail("no role given: pass --role=server, --role=client or --role=host (or set NSHOST_ROLE)");
   if (o.role == Role::host) {
     // The local client joins in-process and runs the host's own script.
     if (o.bots > 0 || o.bots_ramp_per_s > 0)

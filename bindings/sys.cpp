@@ -18,6 +18,12 @@ int sys_runtime_role(lua_State* L) {
   return guard.returns(1);
 }
 
+int sys_is_listen_server(lua_State* L) {
+  StackGuard guard(L);
+  lua_pushboolean(L, ScriptHost::from(L).host().listen_server());
+  return guard.returns(1);
+}
+
 int sys_is_headless(lua_State* L) {
   StackGuard guard(L);
   lua_pushboolean(L, ScriptHost::from(L).host().headless());
@@ -75,6 +81,7 @@ int bot_print(lua_State* L) {
 const luaL_Reg sys_functions[] = {
     {"runtime_role", guarded<sys_runtime_role>},
     {"is_headless", guarded<sys_is_headless>},
+    {"is_listen_server", guarded<sys_is_listen_server>},
     {"time", guarded<sys_time>},
     {"quit", guarded<sys_quit>},
     {"bot_index", guarded<sys_bot_index>},

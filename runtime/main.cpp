@@ -1,4 +1,5 @@
-// nshost: runs a Lua game script as an ENet game server or client.
+// nshost: runs a Lua game script as an ENet game server, client, or both (a
+// listen server, --role=host).
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "runtime/check/checker.hpp"
 #include "runtime/roles/bots.hpp"
 #include "runtime/roles/client_role.hpp"
+#include "runtime/roles/host_role.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/config/options.hpp"
 #include "runtime/roles/server_role.hpp"
@@ -118,6 +120,7 @@ int run(const Options& options) {
   {
     std::unique_ptr<RoleRunner> role;
     if (options.role == Role::server) role = std::make_unique<ServerRole>(&loop, options);
+    else if (options.role == Role::host) role = std::make_unique<HostRole>(&loop, options);
     else if (options.bots > 0) role = std::make_unique<BotFleet>(&loop, options);
     else role = std::make_unique<ClientRole>(&loop, options);
 

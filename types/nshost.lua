@@ -190,9 +190,15 @@ function hop(url, handoff) end
 ---@class nshost.syslib
 sys = {}
 
----"server" or "client" (a room's state says "server").
+---"server" or "client" (a room's state says "server"). Under --role=host the
+---server's state says "server" and the local client's "client".
 ---@return "server"|"client"
 function sys.runtime_role() end
+
+---True in every state of a listen server (--role=host): the server's, its
+---rooms' and the local client's; false under --role=server and --role=client.
+---@return boolean
+function sys.is_listen_server() end
 
 ---True under --headless.
 ---@return boolean

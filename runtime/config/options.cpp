@@ -9,7 +9,17 @@
 
 namespace nshost {
 
-const char* role_name(Role role) { return role == Role::server ? "server" : "client"; }
+const char* role_name(Role role) {
+  switch (role) {
+    case Role::server:
+      return "server";
+    case Role::client:
+      return "client";
+    case Role::host:
+      return "host";
+  }
+  return "?";
+}
 
 namespace {
 
@@ -23,6 +33,7 @@ std::optional<uint64_t> parse_uint(std::string_view text) {
 bool parse_role(std::string_view text, Role& out) {
   if (text == "server") out = Role::server;
   else if (text == "client") out = Role::client;
+  else if (text == "host") out = Role::host;
   else return false;
   return true;
 }
@@ -69,7 +80,7 @@ uint32_t ReconnectPolicy::delay_ms(uint32_t k) const {
 
 std::string usage_text() {
   return
-      "usage: nshost --role=server|client [options] SCRIPT\n"
+      "usage: nshost --role=server|client|host [options] SCRIPT\n"
       "       nshost --role=client [options] nshost://HOST:PORT   (runs the script the server serves)\n"
       "       nshost check SCRIPT...   (lint: load each script as the roles would, print file:line findings)\n"
       "\n"
@@ -79,7 +90,9 @@ std::string usage_text() {
       "                           server/client/room that are not handlers nshost calls, and\n"
       "                           globals a handler assigns but the top level never declares;\n"
       "                           exit 0 clean, 1 on any finding, 2 on bad usage\n"
-      "  --role=server|client     role (or $NSHOST_ROLE)\n"
+      "  --role=server|client|host  role (or $NSHOST_ROLE); host: a listen server, the server\n"
+      "                           and one local client of SCRIPT in one process (takes the\n"
+      "                           server's options and --headless, --codec, --auth-token)\n"
       "  --port=N                 server UDP port (default 7777; 0 picks a free one)\n"
       "  --bind=ADDR              server IPv4 address (default 127.0.0.1)\n"
       "  --connect=URL            client: server to join (default nshost://127.0.0.1:7777)\n"
@@ -144,6 +157,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
   Options& o = out.options;
   bool have_role = false;
   bool have_connect = false;
+  const char* client_only = nullptr;  // a --role=client flag given (for --role=host's check)
   auto fail = [&](std::string message) {
     out.action = ParsedArgs::Action::error;
     out.error = std::move(message);
@@ -170,7 +184,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
   }
   if (env_role && *env_role) {
     if (!parse_role(env_role, o.role))
-      return fail(std::string("NSHOST_ROLE='") + env_role + "' is not server or client");
+      return fail(std::string("NSHOST_ROLE='") + env_role + "' is not server, client or host");
     have_role = true;
   }
   bool options_done = false;
@@ -208,7 +222,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     if (name == "sandbox" && !has_value) { o.sandbox = true; continue; }
     if (name == "stats" && !has_value) { o.stats = true; continue; }
     if (name == "role") {
-      if (!need_value() || !parse_role(value, o.role)) return flag_error("expected server or client");
+      if (!need_value() || !parse_role(value, o.role)) return flag_error("expected server, client or host");
       have_role = true;
     } else if (name == "port") {
       if (!need_value() || !uint_in(0, 65535, o.port)) return flag_error("expected a port number 0..65535");
@@ -219,6 +233,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       if (!need_value() || value.empty()) return flag_error("expected a URL like nshost://127.0.0.1:7777");
       o.connect_url = value;
       have_connect = true;
+      client_only = "--connect";
     } else if (name == "max-clients") {
       if (!need_value() || !uint_in(1, kMaxClientsLimit, o.max_clients)) return flag_error("expected 1.." + std::to_string(kMaxClientsLimit));
     } else if (name == "tick-rate") {
@@ -237,6 +252,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "cache-dir") {
       if (!need_value() || value.empty()) return flag_error("expected a directory");
       o.cache_dir = value;
+      client_only = "--cache-dir";
     } else if (name == "handler-timeout") {
       if (!need_value() || !uint_in(0, 3'600'000, o.handler_timeout_ms))
         return flag_error("expected 0..3600000 (ms; 0: no limit)");
@@ -276,6 +292,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "reconnect") {
       if (!need_value() || !parse_reconnect(value, o.reconnect))
         return flag_error("expected BASE_MS,FACTOR,CAP_MS,ATTEMPTS,TOTAL_MS (e.g. 200,2,5000,8,60000) or off");
+      client_only = "--reconnect";
     } else if (name == "link-timeout") {
       if (!need_value() || !uint_in(100, 600'000, o.limits.link_timeout_ms)) return flag_error("expected 100..600000 (ms)");
     } else if (name == "coalesce") {
@@ -307,9 +324,20 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       return fail("unknown option '" + arg + "' (see --help)");
     }
   }
-  if (!have_role) return fail("no role given: pass --role=server or --role=client (or set NSHOST_ROLE)");
+  if (!have_role)
+    return fail("no role given: pass --role=server, --role=client or --role=host (or set NSHOST_ROLE)");
+  if (o.role == Role::host) {
+    // The local client joins in-process and runs the host's own script.
+    if (o.bots > 0 || o.bots_ramp_per_s > 0)
+      return fail("--bots and --bots-ramp are client options; a listen server runs one local client");
+    if (client_only)
+      return fail(std::string(client_only) +
+                  " is a --role=client option; a listen server's local client joins in-process");
+  }
   if (o.script.rfind("nshost://", 0) == 0) {
-    if (o.role != Role::client) return fail("a server runs a script, not a URL ('" + o.script + "')");
+    if (o.role != Role::client)
+      return fail(std::string("a ") + (o.role == Role::host ? "listen server" : "server") +
+                  " runs a script, not a URL ('" + o.script + "')");
     if (have_connect) return fail("give the server either as --connect or as the URL argument, not both");
     o.connect_url = o.script;
     o.script.clear();

@@ -9,7 +9,10 @@
 
 namespace nshost {
 
-enum class Role { server, client };
+// host: a listen server, the server role and one local client in one process
+// (runtime/roles/host_role.hpp); each of its two states still sees its own
+// role (server or client) in HostApi::role().
+enum class Role { server, client, host };
 
 // The client's reconnect ladder after a dropped link (seed 002 defaults):
 // attempt k waits min(base_ms * factor^k, cap_ms) before dialling; it gives up

@@ -16,13 +16,17 @@ bool ClientRole::hop(std::string_view url, std::string_view handoff, std::string
     error = "ESHUTDOWN: the client is stopping";
     return false;
   }
+  if (local_) {
+    error = "ENOTSUP: a listen server's local client cannot hop";
+    return false;
+  }
   if (phase_ == Phase::joined) {
     // The origin sees server.disconnect(c, "hop") once it hears this.
-    if (leaving_peer_) enet_peer_reset(leaving_peer_);
+    if (leaving_peer_) PeerLink(endpoint_.get(), leaving_peer_).reset();
     leaving_peer_ = peer_;
     peer_ = nullptr;
-    enet_peer_disconnect(leaving_peer_, static_cast<uint32_t>(wire::DisconnectCode::hop));
-    endpoint_->mark_dirty();
+    PeerLink(endpoint_.get(), leaving_peer_).disconnect(static_cast<uint32_t>(wire::DisconnectCode::hop));
+    mark_dirty();
     pending_redirect_.reset();
     rooms_.end_session(false);  // inside a Lua call: delivered from the loop
   } else if (phase_ != Phase::closed) {
@@ -36,6 +40,10 @@ bool ClientRole::hop(std::string_view url, std::string_view handoff, std::string
 // Never calls into Lua: hop() runs inside a handler.
 void ClientRole::start_hop(const std::string& url, std::string handoff) {
   hopping_ = true;
+  if (local_) {  // a redirect: the local client has no ENet host to dial another shard with
+    fail_soon("unsupported: a listen server's local client cannot leave it for " + url);
+    return;
+  }
   fetch_.clear();
   handoff_ = std::move(handoff);
   pending_reason_.clear();
@@ -67,12 +75,12 @@ void ClientRole::fail_hop(std::string why) {
   if (peer_) {
     // Joined the destination but cannot run its script: leave it cleanly.
     if (phase_ == Phase::fetching || phase_ == Phase::handshaking) {
-      if (leaving_peer_) enet_peer_reset(leaving_peer_);
+      if (leaving_peer_) PeerLink(endpoint_.get(), leaving_peer_).reset();
       leaving_peer_ = peer_;
-      enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
-      endpoint_->mark_dirty();
+      PeerLink(endpoint_.get(), peer_).disconnect(static_cast<uint32_t>(wire::DisconnectCode::leave));
+      mark_dirty();
     } else {
-      enet_peer_reset(peer_);
+      PeerLink(endpoint_.get(), peer_).reset();
     }
     peer_ = nullptr;
   }
@@ -106,7 +114,7 @@ void ClientRole::on_welcome(const wire::Welcome& welcome) {
     return;
   }
   phase_ = Phase::fetching;
-  PeerLink(*endpoint_, peer_).send_control(wire::encode_bundle_request());
+  PeerLink(endpoint_.get(), peer_).send_control(wire::encode_bundle_request());
   defer(kFetchTimeoutMs);
   log_write(LogLevel::info, log_tag_,
             "fetching script bundle " + to_hex(fetch_.hash()) + " (" + std::to_string(fetch_.size()) + " bytes)");

@@ -24,7 +24,7 @@ void ClientRole::on_reconnect_welcome(const wire::Welcome& welcome) {
       log_write(LogLevel::warn, log_tag_,
                 "the server says it has " + std::to_string(welcome.received) + " of our " +
                     std::to_string(replay_.numbered()) + " reliable messages; cannot replay from there");
-    size_t replayed = PeerLink(*endpoint_, peer_).replay(replay_, welcome.received);
+    size_t replayed = PeerLink(endpoint_.get(), peer_).replay(replay_, welcome.received);
     log_write(LogLevel::info, log_tag_,
               "resumed the session in slot " + std::to_string(welcome.slot) + " after " +
                   std::to_string(reconnect_attempt_) + " attempt(s); replayed " + std::to_string(replayed) +

@@ -4,6 +4,7 @@
 #include <netdb.h>
 
 #include "runtime/core/log.hpp"
+#include "runtime/roles/local_link.hpp"
 #include "runtime/roles/peer_link.hpp"
 
 namespace nshost {
@@ -30,23 +31,30 @@ ClientRole::~ClientRole() {
   script_.reset();
 }
 
+void ClientRole::use_local_link(LocalLink& link) {
+  local_ = &link;
+  link.attach(LocalLink::Side::client, *this);
+}
+
 bool ClientRole::start(std::string& error) {
   exit_code_ = 2;
-  if (!parse_shard_url(options_.connect_url, url_, error)) {
+  if (!local_ && !parse_shard_url(options_.connect_url, url_, error)) {
     error = "nshost: --connect: " + error;
     return false;
   }
   exit_code_ = 1;
-  EnetEndpoint::Config config;
-  config.peer_count = 2;  // the server, and the origin of a hop while it says goodbye
-  config.channel_count = wire::kChannelCount;
-  config.max_message_bytes = options_.max_message_bytes;
-  config.netsim = options_.netsim;
-  config.log_tag = log_tag_;
-  endpoint_ = EnetEndpoint::create(loop_, config, *this, error);
-  if (!endpoint_) {
-    error = "nshost: " + error;
-    return false;
+  if (!local_) {  // the local client of a listen server has no socket
+    EnetEndpoint::Config config;
+    config.peer_count = 2;  // the server, and the origin of a hop while it says goodbye
+    config.channel_count = wire::kChannelCount;
+    config.max_message_bytes = options_.max_message_bytes;
+    config.netsim = options_.netsim;
+    config.log_tag = log_tag_;
+    endpoint_ = EnetEndpoint::create(loop_, config, *this, error);
+    if (!endpoint_) {
+      error = "nshost: " + error;
+      return false;
+    }
   }
   // Before the script loads: its top-level chunk may already call sys.quit().
   if (int rc = timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
@@ -90,6 +98,10 @@ bool ClientRole::start(std::string& error) {
 }
 
 void ClientRole::connect_to_url() {
+  if (local_) {
+    connect_to(ENetAddress{});
+    return;
+  }
   in_addr literal{};
   if (inet_pton(AF_INET, url_.host.c_str(), &literal) == 1) {
     ENetAddress address{literal.s_addr, url_.port};
@@ -136,6 +148,12 @@ void ClientRole::connect_to(const ENetAddress& address) {
   server_address_ = address;
   pending_reason_.clear();  // a notice belongs to the connection that carried it
   fetch_.clear();           // and so does data it held back
+  if (local_) {
+    peer_ = local_->connect();
+    phase_ = Phase::connecting;
+    log_write(LogLevel::debug, log_tag_, "connecting to the listen server in-process");
+    return;
+  }
   peer_ = enet_host_connect(endpoint_->host(), &address, wire::kChannelCount, 0);
   if (!peer_) {
     if (hopping_) fail_soon("unreachable: no free ENet peer");
@@ -144,7 +162,7 @@ void ClientRole::connect_to(const ENetAddress& address) {
   }
   enet_peer_timeout(peer_, 0, options_.limits.link_timeout_ms, options_.limits.link_timeout_ms);
   phase_ = Phase::connecting;
-  endpoint_->mark_dirty();
+  mark_dirty();
   log_write(LogLevel::debug, log_tag_, "connecting to " + format_address(address));
 }
 
@@ -181,7 +199,7 @@ void ClientRole::on_link_up() {
   } else {
     hello.handoff = handoff_;
   }
-  PeerLink(*endpoint_, peer_).send_control(wire::encode_hello(hello));
+  PeerLink(endpoint_.get(), peer_).send_control(wire::encode_hello(hello));
 }
 
 void ClientRole::on_receive(uint8_t channel_id, std::string_view bytes) {
@@ -258,7 +276,7 @@ void ClientRole::on_welcome_message(std::string_view bytes) {
     return;
   }
   log_write(LogLevel::info, log_tag_,
-            "joined " + format_address(peer_->address) + " in slot " + std::to_string(welcome.slot));
+            "joined " + PeerLink::describe(peer_) + " in slot " + std::to_string(welcome.slot));
   on_welcome(welcome);
 }
 
@@ -356,7 +374,7 @@ bool ClientRole::send(std::string_view data, Channel channel, std::string& error
     error = "ENOTCONN: not connected";
     return false;
   }
-  if (!PeerLink(*endpoint_, peer_).send(data, channel)) {
+  if (!PeerLink(endpoint_.get(), peer_).send(data, channel)) {
     error = "ENOBUFS: ENet refused the packet";
     return false;
   }
@@ -369,17 +387,19 @@ bool ClientRole::send_catalog(std::string_view bytes, bool reliable) {
   ENetPacket* packet = enet_packet_create(bytes.data(), bytes.size(),
                                           reliable ? ENET_PACKET_FLAG_RELIABLE : ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT);
   if (!packet) return false;
-  if (enet_peer_send(peer_, reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable, packet) != 0) {
+  uint8_t channel_id = reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable;
+  if (!PeerLink(endpoint_.get(), peer_).queue_on(packet, channel_id)) {
     enet_packet_destroy(packet);
     return false;
   }
-  endpoint_->mark_dirty();
+  mark_dirty();
   return true;
 }
 
 void ClientRole::send_ack() {
   if (phase_ != Phase::joined || !peer_) return;
-  if (replay_.take_ack_due(monotonic_ns())) PeerLink(*endpoint_, peer_).send_control(wire::encode_ack(replay_.received()));
+  if (replay_.take_ack_due(monotonic_ns()))
+    PeerLink(endpoint_.get(), peer_).send_control(wire::encode_ack(replay_.received()));
   schedule_ack();
 }
 
@@ -463,7 +483,7 @@ void ClientRole::on_connect_timeout() {
 }
 
 void ClientRole::drop_peer() {
-  if (peer_) enet_peer_reset(peer_);
+  if (peer_) PeerLink(endpoint_.get(), peer_).reset();
   peer_ = nullptr;
 }
 
@@ -493,13 +513,13 @@ void ClientRole::begin_shutdown() {
         // disconnect waits for what is queued (this ack, the script's last
         // sends): ENet drops what a peer still holds when the disconnect
         // reaches it. kLeaveGraceMs bounds the wait.
-        PeerLink(*endpoint_, peer_).send_control(wire::encode_ack(replay_.received()));
-        enet_peer_disconnect_later(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
+        PeerLink(endpoint_.get(), peer_).send_control(wire::encode_ack(replay_.received()));
+        PeerLink(endpoint_.get(), peer_).disconnect_later(static_cast<uint32_t>(wire::DisconnectCode::leave));
       } else {
-        enet_peer_disconnect(peer_, static_cast<uint32_t>(wire::DisconnectCode::leave));
+        PeerLink(endpoint_.get(), peer_).disconnect(static_cast<uint32_t>(wire::DisconnectCode::leave));
       }
       phase_ = Phase::leaving;
-      endpoint_->flush();
+      if (endpoint_) endpoint_->flush();
       defer(kLeaveGraceMs);
       return;
     case Phase::leaving:  // a second signal: do not wait for the server

@@ -38,6 +38,8 @@
 
 namespace nshost {
 
+class LocalLink;
+
 class ClientRole final : public ClientApi,
                          public RoleRunner,
                          private EnetEndpoint::Listener,
@@ -64,9 +66,14 @@ class ClientRole final : public ClientApi,
   int exit_code() const override { return exit_code_; }
   ScriptHost* script() const { return script_.get(); }
   bool joined() const { return phase_ == Phase::joined; }
+  // --role=host: before start(), join the listen server over this in-process
+  // link instead of ENet (no endpoint, no URL; hop() is refused). The link
+  // must outlive this role's use of it.
+  void use_local_link(LocalLink& link);
 
   // HostApi
   Role role() const override { return Role::client; }
+  bool listen_server() const override { return options_.role == Role::host; }
   uv_loop_t* loop() const override { return loop_; }
   bool headless() const override { return options_.headless; }
   uint32_t tick_rate_hz() const override { return tick_.rate_hz(); }
@@ -127,6 +134,9 @@ class ClientRole final : public ClientApi,
   void attempt_reconnect();
   void finish();
   void connect_to_url();
+  void mark_dirty() {
+    if (endpoint_) endpoint_->mark_dirty();
+  }
 
   // Shards (docs/shards.md).
   void start_hop(const std::string& url, std::string handoff);
@@ -187,6 +197,7 @@ class ClientRole final : public ClientApi,
   ENetPeer* leaving_peer_ = nullptr;              // the origin of a hop, until it acknowledges
   JoinFetch fetch_{kMaxHeldBytes};  // the bundle on its way and the data held meanwhile
   rooms::ClientRooms rooms_;        // the rooms of the current session (runtime/rooms/client_rooms.hpp)
+  LocalLink* local_ = nullptr;      // --role=host: the in-process link to the server
 };
 
 }  // namespace nshost

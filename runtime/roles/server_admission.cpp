@@ -18,7 +18,7 @@ namespace nshost {
 void ServerRole::refuse(ENetPeer* peer, std::string_view reason) {
   wire::Notice notice{wire::ControlType::reject, std::string(reason)};
   link(peer).send_control(wire::encode_notice(notice));
-  enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::rejected));
+  link(peer).disconnect_later(static_cast<uint32_t>(wire::DisconnectCode::rejected));
   PeerState& st = state_of(peer);
   st.phase = Phase::rejected;
   st.since_ns = monotonic_ns();
@@ -28,7 +28,7 @@ void ServerRole::refuse(ENetPeer* peer, std::string_view reason) {
 void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   wire::Hello hello;
   std::string error;
-  const std::string who = format_address(peer->address);
+  const std::string who = PeerLink::describe(peer);
   if (!wire::decode_hello(bytes, hello, error)) {
     std::string reason = error == "handoff_too_large" ? error : "malformed_hello";
     log_write(LogLevel::warn, "server", "rejected " + who + ": " + reason + " (" + error + ")");
@@ -68,7 +68,7 @@ bool ServerRole::take_session(ENetPeer* peer, const wire::Hello& hello, const st
       old->address.port == peer->address.port) {
     // The same client socket dialled again: its old link is dead on its side.
     log_write(LogLevel::info, "server", "client " + who + " re-dialled; replaced its stale link");
-    enet_peer_reset(old);
+    link(old).reset();
     enter_grace(old);
     return resume(peer, *slot, hello);
   }
@@ -168,7 +168,7 @@ bool ServerRole::within_message_rate(ENetPeer* peer) {
   if (st.phase == Phase::live) {
     kick(st.id, "rate_limit");
   } else {
-    log_write(LogLevel::warn, "server", "rejected " + format_address(peer->address) + ": rate_limit");
+    log_write(LogLevel::warn, "server", "rejected " + PeerLink::describe(peer) + ": rate_limit");
     refuse(peer, "rate_limit");
   }
   return false;
@@ -180,9 +180,9 @@ bool ServerRole::admit_handshake(ENetPeer* peer) {
   for (const PeerState& p : peers_) pending += p.phase == Phase::handshake;
   if (pending < options_.limits.max_pending_handshakes) return true;
   log_write(LogLevel::warn, "server",
-            "dropped " + format_address(peer->address) + ": too many pending handshakes (" +
+            "dropped " + PeerLink::describe(peer) + ": too many pending handshakes (" +
                 std::to_string(pending) + ")");
-  enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::rejected));
+  link(peer).disconnect_now(static_cast<uint32_t>(wire::DisconnectCode::rejected));
   state_of(peer) = PeerState{};
   return false;
 }
@@ -233,9 +233,9 @@ bool ServerRole::admit_connect(const ENetAddress& from) {
             "evicted pending " + format_address(victim->address) + " for a connect from " + format_address(from));
   ++evicted_pending_;
   if (victim->state == ENET_PEER_STATE_CONNECTED)
-    enet_peer_disconnect_now(victim, static_cast<uint32_t>(wire::DisconnectCode::rejected));
+    link(victim).disconnect_now(static_cast<uint32_t>(wire::DisconnectCode::rejected));
   else
-    enet_peer_reset(victim);
+    link(victim).reset();
   peers_[top->oldest] = PeerState{};
   return true;
 }
@@ -277,8 +277,8 @@ void ServerRole::expire_half_open(size_t index, int64_t now_ns) {
     return;
   }
   if (now_ns - st.since_ns > static_cast<int64_t>(options_.limits.handshake_timeout_ms) * 1'000'000) {
-    log_write(LogLevel::debug, "server", "dropped half-open " + format_address(peer->address));
-    enet_peer_reset(peer);
+    log_write(LogLevel::debug, "server", "dropped half-open " + PeerLink::describe(peer));
+    link(peer).reset();
     st = PeerState{};
   }
 }

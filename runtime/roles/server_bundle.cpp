@@ -56,17 +56,21 @@ void ServerRole::serve_bundle(ENetPeer* peer) {
     return;
   }
   PeerState& st = state_of(peer);
+  if (PeerLink(*endpoint_, peer).local()) {  // it runs the host's own script
+    log_write(LogLevel::debug, "server", "ignored a bundle request from the local client");
+    return;
+  }
   if (st.bundle_next_part != kNoTransfer) {
     // One transfer per client at a time: a repeat while one is under way is
     // ignored (and counted).
     if (st.bundle_requests_ignored++ == 0)
       log_write(LogLevel::info, "server",
-                "ignoring repeated bundle requests from " + format_address(peer->address) + " during its transfer");
+                "ignoring repeated bundle requests from " + PeerLink::describe(peer) + " during its transfer");
     return;
   }
   if (st.bundle_transfers >= kMaxBundleTransfers) {
     log_write(LogLevel::warn, "server",
-              "kicking " + format_address(peer->address) + ": bundle_requests (" +
+              "kicking " + PeerLink::describe(peer) + ": bundle_requests (" +
                   std::to_string(st.bundle_transfers) + " transfers already, " +
                   std::to_string(st.bundle_requests_ignored) + " repeats ignored)");
     kick(st.id, "bundle_requests");
@@ -76,7 +80,7 @@ void ServerRole::serve_bundle(ENetPeer* peer) {
   st.bundle_next_part = 0;
   st.bundle_parts_out = 0;
   st.bundle_transfer_id = ++bundle_transfer_count_;
-  size_t index = static_cast<size_t>(peer - endpoint_->host()->peers);
+  size_t index = peer_index(peer);
   if (std::find(bundle_senders_.begin(), bundle_senders_.end(), index) == bundle_senders_.end())
     bundle_senders_.push_back(index);
   pump_bundle(index);
@@ -120,7 +124,7 @@ bool ServerRole::pump_bundle(size_t index) {
   if (sent) endpoint_->mark_dirty();
   if (sent && st.bundle_next_part == bundle_parts_.size())
     log_write(LogLevel::info, "server",
-              "sent script bundle (" + std::to_string(bundle_size_) + " bytes) to " + format_address(peer->address));
+              "sent script bundle (" + std::to_string(bundle_size_) + " bytes) to " + PeerLink::describe(peer));
   // Under way until ENet has released every part (acknowledged or dropped).
   // Topped up on each tick and after each service pass.
   if (st.bundle_next_part == bundle_parts_.size() && st.bundle_parts_out == 0) {

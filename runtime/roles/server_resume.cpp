@@ -35,7 +35,7 @@ bool ServerRole::resume(ENetPeer* peer, uint32_t slot, const wire::Hello& hello)
   if (!replay.acknowledge(hello.received) || !replay.can_replay_from(hello.received) ||
       hello.replay_floor > replay.received()) {
     log_write(LogLevel::warn, "server",
-              "client " + format_address(peer->address) + " cannot resume slot " + std::to_string(slot) +
+              "client " + PeerLink::describe(peer) + " cannot resume slot " + std::to_string(slot) +
                   ": reliable messages cannot be replayed (it has " + std::to_string(hello.received) + " of " +
                   std::to_string(replay.numbered()) + ", we hold from " + std::to_string(replay.replay_floor()) +
                   "; we have " + std::to_string(replay.received()) + ", it holds from " +
@@ -60,7 +60,7 @@ bool ServerRole::resume(ENetPeer* peer, uint32_t slot, const wire::Hello& hello)
   send_welcome(peer, id, true);  // re-issues the token: the presented one is spent
   size_t replayed = link(peer).replay(replay, hello.received);
   log_write(LogLevel::info, "server",
-            "client " + format_address(peer->address) + " resumed slot " + std::to_string(slot) + " (replayed " +
+            "client " + PeerLink::describe(peer) + " resumed slot " + std::to_string(slot) + " (replayed " +
                 std::to_string(replayed) + " reliable message(s))");
   script_->invoke("resumed", [&](lua_State*) {
     push_handle(id);
@@ -138,13 +138,13 @@ void ServerRole::on_ack(ENetPeer* peer, std::string_view bytes) {
   std::string error;
   const PeerState& st = state_of(peer);
   if (!wire::decode_ack(bytes, count, error)) {
-    log_write(LogLevel::warn, "server", "malformed ack from " + format_address(peer->address) + ": " + error);
+    log_write(LogLevel::warn, "server", "malformed ack from " + PeerLink::describe(peer) + ": " + error);
     return;
   }
   ReliableReplay& replay = slot_entries_[st.id.slot].replay;
   if (!replay.acknowledge(count))
     log_write(LogLevel::warn, "server",
-              "ignored ack from " + format_address(peer->address) + ": " + std::to_string(count) +
+              "ignored ack from " + PeerLink::describe(peer) + ": " + std::to_string(count) +
                   " received, but only " + std::to_string(replay.numbered()) + " sent");
 }
 

@@ -9,6 +9,7 @@
 
 #include "runtime/script/bundle.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/roles/local_link.hpp"
 #include "runtime/roles/peer_link.hpp"
 #include "runtime/rooms/room_manager.hpp"
 
@@ -71,7 +72,8 @@ bool ServerRole::start(std::string& error) {
     error = "nshost: " + error;
     return false;
   }
-  peers_.assign(endpoint_->host()->peerCount, PeerState{});
+  // One more than ENet's peers: the last is a listen server's local client.
+  peers_.assign(endpoint_->host()->peerCount + 1, PeerState{});
   // Before the script loads: its top-level chunk may already call sys.quit().
   if (int rc = stop_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); }); rc != 0) {
     error = std::string("nshost: libuv: ") + uv_strerror(rc);
@@ -114,8 +116,16 @@ bool ServerRole::start(std::string& error) {
   return true;
 }
 
-ServerRole::PeerState& ServerRole::state_of(ENetPeer* peer) {
-  return peers_[static_cast<size_t>(peer - endpoint_->host()->peers)];
+size_t ServerRole::peer_index(const ENetPeer* peer) const {
+  if (LocalLink::of(peer)) return peers_.size() - 1;
+  return static_cast<size_t>(peer - endpoint_->host()->peers);
+}
+
+ServerRole::PeerState& ServerRole::state_of(ENetPeer* peer) { return peers_[peer_index(peer)]; }
+
+void ServerRole::attach_local(LocalLink& link) {
+  local_ = &link;
+  link.attach(LocalLink::Side::server, *this);
 }
 
 void ServerRole::on_enet_event(ENetEvent& event) {
@@ -143,7 +153,7 @@ void ServerRole::on_peer_connect(ENetPeer* peer) {
   PeerState& st = state_of(peer);
   st = PeerState{};
   if (stopping_) {
-    enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
+    link(peer).disconnect_now(static_cast<uint32_t>(wire::DisconnectCode::shutdown));
     return;
   }
   if (!admit_handshake(peer)) return;
@@ -153,8 +163,8 @@ void ServerRole::on_peer_connect(ENetPeer* peer) {
   // varies; for snapshots sent once per tick that loses the freshest state
   // (bench/: up to a quarter of one peer's snapshots under load).
   // Deceleration 0 keeps the throttle open; it is told to the client too.
-  enet_peer_throttle_configure(peer, ENET_PEER_PACKET_THROTTLE_INTERVAL, ENET_PEER_PACKET_THROTTLE_ACCELERATION, 0);
-  log_write(LogLevel::debug, "server", "peer " + format_address(peer->address) + " connected, awaiting hello");
+  link(peer).keep_throttle_open();
+  log_write(LogLevel::debug, "server", "peer " + PeerLink::describe(peer) + " connected, awaiting hello");
 }
 
 void ServerRole::on_control(ENetPeer* peer, std::string_view bytes) {
@@ -171,12 +181,13 @@ void ServerRole::on_control(ENetPeer* peer, std::string_view bytes) {
   if (type == wire::ControlType::bundle_request && st.phase == Phase::live) {
     std::string error;
     if (wire::decode_bundle_request(bytes, error)) serve_bundle(peer);
-    else log_write(LogLevel::warn, "server", "malformed bundle request from " + format_address(peer->address) + ": " + error);
+    else
+      log_write(LogLevel::warn, "server", "malformed bundle request from " + PeerLink::describe(peer) + ": " + error);
     return;
   }
   ++dropped_messages_;
   log_write(LogLevel::debug, "server",
-            "ignored unexpected control message from " + format_address(peer->address) + " (" +
+            "ignored unexpected control message from " + PeerLink::describe(peer) + " (" +
                 std::to_string(bytes.size()) + " bytes)");
 }
 
@@ -310,15 +321,15 @@ void ServerRole::expire_stale_peers(int64_t now_ns) {
       expire_half_open(i, now_ns);
     } else if (st.phase == Phase::handshake && now_ns - st.since_ns > handshake_timeout_ns) {
       log_write(LogLevel::info, "server",
-                "dropped " + format_address(peer->address) + ": no hello within " +
+                "dropped " + PeerLink::describe(peer) + ": no hello within " +
                     std::to_string(options_.limits.handshake_timeout_ms) + " ms");
-      enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::rejected));
+      link(peer).disconnect_now(static_cast<uint32_t>(wire::DisconnectCode::rejected));
       st = PeerState{};
     } else if (st.phase == Phase::rejected && now_ns - st.since_ns > kDepartTimeoutNs) {
-      enet_peer_reset(peer);
+      link(peer).reset();
       st = PeerState{};
     } else if (st.phase == Phase::departing && now_ns - st.since_ns > kDepartTimeoutNs) {
-      enet_peer_reset(peer);
+      link(peer).reset();
       finish_departure(peer, st.depart_reason.empty() ? "timeout" : st.depart_reason);
     }
   }
@@ -329,7 +340,7 @@ ServerApi::Liveness ServerRole::liveness(ClientId id) const {
   if (sessions_.lost(id.slot)) return Liveness::departing;  // in its grace window: nothing is sent
   const ENetPeer* peer = slot_entries_[id.slot].peer;
   if (!peer) return Liveness::stale;
-  const PeerState& st = peers_[static_cast<size_t>(peer - endpoint_->host()->peers)];
+  const PeerState& st = peers_[peer_index(peer)];
   return st.phase == Phase::live ? Liveness::live : Liveness::departing;
 }
 
@@ -398,7 +409,7 @@ bool ServerRole::kick(ClientId id, std::string_view reason) {
   if (liveness(id) != Liveness::live) return false;
   ENetPeer* peer = slot_entries_[id.slot].peer;
   link(peer).send_control(wire::encode_notice(wire::Notice{wire::ControlType::kick, std::string(reason)}));
-  enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::kicked));
+  link(peer).disconnect_later(static_cast<uint32_t>(wire::DisconnectCode::kicked));
   PeerState& st = state_of(peer);
   st.phase = Phase::departing;
   st.since_ns = monotonic_ns();
@@ -413,7 +424,7 @@ bool ServerRole::redirect(ClientId id, std::string_view url, std::string_view ha
   if (liveness(id) != Liveness::live) return false;
   ENetPeer* peer = slot_entries_[id.slot].peer;
   link(peer).send_control(wire::encode_redirect(wire::Redirect{std::string(url), std::string(handoff)}));
-  enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::redirected));
+  link(peer).disconnect_later(static_cast<uint32_t>(wire::DisconnectCode::redirected));
   PeerState& st = state_of(peer);
   st.phase = Phase::departing;
   st.since_ns = monotonic_ns();
@@ -456,15 +467,15 @@ void ServerRole::begin_shutdown() {
   stopping_ = true;
   tick_.stop();
   ENetHost* host = endpoint_->host();
-  for (size_t i = 0; i < host->peerCount; ++i) {
-    ENetPeer* peer = &host->peers[i];
-    if (peer->state == ENET_PEER_STATE_DISCONNECTED) continue;
+  for (size_t i = 0; i <= host->peerCount; ++i) {
+    ENetPeer* peer = i < host->peerCount ? &host->peers[i] : local_ ? local_->peer(LocalLink::Side::server) : nullptr;
+    if (!peer || peer->state == ENET_PEER_STATE_DISCONNECTED) continue;
     if (peers_[i].phase == Phase::live)  // a last ack: the client learns exactly what arrived
       link(peer).send_control(wire::encode_ack(slot_entries_[peers_[i].id.slot].replay.received()));
     if (peers_[i].phase == Phase::live || peers_[i].phase == Phase::departing)
-      enet_peer_disconnect_later(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
+      link(peer).disconnect_later(static_cast<uint32_t>(wire::DisconnectCode::shutdown));
     else
-      enet_peer_disconnect_now(peer, static_cast<uint32_t>(wire::DisconnectCode::shutdown));
+      link(peer).disconnect_now(static_cast<uint32_t>(wire::DisconnectCode::shutdown));
   }
   endpoint_->flush();
   if (all_peers_closed()) {
@@ -485,7 +496,7 @@ bool ServerRole::all_peers_closed() const {
   const ENetHost* host = endpoint_->host();
   for (size_t i = 0; i < host->peerCount; ++i)
     if (host->peers[i].state != ENET_PEER_STATE_DISCONNECTED) return false;
-  return true;
+  return !local_ || local_->peer(LocalLink::Side::server)->state == ENET_PEER_STATE_DISCONNECTED;
 }
 
 void ServerRole::finish_now() { finish(); }

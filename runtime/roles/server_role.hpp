@@ -29,6 +29,7 @@
 #include "runtime/rooms/codec.hpp"
 
 namespace nshost {
+class LocalLink;
 namespace rooms {
 class RoomHost;
 }  // namespace rooms
@@ -66,9 +67,13 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   const EnetEndpoint* endpoint() const { return endpoint_.get(); }
   // Closes everything at once; only from a loop callback, never from an event.
   void finish_now();
+  // --role=host: before start(), the in-process link its local client joins
+  // over (runtime/roles/local_link.hpp); it must outlive this role's use of it.
+  void attach_local(LocalLink& link);
 
   // HostApi
   Role role() const override { return Role::server; }
+  bool listen_server() const override { return options_.role == Role::host; }
   uv_loop_t* loop() const override { return loop_; }
   bool headless() const override { return options_.headless; }
   uint32_t tick_rate_hz() const override { return tick_.rate_hz(); }
@@ -206,6 +211,8 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   // " (N reliable message(s) not acknowledged ...)" for a leave line; "" for none.
   static std::string undelivered_note(size_t undelivered);
   PeerState& state_of(ENetPeer* peer);
+  // Into peers_: ENet's peer index, or the last entry for the local client.
+  size_t peer_index(const ENetPeer* peer) const;
   void defer_stop(int exit_code);
   void finish();
   bool all_peers_closed() const;
@@ -242,6 +249,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   friend class ServerRoomHost;
   std::unique_ptr<rooms::RoomHost> room_host_;
   std::unique_ptr<rooms::RoomManager> rooms_;
+  LocalLink* local_ = nullptr;  // --role=host only
 };
 
 }  // namespace nshost

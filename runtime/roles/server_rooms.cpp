@@ -51,6 +51,7 @@ bool ServerRole::start_rooms(std::string& error) {
   config.tick_rate_hz = options_.tick_rate_hz;
   config.max_message_bytes = options_.max_message_bytes;
   config.headless = options_.headless;
+  config.listen_server = listen_server();
   config.state_ack_timeout_ms = options_.state_ack_timeout_ms;
   config.max_rooms = options_.max_rooms;
   try {
@@ -157,7 +158,7 @@ bool ServerRole::queue_room_packet(ClientId id, ENetPacket* packet, Channel chan
   uint8_t channel_id = channel == Channel::reliable ? wire::kChannelRoomReliable : wire::kChannelRoomUnreliable;
   // A peer that connected with the channels of before rooms has none.
   if (channel_id >= peer->channelCount) return false;
-  if (enet_peer_send(peer, channel_id, packet) != 0) return false;
+  if (!link(peer).queue_on(packet, channel_id)) return false;
   endpoint_->mark_dirty();
   return true;
 }

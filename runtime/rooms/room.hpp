@@ -117,6 +117,7 @@ class Room final : public HostApi, private StateLink {
   Role role() const override { return Role::server; }
   uv_loop_t* loop() const override { return manager_.config().loop; }
   bool headless() const override { return manager_.config().headless; }
+  bool listen_server() const override { return manager_.config().listen_server; }
   uint32_t tick_rate_hz() const override { return tick_.rate_hz(); }
   void set_tick_rate_hz(uint32_t hz) override { tick_.set_rate(hz); }
   uint32_t max_clients() const override { return type_->max_clients; }

@@ -56,6 +56,7 @@ struct RoomConfig {
   uint32_t tick_rate_hz = 30;  // for a type that names none
   uint32_t max_message_bytes = 1u << 20;
   bool headless = true;
+  bool listen_server = false;  // --role=host: sys.is_listen_server() in room states
   uint32_t state_ack_timeout_ms = 10000;  // --state-ack-timeout (docs/state.md)
   size_t max_rooms = 10000;  // --max-rooms: rooms open at once on this server; past it a create is refused
 };

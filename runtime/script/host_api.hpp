@@ -48,6 +48,8 @@ class HostApi {
   // True once the role has begun to stop (server: from its server.shutdown
   // handler on; client: after sys.quit() or a signal): timers fire no more.
   virtual bool stopping() const { return finished(); }
+  // True in both roles of a listen server (--role=host); false otherwise.
+  virtual bool listen_server() const { return false; }
   // 1..N inside a bot of --bots=N; 0 otherwise.
   virtual uint32_t bot_index() const { return 0; }
   // The role's own interface: exactly one of these is non-null, matching

@@ -242,6 +242,12 @@ const std::map<std::string, std::pair<unsigned, std::string>> kInstances = {
     {"nshost.room", {kClientState, "probe_room"}},
     {"nshost.room_client", {kRoomState, "room.clients()[1]"}},
     {"nshost.interest.Grid", {kServerState, "require('nshost.interest').grid({cell = 1, radius = 1, max = 4})"}},
+    {"nshost.input.Sender", {kServerState, "require('nshost.input').sender({fields = {dx = 'i8'}})"}},
+    {"nshost.input.Receiver", {kServerState, "require('nshost.input').receiver({fields = {dx = 'i8'}})"}},
+    {"nshost.input.Dilation", {kServerState, "require('nshost.input').dilation({tick_rate = 30})"}},
+    {"nshost.predict.Predictor",
+     {kServerState, "require('nshost.predict').new({step = function() end, state = {}, dt = 1, fields = {'x'}})"}},
+    {"nshost.interp.View", {kServerState, "require('nshost.interp').new({tick_rate = 30})"}},
 };
 
 // Pushes the instance of `cls` in `L` (see kInstances); false with a reason.

@@ -22,7 +22,7 @@ void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles 
 void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
 void open_timer(lua_State* L);          // timer.after/every (bindings/timer.cpp)
 // term.* (bindings/term.cpp): opens nothing unless the state is a client's,
-// not sandboxed, not headless and not a bot.
+// not sandboxed and not a bot.
 void open_term(lua_State* L);
 // Rooms (docs/rooms.md).
 void open_rooms_server(lua_State* L);   // rooms.define in the server script (bindings/rooms_server.cpp)

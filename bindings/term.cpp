@@ -1,6 +1,7 @@
 // term.*: the terminal of a client that a person plays in (docs/scripting.md
-// "term"). Only in a client state that is not sandboxed, not headless and not
-// a bot: one stdin per process, and a fetched script must not read keys. The
+// "term"). Only in a client state that is not sandboxed and not a bot: one
+// stdin per process, and a fetched script must not read keys. A headless
+// client has it (so one file checks and runs both ways) but cannot open it. The
 // Terminal behind it is owned by a userdata in the registry, so the mode is
 // restored when the state closes, whatever closed it.
 #include <cstdio>
@@ -46,6 +47,8 @@ Terminal& terminal(lua_State* L) {
 
 int term_open(lua_State* L) {
   StackGuard guard(L);
+  if (ScriptHost::from(L).host().headless())
+    return guard.returns(push_failure(L, "headless client (no terminal input)", "ENOTTY"));
   std::string message, code;
   if (!terminal(L).open(ScriptHost::from(L).host().loop(), message, code))
     return guard.returns(push_failure(L, message, code));
@@ -114,7 +117,7 @@ const luaL_Reg term_functions[] = {
 void open_term(lua_State* L) {
   ScriptHost& script = ScriptHost::from(L);
   HostApi& host = script.host();
-  if (!host.client() || script.sandboxed() || host.headless() || host.bot_index() > 0) return;
+  if (!host.client() || script.sandboxed() || host.bot_index() > 0) return;
   luaL_newlib(L, term_functions);
   lua_setglobal(L, "term");
 }

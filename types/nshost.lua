@@ -267,13 +267,14 @@ function Timer:cancel() end
 -- term -------------------------------------------------------------------------
 
 ---[client] The terminal a person plays in (docs/scripting.md "term"): keys read from stdin in raw mode, polled
----each tick; text written to stdout. Only in a client's state that is not headless, not a bot and not sandboxed:
----elsewhere `term` is nil. The mode is restored by term.close, when the state closes, at exit and on a signal.
+---each tick; text written to stdout. Only in a client's state that is not a bot and not sandboxed: elsewhere
+---`term` is nil. A --headless client has it but cannot open it. The mode is restored by term.close, when the state closes, at exit and on a signal.
 ---@class nshost.termlib
 term = {}
 
 ---Puts stdin (a libuv TTY) in raw mode and starts reading keys; ctrl-c still stops the client (SIGINT). Opening an
----open terminal does nothing. nil, "not a terminal", "ENOTTY" when stdin is not a terminal.
+---open terminal does nothing. nil, "not a terminal", "ENOTTY" when stdin is not a terminal;
+---nil, "headless client (no terminal input)", "ENOTTY" under --headless.
 ---@return true? ok
 ---@return string? message
 ---@return string? code

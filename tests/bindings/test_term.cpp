@@ -104,9 +104,10 @@ TEST_CASE("term: with stdin and stdout not a terminal, open and size fail with E
   CHECK(out.find("written\nwrite: true\n") != std::string::npos);
 }
 
-TEST_CASE("term: absent on the server, in a headless client, in bots and in a sandboxed state") {
+TEST_CASE("term: absent on the server, in bots and in a sandboxed state; a headless client cannot open it") {
   CHECK(probe("server", {}).find("term is nil\n") != std::string::npos);
-  CHECK(probe("client", {"--headless"}).find("term is nil\n") != std::string::npos);
+  std::string headless = probe("client", {"--headless"});
+  CHECK_MESSAGE(headless.find("open: nil,headless client (no terminal input),ENOTTY\n") != std::string::npos, headless);
   CHECK(probe("client", {"--sandbox"}).find("term is nil\n") != std::string::npos);
   CHECK(probe("client", {"--bots=2"}).find("term is nil\n") != std::string::npos);
 }

@@ -129,29 +129,41 @@ def analyse(sc, seconds, bots, bot_lines, server_lines, bot_errors):
     if tick_move is None or not errors:
         raise SystemExit(f"{sc['name']}: no metric lines from the bots:\n" + "\n".join(l for _, l in bot_errors[-20:]))
     t0 = min(first_t.values())
+    # A bot whose link dropped (ENet's timeout under loss) holds still until
+    # it resumes; its error on resuming is that of the gap. The snaps of the
+    # bots whose link dropped are counted apart.
+    drops = []
+    for _, line in bot_errors:
+        m = re.match(r"^nshost\[client#(\d+)\] warn: lost the link", line)
+        if m:
+            drops.append(int(m.group(1)))
+    drop_bots = set(drops)
     errs = sorted(e for _, _, e in errors)
     corrections = sum(1 for e in errs if e > 1e-6)
     snaps = sum(1 for e in errs if e > 3 * tick_move)
+    snaps_near_drop = sum(1 for _, b, e in errors if e > 3 * tick_move and b in drop_bots)
     minutes = {b: max((last_stats[b]["t"] - first_t[b]) / 60.0, 1e-9) for b in last_stats}
     bot_minutes = sum(minutes.values()) or 1e-9
     extrapolations = sum(s.get("extrapolations", 0) for s in last_stats.values())
     underruns = sum(s.get("underruns", 0) for s in last_stats.values())
 
-    # Render delay: settled when it stays within max(0.5 frame, 10 %) of its
-    # final value (the median of the last 10 s) from then on; per bot, from
-    # its first delay line.
-    settle = []
-    finals = []
-    for bot, rows in delays.items():
-        tail = [d for t, d, _ in rows if t >= rows[-1][0] - 10]
-        final = statistics.median(tail)
-        finals.append(final)
-        band = max(0.5, 0.1 * final)
-        settled_at = rows[0][0]
+    # Render delay: the mean over the bots, per second. Settled at the first
+    # second from which that mean stays within 25 % of its mean over the
+    # second half of the run.
+    per_second = {}
+    for rows in delays.values():
         for t, d, _ in rows:
-            if abs(d - final) > band:
-                settled_at = t
-        settle.append(settled_at - rows[0][0])
+            per_second.setdefault(int(t - t0), []).append(d)
+    mean_series = [(sec, statistics.mean(v)) for sec, v in sorted(per_second.items())]
+    settle_s, settled_mean = None, None
+    if mean_series:
+        half = [m for sec, m in mean_series if sec >= mean_series[-1][0] / 2]
+        settled_mean = statistics.mean(half)
+        settle_s = mean_series[0][0]
+        for sec, m in mean_series:
+            if abs(m - settled_mean) > 0.25 * settled_mean:
+                settle_s = sec + 1
+    finals = [statistics.median([d for t, d, _ in rows if t >= rows[-1][0] - 10]) for rows in delays.values()]
     jitters = [j for rows in delays.values() for _, _, j in rows[len(rows) // 2:]]
 
     # Inbox: the room's counters, from its last line with the most inputs.
@@ -185,11 +197,12 @@ def analyse(sc, seconds, bots, bot_lines, server_lines, bot_errors):
         "err_p50": percentile(errs, 0.5), "err_p99": percentile(errs, 0.99), "err_max": errs[-1],
         "err_p99_ticks": percentile(errs, 0.99) / tick_move, "err_max_ticks": errs[-1] / tick_move,
         "corrections": corrections, "corrections_per_min": corrections / bot_minutes,
-        "snaps": snaps,
+        "snaps": snaps, "snaps_near_link_drop": snaps_near_drop,
+        "link_drops": len(drops),
+        "delay_settled_mean": settled_mean, "delay_settled_s": settle_s,
         "delay_final_median": statistics.median(finals) if finals else None,
+        "delay_final_min": min(finals) if finals else None,
         "delay_final_max": max(finals) if finals else None,
-        "delay_settled_s_median": statistics.median(settle) if settle else None,
-        "delay_settled_s_max": max(settle) if settle else None,
         "jitter_ms_median": statistics.median(jitters) if jitters else None,
         "extrapolations": extrapolations, "extrapolations_per_min": extrapolations / bot_minutes,
         "underruns": underruns, "underruns_per_min": underruns / bot_minutes,
@@ -222,9 +235,10 @@ def main():
         r = run_scenario(sc, args.seconds, args.bots)
         results.append(r)
         print("  err p50 {err_p50:.4f} p99 {err_p99:.4f} ({err_p99_ticks:.2f} ticks) max {err_max:.4f} "
-              "({err_max_ticks:.2f} ticks); corrections/min {corrections_per_min:.1f}; snaps {snaps}; "
-              "delay {delay_final_median:.2f} frames, settled in {delay_settled_s_median:.1f} s (max "
-              "{delay_settled_s_max:.1f}); extrapolations/min {extrapolations_per_min:.2f}; underruns {underruns:.0f}; "
+              "({err_max_ticks:.2f} ticks); corrections/min {corrections_per_min:.1f}; snaps {snaps} "
+              "({snaps_near_link_drop} by bots whose link dropped; {link_drops} drops); "
+              "delay {delay_settled_mean:.2f} frames, settled at {delay_settled_s} s (final per bot "
+              "{delay_final_min:.1f}..{delay_final_max:.1f}); extrapolations/min {extrapolations_per_min:.2f}; underruns {underruns:.0f}; "
               "inputs late {late_share:.4f} missed {missed_share:.4f} held {held_share:.4f}".format(**r), flush=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": os.uname().nodename,
             "cpus": os.cpu_count(), "seconds": args.seconds, "bots": args.bots}

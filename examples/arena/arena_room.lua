@@ -22,6 +22,11 @@ room.state.players = {}
 -- dilation keeps filled, so an input late by up to that is still applied on
 -- time rather than replaced by the held one.
 local inbox = input.receiver({ fields = arena.FIELDS, delay_ticks = 2, max_buffer = 64 })
+-- The last input is held until superseded (a lost one must not stop the
+-- player), but not for ever: a client whose link is down would otherwise run
+-- into a wall for the seconds it takes to come back.
+local MAX_HELD_TICKS = arena.TICK_RATE // 2
+local held_ticks = {}   -- c.id -> ticks in a row the held input was applied
 local it_since = 0
 local totals = { received = 0, applied = 0, late = 0, missed = 0, held = 0, filled = 0, malformed = 0 }
 local STAT_NAMES = { "received", "applied", "late", "missed", "held", "filled", "malformed" }
@@ -47,6 +52,7 @@ function room.leave(c)
     for _, k in ipairs(STAT_NAMES) do totals[k] = totals[k] + (s[k] or 0) end
   end
   inbox:forget(c.id)
+  held_ticks[c.id] = nil
   room.state.players[c.id] = nil
   if room.state.it == c.id then pick_it() end
 end
@@ -89,8 +95,9 @@ function room.tick(tick_num)
   for _, c in ipairs(room.clients()) do
     local p = room.state.players[c.id]
     if p then
-      local cmd = inbox:take(c.id)
-      if cmd then step(p, cmd, DT) end
+      local cmd, _, fresh = inbox:take(c.id)
+      held_ticks[c.id] = fresh and 0 or (held_ticks[c.id] or 0) + 1
+      if cmd and held_ticks[c.id] <= MAX_HELD_TICKS then step(p, cmd, DT) end
       p.ack = inbox:ack(c.id) or 0
       p.depth = math.min(inbox:depth(c.id) or 0, 255)
     end

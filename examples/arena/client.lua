@@ -73,6 +73,12 @@ function client.connect()
   end)
 end
 
+-- While the link is down nothing reaches the room: make no inputs (the
+-- prediction would run away from a player the room holds still).
+local link_down = false
+function client.lost() link_down = true end
+function client.resumed() link_down = false end
+
 function client.disconnect(reason)
   if reason ~= "left" then log.info("arena: disconnected: " .. tostring(reason)) end
   leave_terminal()
@@ -186,7 +192,7 @@ function client.tick(_, dt)
       cleared = true
     end
   end
-  if not (r and prediction) then return end
+  if not (r and prediction) or link_down then return end
   for _ = 1, dilation:steps(dt) do
     local cmd = person and keyboard_cmd(now) or walk_cmd(now)
     prediction:apply(sender:push(cmd), cmd)

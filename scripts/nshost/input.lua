@@ -338,8 +338,9 @@ function Receiver:take(key)
   if not st then return nil end
   local seqs, d = st.seqs, self.delay_ticks
   if not st.started and #seqs > 0 and #seqs >= d then st.started = true end
-  if st.started and #seqs > d + math.max(2, d) then
-    -- The client runs fast: trim back so that d wait after this take.
+  if st.started and #seqs - 1 > 2 * math.max(2, d) then
+    -- The client runs fast (more than max(2, d) past the depth it aims at
+    -- would still wait after this take): trim back so that d wait.
     local keep_from = seqs[#seqs - d]
     local n = 0
     while seqs[n + 1] < keep_from do n = n + 1 end

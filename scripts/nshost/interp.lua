@@ -79,6 +79,8 @@ function M.new(options)
     base = nil,        -- the first offset: keeps the ring's values small
     clock = 0,         -- the mean offset (relative to base)
     jitter = 0,        -- standard deviation of the offsets, seconds
+    late = 0,          -- the largest offset above their mean, seconds
+    below = 0,         -- arrivals in a row whose target was below the delay
     mode = "interp",   -- "interp", "extrap" or "underrun": what the last sample did
     counts = { pushes = 0, stale = 0, extrapolations = 0, underruns = 0, extrapolated_samples = 0, truncated = 0 },
   }, View)
@@ -119,28 +121,37 @@ local function observe(self, tick, now, step)
   local n, sum = #self.offsets, 0
   for i = 1, n do sum = sum + self.offsets[i] end
   local mean = sum / n
-  local var = 0
+  local var, late = 0, 0
   for i = 1, n do
     local d = self.offsets[i] - mean
     var = var + d * d
+    if d > late then late = d end
   end
   self.clock = mean
   self.jitter = sqrt(var / n)
-  -- The gap between states (1 when every tick is sent) must be covered too.
+  self.late = late
+  -- The target covers the latest arrival of the window too: a reliable
+  -- channel's retransmit holds every later state back (one late arrival and
+  -- a burst), which a standard deviation alone underrates. And the gap
+  -- between states (1 when every tick is sent).
   local gap, gaps = 0, 0
   for _, s in pairs(self.steps) do
     gap = gap + s
     gaps = gaps + 1
   end
   gap = gaps > 0 and gap / gaps or 1
-  local target = self.safety * self.jitter * self.rate + gap
+  local target = math.max(self.safety * self.jitter, late + self.jitter) * self.rate + gap
   if target < self.min_frames then target = self.min_frames end
   if target > self.max_frames then target = self.max_frames end
   self.target = target
-  if target > self.delay then
+  if target >= self.delay then
     self.delay = math.min(target, self.delay + self.rise)
+    self.below = 0
   else
-    self.delay = math.max(target, self.delay - self.decay)
+    -- Down only after a whole window below: the next stall is likely as
+    -- long as the last.
+    self.below = self.below + 1
+    if self.below > self.history then self.delay = math.max(target, self.delay - self.decay) end
   end
 end
 
@@ -257,6 +268,7 @@ function View:stats()
     pushes = c.pushes, stale = c.stale, extrapolations = c.extrapolations, underruns = c.underruns,
     extrapolated_samples = c.extrapolated_samples, truncated = c.truncated, states = #self.states,
     delay_frames = self.delay, target_frames = self.target, jitter_ms = self.jitter * 1000,
+    late_ms = self.late * 1000,
   }
 end
 

@@ -27,7 +27,7 @@ std::string run(const std::string& code, nshost::Options options = {}) {
 
 }  // namespace
 
-TEST_CASE("input: a packet carries the last unacked inputs oldest first; ack drops them; the cap drops the oldest") {
+TEST_CASE("input: a packet carries the last unacked inputs oldest first, ack drops them, the cap drops the oldest") {
   CHECK(run(R"lua(
     local s = input.sender{ fields = fields, redundancy = 3, max_unacked = 5 }
     eq(s:packet(), nil, "nothing pushed, nothing to send")
@@ -115,12 +115,19 @@ TEST_CASE("input: the server holds the last input until superseded, and delay_ti
     eq(st.missed, 1, "missed") eq(st.late, 1, "late") eq(st.held, 3, "held")
     r:receive("a", packets[3])              -- a duplicate: not late twice
     eq(r:stats("a").late, 1, "late once")
-    -- the client runs fast: 7 waiting > d + max(2, d) = 4, trimmed to leave d after the take
+    -- the client runs fast: 7 would wait after the take, > 2 * max(2, d) = 4: trimmed to leave d
     for i = 6, 12 do r:receive("a", packets[i]) end
     eq(r:depth("a"), 8, "5..12 waiting")
     cmd, seq = r:take("a")
     eq(seq, 10, "trimmed to the newest d + 1") eq(r:depth("a"), 2, "d left")
     eq(r:stats("a").dropped, 5, "5..9 dropped")
+    -- d = 0: up to 2 * max(2, d) = 4 waiting after the take are kept (twice
+    -- the dilation's default target), 5 are trimmed to d = 0
+    local r0 = input.receiver{ fields = fields, delay_ticks = 0 }
+    for i = 1, 5 do r0:receive("z", packets[i]) end
+    cmd, seq = r0:take("z") eq(seq, 1, "no trim") eq(r0:depth("z"), 4, "4 wait")
+    for i = 6, 7 do r0:receive("z", packets[i]) end
+    cmd, seq = r0:take("z") eq(seq, 7, "trimmed") eq(r0:depth("z"), 0, "none wait")
     r:forget("a")
     eq(r:take("a"), nil, "forgotten")
     eq(r:stats().applied, 4, "totals outlive the key")
@@ -216,7 +223,7 @@ TEST_CASE("input: a hostile peer's packets never grow the receiver's or the send
   )lua") == "ok");
 }
 
-TEST_CASE("input: dilation's factor has the sign of the depth error and the bound max; steps follow dt * rate * (1 + factor)") {
+TEST_CASE("input: dilation's factor has the sign of the depth error and the bound max, and steps follow dt * rate * (1 + factor)") {
   CHECK(run(R"lua(
     local d = input.dilation{ tick_rate = 30, target_depth = 2, max = 0.05, gain = 0.05 }
     eq(d:factor(), 0, "no observation yet")

@@ -14,7 +14,8 @@ local M = {}
 ---@return nshost.interp.View
 function M.new(options) end
 
----[server, client, room] A client's view of remote entities, from interp.new.
+---[server, client, room] A client's view of remote entities, from interp.new. The delay's target is
+---clamp(max(safety * jitter, latest + jitter) * tick_rate + gap, min, max) over the last `history` arrivals.
 ---@class nshost.interp.View
 local View = {}
 
@@ -44,7 +45,7 @@ function View:render_tick(now) end
 function View:delay_frames() end
 
 ---Counters and the current estimate.
----@return {pushes: integer, stale: integer, extrapolations: integer, underruns: integer, extrapolated_samples: integer, truncated: integer, states: integer, delay_frames: number, target_frames: number, jitter_ms: number}
+---@return {pushes: integer, stale: integer, extrapolations: integer, underruns: integer, extrapolated_samples: integer, truncated: integer, states: integer, delay_frames: number, target_frames: number, jitter_ms: number, late_ms: number}
 function View:stats() end
 
 return M

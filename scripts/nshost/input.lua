@@ -213,8 +213,8 @@ function M.receiver(options)
   local c = codec("receiver", options.fields)
   local max_buffer = int_option("receiver", options, "max_buffer", 64, 1)
   local delay_ticks = int_option("receiver", options, "delay_ticks", 0, 0)
-  if delay_ticks + math.max(2, delay_ticks) >= max_buffer then
-    fail("receiver", "max_buffer must be above delay_ticks + max(2, delay_ticks)", 2)
+  if max_buffer <= 2 * math.max(2, delay_ticks) + 1 then
+    fail("receiver", "max_buffer must be above 2 * max(2, delay_ticks) + 1 (where it trims)", 2)
   end
   return setmetatable({
     codec = c,

@@ -187,6 +187,8 @@ TEST_CASE("input: malformed and hostile packets return nil, reason and change no
     assert(not ok and err:find("sender:push: dx must be an integer in -128..127", 1, true), err)
     ok, err = pcall(input.sender, { fields = { a = "i64" } })
     assert(not ok and err:find("unknown type i64", 1, true), err)
+    ok, err = pcall(input.receiver, { fields = fields, delay_ticks = 4, max_buffer = 9 })
+    assert(not ok and err:find("max_buffer must be above 2 * max(2, delay_ticks) + 1", 1, true), err)
     ok, err = pcall(input.sender, { fields = fields, redundancy = 33 })
     assert(not ok and err:find("redundancy must be an integer in 1..32", 1, true), err)
   )lua") == "ok");

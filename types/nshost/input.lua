@@ -21,7 +21,7 @@ local M = {}
 function M.sender(options) end
 
 ---The server's receiver, one per room; one buffer per key. Raises on bad options.
----@param options {fields: nshost.input.fields, delay_ticks?: integer, max_buffer?: integer, max_jump?: integer} delay_ticks: the jitter buffer in ticks (seed 002 simulation_delay_ticks; default 0: apply on the next tick); max_buffer: inputs buffered per key (default 64, > delay_ticks + max(2, delay_ticks)); max_jump: how far past the newest seq received a packet may reach (default 4096)
+---@param options {fields: nshost.input.fields, delay_ticks?: integer, max_buffer?: integer, max_jump?: integer} delay_ticks: the jitter buffer in ticks (seed 002 simulation_delay_ticks; default 0: apply on the next tick); max_buffer: inputs buffered per key (default 64, > 2 * max(2, delay_ticks) + 1); max_jump: how far past the newest seq received a packet may reach (default 4096)
 ---@return nshost.input.Receiver
 function M.receiver(options) end
 

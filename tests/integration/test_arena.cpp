@@ -171,7 +171,7 @@ TEST_CASE("arena: 4 bots under --netsim=100,20,0.05,0,0 keep the p99 prediction 
   CHECK(*applied > 4 * 200);
 }
 
-TEST_CASE("arena: played in a terminal (tmux): drawn, moved by keys and arrows, q and ctrl-c quit and the mode is restored") {
+TEST_CASE("arena: played in a terminal (tmux): drawn, moved by keys and arrows, q, ctrl-c and SIGTERM stop it and the mode is restored") {
   int status = -1;
   shell("command -v tmux >/dev/null", &status);
   REQUIRE_MESSAGE(status == 0, "tmux is missing: apt-get install tmux (dev.sh installs it)");
@@ -183,10 +183,15 @@ TEST_CASE("arena: played in a terminal (tmux): drawn, moved by keys and arrows, 
   REQUIRE(bot->wait_stdout("netcode config"));
 
   Tmux tmux(dir.path);
-  std::string play = shell_quoted(nshost_binary()) + " --role=client --connect=nshost://127.0.0.1:" +
-                     std::to_string(server.port) + " " + shell_quoted(arena_script()) + " 2>" +
-                     shell_quoted(dir.path + "/client.log") + "; echo exit=$? > " + shell_quoted(dir.path + "/exit.txt") +
-                     "; stty -a > " + shell_quoted(dir.path + "/stty.txt");
+  // The client runs in the foreground of the pane's shell (its pid in a
+  // file, for the SIGTERM round); then the shell writes its exit status and
+  // the terminal's mode.
+  std::string client = "echo $$ > " + dir.path + "/pid; exec " + nshost_binary() +
+                       " --role=client --connect=nshost://127.0.0.1:" + std::to_string(server.port) + " " +
+                       arena_script();
+  std::string play = "sh -c " + shell_quoted(client) + " 2>" + shell_quoted(dir.path + "/client.log") +
+                     "; echo exit=$? > " + shell_quoted(dir.path + "/exit.txt") + "; stty -a > " +
+                     shell_quoted(dir.path + "/stty.txt");
   {
     std::ofstream script(dir.path + "/play.sh");
     script << play << "\n";
@@ -254,6 +259,26 @@ TEST_CASE("arena: played in a terminal (tmux): drawn, moved by keys and arrows, 
   }
   REQUIRE_MESSAGE(drawn, tmux.capture());
   tmux.keys("C-c");
+  check_left_cleanly(tmux, dir.path);
+
+  // SIGTERM from outside: the same clean stop.
+  std::filesystem::remove(dir.path + "/exit.txt");
+  std::filesystem::remove(dir.path + "/stty.txt");
+  std::filesystem::remove(dir.path + "/pid");
+  tmux.keys(shell_quoted("sh " + dir.path + "/play.sh") + " Enter");
+  drawn = false;
+  for (int i = 0; i < 100 && !drawn; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    drawn = marker(tmux.capture()).has_value();
+  }
+  REQUIRE_MESSAGE(drawn, tmux.capture());
+  pid_t pid = 0;
+  {
+    std::ifstream in(dir.path + "/pid");
+    in >> pid;
+  }
+  REQUIRE(pid > 0);
+  REQUIRE(kill(pid, SIGTERM) == 0);
   check_left_cleanly(tmux, dir.path);
 
   bot->send_signal(SIGTERM);

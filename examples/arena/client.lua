@@ -27,6 +27,12 @@ if person then
   if not ok then
     log.warn("arena: " .. tostring(err) .. ": playing as a bot (no keyboard)")
     person = false
+  else
+    local cols, rows = term.size()
+    if cols and (cols < arena.WIDTH + 2 or rows < arena.HEIGHT + 3) then
+      log.warn(("arena: the terminal is %dx%d; the arena needs %dx%d"):format(cols, rows, arena.WIDTH + 2,
+        arena.HEIGHT + 3))
+    end
   end
 end
 local metrics = not person

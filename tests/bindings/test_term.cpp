@@ -104,7 +104,7 @@ TEST_CASE("term: with stdin and stdout not a terminal, open and size fail with E
   CHECK(out.find("written\nwrite: true\n") != std::string::npos);
 }
 
-TEST_CASE("term: absent on the server, in bots and in a sandboxed state; a headless client cannot open it") {
+TEST_CASE("term: absent on the server, in bots and in a sandboxed state, and a headless client cannot open it") {
   CHECK(probe("server", {}).find("term is nil\n") != std::string::npos);
   std::string headless = probe("client", {"--headless"});
   CHECK_MESSAGE(headless.find("open: nil,headless client (no terminal input),ENOTTY\n") != std::string::npos, headless);

@@ -21,6 +21,9 @@ void open_shard_client(lua_State* L);   // hop (bindings/shard.cpp)
 void open_net(lua_State* L);            // net.* TCP/HTTP/WebSocket, both roles (bindings/net.cpp)
 void open_json(lua_State* L);           // json.encode/decode (bindings/json.cpp)
 void open_timer(lua_State* L);          // timer.after/every (bindings/timer.cpp)
+// term.* (bindings/term.cpp): opens nothing unless the state is a client's,
+// not sandboxed and not a bot.
+void open_term(lua_State* L);
 // Rooms (docs/rooms.md).
 void open_rooms_server(lua_State* L);   // rooms.define in the server script (bindings/rooms_server.cpp)
 void open_room(lua_State* L);           // the room table of a room's state (bindings/room.cpp)

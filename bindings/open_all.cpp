@@ -34,6 +34,7 @@ void open_client_modules(lua_State* L) {
   open_shard_client(L);
   open_room_handle(L);
   open_rooms_client(L);
+  open_term(L);
 }
 
 void open_room_modules(lua_State* L) {

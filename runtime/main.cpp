@@ -24,6 +24,7 @@
 #include "runtime/roles/host_role.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/config/options.hpp"
+#include "runtime/core/terminal.hpp"
 #include "runtime/roles/server_role.hpp"
 
 using namespace nshost;
@@ -68,6 +69,8 @@ int64_t steady_now_ns() {
   if (n > 0 && write(STDERR_FILENO, line, std::min<size_t>(n, sizeof line - 1)) < 0) {
     // Nothing more to do: the process ends either way.
   }
+  // _exit skips atexit: a client playing in the terminal must not leave it raw.
+  restore_terminal_mode();
   _exit(exit_code);
 }
 

@@ -270,6 +270,47 @@ local Timer = {}
 ---@return boolean was_pending
 function Timer:cancel() end
 
+-- term -------------------------------------------------------------------------
+
+---[client] The terminal a person plays in (docs/scripting.md "term"): keys read from stdin in raw mode, polled
+---each tick; text written to stdout. Only in a client's state that is not a bot and not sandboxed: elsewhere
+---`term` is nil. A --headless client has it but cannot open it. The mode is restored by term.close, when the state closes, at exit and on a signal.
+---@class nshost.termlib
+term = {}
+
+---Puts stdin (a libuv TTY) in raw mode and starts reading keys; ctrl-c still stops the client (SIGINT). Opening an
+---open terminal does nothing. nil, "not a terminal", "ENOTTY" when stdin is not a terminal;
+---nil, "headless client (no terminal input)", "ENOTTY" under --headless.
+---@return true? ok
+---@return string? message
+---@return string? code
+function term.open() end
+
+---The keys typed since the last call, oldest first: a character as itself ("w", "W", "1"), "up", "down", "left",
+---"right", "home", "end", "insert", "delete", "pageup", "pagedown", "enter", "tab", "space", "backspace",
+---"escape", "ctrl-a".."ctrl-z". At most 256 are held between two calls (the newest past it are dropped).
+---Raises unless the terminal is open.
+---@return string[] keys
+function term.keys() end
+
+---Writes `text` (bytes, escape sequences included) to stdout at once. Raises past 1 MiB.
+---nil, "cannot write to stdout", "EIO" when the write fails.
+---@param text string
+---@return true? ok
+---@return string? message
+---@return string? code
+function term.write(text) end
+
+---The terminal's size in characters (stdout's, else stdin's). nil, "not a terminal", "ENOTTY" when neither is one.
+---@return integer? cols
+---@return integer|string? rows_or_message
+---@return string? code
+function term.size() end
+
+---Restores the terminal's mode and stops reading keys. True if it was open; calling it again is harmless.
+---@return boolean was_open
+function term.close() end
+
 -- Client handles ---------------------------------------------------------------
 
 ---[server, client] The server script's handle of one connection: the same userdata for every event of it (usable

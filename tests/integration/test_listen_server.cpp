@@ -28,22 +28,6 @@ namespace {
 
 std::string game() { return test_script("listen/game.lua"); }
 
-// `nshost --role=host --port=0 --headless ... SCRIPT`, and the bound port from
-// its "listening on" line (0 if it never came up).
-Server start_host(const std::string& script, std::vector<std::string> extra_args = {},
-                  std::vector<std::string> env = {}) {
-  std::vector<std::string> args{nshost_binary(), "--role=host", "--port=0", "--headless"};
-  for (auto& a : extra_args) args.push_back(a);
-  args.push_back(script);
-  Server host;
-  host.process = std::make_unique<ChildProcess>(args, env);
-  if (auto line = host.process->wait_stderr("listening on ", 10000)) {
-    auto colon = line->find(':', line->find("listening on "));
-    host.port = std::atoi(line->c_str() + colon + 1);
-  }
-  return host;
-}
-
 // Order-free: pumps the child's output until `needle` is anywhere in what it
 // wrote to stdout (or stderr), or `timeout_ms` passes.
 bool saw(ChildProcess& p, std::string_view needle, bool on_stderr = false, int timeout_ms = 10000) {

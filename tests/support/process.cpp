@@ -148,8 +148,10 @@ std::string example_script(std::string_view relative) {
   return std::string(NSHOST_SOURCE_DIR) + "/examples/" + std::string(relative);
 }
 
-Server start_server(const std::string& script, std::vector<std::string> extra_args, std::vector<std::string> env) {
-  std::vector<std::string> args{nshost_binary(), "--role=server", "--port=0"};
+namespace {
+
+Server start_listening(std::vector<std::string> args, const std::string& script,
+                       std::vector<std::string> extra_args, std::vector<std::string> env) {
   for (auto& a : extra_args) args.push_back(a);
   args.push_back(script);
   Server server;
@@ -159,6 +161,17 @@ Server start_server(const std::string& script, std::vector<std::string> extra_ar
     server.port = std::atoi(line->c_str() + colon + 1);
   }
   return server;
+}
+
+}  // namespace
+
+Server start_server(const std::string& script, std::vector<std::string> extra_args, std::vector<std::string> env) {
+  return start_listening({nshost_binary(), "--role=server", "--port=0"}, script, std::move(extra_args), std::move(env));
+}
+
+Server start_host(const std::string& script, std::vector<std::string> extra_args, std::vector<std::string> env) {
+  return start_listening({nshost_binary(), "--role=host", "--port=0", "--headless"}, script, std::move(extra_args),
+                         std::move(env));
 }
 
 std::unique_ptr<ChildProcess> start_client(const std::string& script, int port, std::vector<std::string> extra_args,

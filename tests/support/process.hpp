@@ -62,6 +62,9 @@ struct Server {
 };
 Server start_server(const std::string& script, std::vector<std::string> extra_args = {},
                     std::vector<std::string> env = {});
+// The same for a listen server: `nshost --role=host --port=0 --headless ...`.
+Server start_host(const std::string& script, std::vector<std::string> extra_args = {},
+                  std::vector<std::string> env = {});
 std::unique_ptr<ChildProcess> start_client(const std::string& script, int port,
                                            std::vector<std::string> extra_args = {},
                                            std::vector<std::string> env = {});

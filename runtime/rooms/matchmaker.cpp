@@ -1,6 +1,7 @@
 #include "runtime/rooms/matchmaker.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace nshost::rooms {
 
@@ -113,14 +114,23 @@ void InProcessMatchmaker::form_in(Queue& q, uint64_t now_ms, const std::function
 
 std::vector<Match> InProcessMatchmaker::form(uint64_t now_ms, const std::function<bool(uint64_t)>& eligible) {
   std::vector<Match> out;
+  // A player waiting for several types plays in one match: once matched it
+  // is passed over by the other types in this pass and leaves their queues.
+  std::unordered_set<uint64_t> matched;
+  auto available = [&](uint64_t session) { return !matched.count(session) && eligible(session); };
   for (auto& [name, q] : queues_) {
     bool due = q.changed || (q.next_deadline_ms && now_ms >= *q.next_deadline_ms);
-    if (due && !q.waiting.empty()) form_in(q, now_ms, eligible, out);
-    else if (q.waiting.empty()) {
+    if (due && !q.waiting.empty()) {
+      size_t first = out.size();
+      form_in(q, now_ms, available, out);
+      for (size_t i = first; i < out.size(); ++i)
+        for (const Ticket& t : out[i].participants) matched.insert(t.session_id);
+    } else if (q.waiting.empty()) {
       q.changed = false;
       q.next_deadline_ms.reset();
     }
   }
+  for (uint64_t session : matched) dequeue(session, std::nullopt);
   return out;
 }
 

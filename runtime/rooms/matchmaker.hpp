@@ -74,7 +74,8 @@ class Matchmaker {
   virtual size_t dequeue(uint64_t session_id, std::optional<std::string_view> room_type) = 0;
   virtual size_t queued(std::string_view room_type) const = 0;
   virtual bool is_queued(uint64_t session_id, std::string_view room_type) const = 0;
-  // Forms the matches that can start at `now_ms`, removing their tickets.
+  // Forms the matches that can start at `now_ms`, removing their tickets; a
+  // session is in at most one of them and, once matched, leaves every queue.
   // `eligible(session)` says whether a session may be matched now (a
   // session whose link is down waits in the queue, passed over).
   virtual std::vector<Match> form(uint64_t now_ms, const std::function<bool(uint64_t)>& eligible) = 0;

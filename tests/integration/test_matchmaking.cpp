@@ -97,6 +97,23 @@ TEST_CASE("matchmaking: 8 players queued for size 4 make exactly two rooms of 4,
   welcome_all(peers);
   int64_t started_ms = now_ms();
   for (size_t i = 0; i < 8; ++i) queued(enqueue(peers, i, "quad", 4));
+  // Each peer hears match.found before any room.message of its room (what
+  // room.join sent it, and what later players' room.join broadcast to it).
+  REQUIRE(peers.wait(
+      [&] {
+        for (size_t i = 0; i < 8; ++i) {
+          size_t welcomes = 0;
+          for (const Message& m : peers.inbox(i)) welcomes += m.payload.string_at("type") == "welcome";
+          if (welcomes == 0) return false;
+        }
+        return true;
+      },
+      5000));
+  for (size_t i = 0; i < 8; ++i) {
+    auto& inbox = peers.inbox(i);
+    REQUIRE(!inbox.empty());
+    CHECK(inbox.front().type == "match.found");
+  }
   std::map<int64_t, std::set<uint64_t>> rooms;  // room -> who was told it
   std::vector<Found> told(8);
   for (size_t i = 0; i < 8; ++i) {
@@ -114,7 +131,7 @@ TEST_CASE("matchmaking: 8 players queued for size 4 make exactly two rooms of 4,
   // Oldest first: the first four queued share the first room.
   for (size_t i = 1; i < 4; ++i) CHECK(told[i].room == told[0].room);
   for (size_t i = 5; i < 8; ++i) CHECK(told[i].room == told[4].room);
-  // Seated, and room.join's message to each arrived after its match.found.
+  // Seated: room.join greeted each.
   for (size_t i = 0; i < 8; ++i) {
     auto welcome = heard(peers, i, "welcome");
     REQUIRE(welcome);

@@ -212,3 +212,20 @@ TEST_CASE("matchmaker: nobody is in two matches, however many form in one pass")
   }
   CHECK(mm.queued("four") == 0);
 }
+
+TEST_CASE("matchmaker: a player waiting for two types plays in one match and leaves the other queue") {
+  InProcessMatchmaker mm;
+  std::string error;
+  REQUIRE(mm.define(type_of("a", 2), error));
+  REQUIRE(mm.define(type_of("b", 2), error));
+  REQUIRE_FALSE(mm.enqueue(ticket(1, "a"), 1));
+  REQUIRE_FALSE(mm.enqueue(ticket(1, "b"), 1));
+  REQUIRE_FALSE(mm.enqueue(ticket(2, "a"), 2));
+  REQUIRE_FALSE(mm.enqueue(ticket(3, "b"), 3));
+  auto matches = mm.form(10, anyone);
+  REQUIRE(matches.size() == 1);
+  CHECK(matches[0].room_type == "a");
+  CHECK(sessions_of(matches[0]) == std::vector<uint64_t>{1, 2});
+  CHECK_FALSE(mm.is_queued(1, "b"));
+  CHECK(mm.is_queued(3, "b"));
+}

@@ -37,6 +37,15 @@ std::optional<std::string> InProcessMatchmaker::enqueue(Ticket ticket, uint64_t 
 }
 
 size_t InProcessMatchmaker::dequeue(uint64_t session_id, std::optional<std::string_view> room_type) {
+  if (forming_) {
+    // From inside a match call (the script ended a session): the queues are
+    // being walked, so the removal waits for the end of the pass.
+    size_t n = 0;
+    for (const auto& [name, q] : queues_)
+      if (!room_type || name == *room_type) n += is_queued(session_id, name);
+    deferred_.emplace_back(session_id, room_type ? std::optional<std::string>(*room_type) : std::nullopt);
+    return n;
+  }
   size_t removed = 0;
   for (auto& [name, q] : queues_) {
     if (room_type && name != *room_type) continue;
@@ -117,6 +126,7 @@ std::vector<Match> InProcessMatchmaker::form(uint64_t now_ms, const std::functio
   // A player waiting for several types plays in one match: once matched it
   // is passed over by the other types in this pass and leaves their queues.
   std::unordered_set<uint64_t> matched;
+  forming_ = true;
   auto available = [&](uint64_t session) { return !matched.count(session) && eligible(session); };
   for (auto& [name, q] : queues_) {
     bool due = q.changed || (q.next_deadline_ms && now_ms >= *q.next_deadline_ms);
@@ -130,7 +140,11 @@ std::vector<Match> InProcessMatchmaker::form(uint64_t now_ms, const std::functio
       q.next_deadline_ms.reset();
     }
   }
+  forming_ = false;
   for (uint64_t session : matched) dequeue(session, std::nullopt);
+  std::vector<std::pair<uint64_t, std::optional<std::string>>> deferred;
+  deferred.swap(deferred_);
+  for (const auto& [session, type] : deferred) dequeue(session, type);
   return out;
 }
 

@@ -128,6 +128,8 @@ class InProcessMatchmaker final : public Matchmaker {
   void form_in(Queue& q, uint64_t now_ms, const std::function<bool(uint64_t)>& eligible, std::vector<Match>& out);
 
   size_t max_queued_;
+  bool forming_ = false;  // inside form(): dequeues wait in deferred_
+  std::vector<std::pair<uint64_t, std::optional<std::string>>> deferred_;
   std::map<std::string, Queue, std::less<>> queues_;
   uint64_t next_serial_ = 1;
   uint64_t predicate_calls_ = 0;

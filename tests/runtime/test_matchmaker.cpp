@@ -229,3 +229,26 @@ TEST_CASE("matchmaker: a player waiting for two types plays in one match and lea
   CHECK_FALSE(mm.is_queued(1, "b"));
   CHECK(mm.is_queued(3, "b"));
 }
+
+TEST_CASE("matchmaker: a dequeue from inside a match call waits for the end of the pass") {
+  struct Dequeuing final : MatchPredicate {
+    InProcessMatchmaker* mm = nullptr;
+    bool compatible(const Ticket&, const Ticket&) override {
+      // As a script that ends a session from its match function would.
+      CHECK(mm->dequeue(3, std::nullopt) == (mm->is_queued(3, "duo") ? 1u : 0u));
+      return true;
+    }
+  };
+  InProcessMatchmaker mm;
+  auto predicate = std::make_shared<Dequeuing>();
+  predicate->mm = &mm;
+  MatchType t = type_of("duo", 2);
+  t.predicate = predicate;
+  std::string error;
+  REQUIRE(mm.define(t, error));
+  for (uint64_t s = 1; s <= 3; ++s) REQUIRE_FALSE(mm.enqueue(ticket(s, "duo"), s));
+  auto matches = mm.form(10, anyone);
+  REQUIRE(matches.size() == 1);
+  CHECK(sessions_of(matches[0]) == std::vector<uint64_t>{1, 2});
+  CHECK(mm.queued("duo") == 0);  // 3 left after the pass
+}

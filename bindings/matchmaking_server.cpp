@@ -29,10 +29,10 @@ void push_properties(lua_State* L, const rooms::Ticket& t) {
 // The script's match(a, b), kept as a registry ref of the server script's
 // state (which outlives the room manager, and so this). Each call runs as a
 // handler: protected, under --handler-timeout and --instruction-budget. A
-// call that raises or runs out of its limits answers "not compatible"; the
-// first such failure of a type is logged with its traceback, later ones
-// only counted (the matcher asks each pair once, but a broken function
-// would otherwise log once per pair).
+// call that raises or runs out of its limits answers "not compatible" and is
+// a script error to the host (--strict); the first such failure of a type is
+// logged with its traceback, later ones only counted (the matcher asks each
+// pair once, but a broken function would otherwise log once per pair).
 class LuaMatchPredicate final : public rooms::MatchPredicate {
  public:
   LuaMatchPredicate(ScriptHost& script, int ref, std::string room_type)
@@ -57,6 +57,7 @@ class LuaMatchPredicate final : public rooms::MatchPredicate {
     });
     if (!ran && error.empty()) error = "the call could not be made (logged above)";
     if (error.empty()) return verdict;
+    script_.host().on_script_error();  // --strict stops the server, as for a handler's error
     if (failures_++ == 0)
       log_write(LogLevel::error, script_.log_tag(),
                 "matchmaking: match function of room type '" + room_type_ + "' failed (treated as not compatible; "

@@ -5,8 +5,9 @@
 // Everything runs on the server's loop thread, one request at a time: a join
 // is decided (room.join included) before the next packet is read, so a room
 // never holds more than its max_clients however many joins arrive at once.
-// Definitions: room_manager.cpp (types, members, joins, leaves, disposal)
-// and room_dispatch.cpp (decoding requests, answering them).
+// Definitions: room_manager.cpp (types, members, joins, leaves, disposal),
+// room_dispatch.cpp (decoding requests, answering them) and
+// room_matchmaking.cpp (the matchmaking requests and starting matches).
 #include <enet/enet.h>
 #include <uv.h>
 

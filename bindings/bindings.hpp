@@ -34,6 +34,9 @@ void open_room_view(lua_State* L, int room_table);
 void open_room_client(lua_State* L);    // the room client handle's metatable (bindings/room_client.cpp)
 void open_rooms_client(lua_State* L);   // rooms.* on the client (bindings/rooms_client.cpp)
 void open_room_handle(lua_State* L);    // the client's room handle metatable (bindings/room_handle.cpp)
+// Matchmaking (docs/matchmaking.md).
+void open_matchmaking_server(lua_State* L);  // matchmaking.define (bindings/matchmaking_server.cpp)
+void open_matchmaking_client(lua_State* L);  // matchmaking.enqueue/dequeue (bindings/matchmaking_client.cpp)
 
 // The id inside the handle at `arg`; raises a Lua argument error if it is not
 // a client handle. Validity is the caller's to check.

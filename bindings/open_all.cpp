@@ -25,6 +25,7 @@ void open_server_modules(lua_State* L) {
   open_server(L);
   open_shard_server(L);
   open_rooms_server(L);
+  open_matchmaking_server(L);
 }
 
 void open_client_modules(lua_State* L) {
@@ -35,6 +36,7 @@ void open_client_modules(lua_State* L) {
   open_room_handle(L);
   open_rooms_client(L);
   open_term(L);
+  open_matchmaking_client(L);
 }
 
 void open_room_modules(lua_State* L) {

@@ -72,6 +72,8 @@
 ---@field room_message? fun(r: nshost.room, type: string, data: any) A message from a room this client is in (`data` decoded; a string of raw bytes for a .bytes message).
 ---@field room_left? fun(r: nshost.room, reason: string) The server removed this client from a room ("kicked", "disposed", "closed: <reason>", "memory") or the session ended ("disconnected"). `r` is already stale.
 ---@field room_state? fun(r: nshost.room, state: table, changes?: any[][]) After each state snapshot or patch applied (docs/state.md "Client"): `state` is r.state; `changes` the changed paths (arrays of keys; `{{}}` after a snapshot), built only when the handler declares 3 or more parameters.
+---@field match_found? fun(match: nshost.match) A match formed and this client is seated in `match.room` (docs/matchmaking.md).
+---@field match_failed? fun(room_type: string, reason: string) A match formed but this client could not be seated (room.join refused it, "room failed", "too many rooms"); it is no longer queued.
 
 ---The handlers the host calls on `room` in a room's state (docs/rooms.md "Handlers").
 ---Every one is optional.
@@ -637,6 +639,47 @@ function rooms.session_id() end
 ---[client] "msgpack" or "json" (the codec the server picked) while joined to a server with rooms, else nil.
 ---@return "msgpack"|"json"|nil
 function rooms.codec() end
+
+---What client.match_found gets (seed 003 match.found).
+---@class nshost.match
+---@field room nshost.room the room this client is now seated in (as a rooms.join_or_create callback gives it)
+---@field room_type string
+---@field size integer how many players were seated
+---@field participants integer[] their session ids (rooms.session_id() of each)
+
+---[server, client] Matchmaking (docs/matchmaking.md). The server script says which room types players can queue
+---for (matchmaking.define); a client queues and hears client.match_found, already seated.
+---@class nshost.matchmakinglib
+matchmaking = {}
+
+---[server] Gives room type `room_type` (already rooms.define'd) a queue; only while the script loads. Raises on
+---misuse (an unknown option, size over the type's max_clients, min_size over size, defined twice).
+---@param room_type string
+---@param options {size: integer, min_size?: integer, max_wait_s?: number, match?: fun(a: table, b: table): boolean} size: players per match; min_size (default size): after max_wait_s (default 30) a group this big may start; match: whether two waiting players' properties may play together (without it: anyone, oldest first)
+function matchmaking.define(room_type, options) end
+
+---[client] Queues this client for a match of `room_type`. Returns true when the request is sent, else nil,
+---"not connected", "ENOTCONN" / nil, "too many requests (64 outstanding)", "EBUSY" / nil, "server has no rooms",
+---"ENOTSUP" / nil, "message of N bytes ...", "EMSGSIZE" (cb is then never called). cb(true) when queued, or cb(nil,
+---reason, "EREFUSED"): "already queued", "queue full", "size must be N for this room type", ...; without cb a
+---refusal is logged.
+---@param room_type string
+---@param size integer must equal the server's size for the type
+---@param properties? table what the server's match(a, b) and the room's room.join(c, options) get (at most 4096 bytes encoded)
+---@param cb? fun(ok: true?, message: string?, code: string?)
+---@return true? ok
+---@return string? message
+---@return string? code
+function matchmaking.enqueue(room_type, size, properties, cb) end
+
+---[client] Leaves the queue of `room_type` (every queue when nil). Returns as enqueue does; cb(true), or
+---cb(nil, "not queued", "EREFUSED").
+---@param room_type? string
+---@param cb? fun(ok: true?, message: string?, code: string?)
+---@return true? ok
+---@return string? message
+---@return string? code
+function matchmaking.dequeue(room_type, cb) end
 
 ---[client] One membership of a room (from a rooms.* callback); the same userdata for every event of it.
 ---tostring gives "room(id=5, type=arena)" (", gone" once stale). A stale handle's calls return

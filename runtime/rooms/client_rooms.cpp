@@ -13,6 +13,7 @@ const char* callback_name(ClientRooms::Kind kind) {
     case ClientRooms::Kind::join: return "rooms.join callback";
     case ClientRooms::Kind::list: return "rooms.list callback";
     case ClientRooms::Kind::leave: return "r:leave callback";
+    case ClientRooms::Kind::match: return "matchmaking callback";
   }
   return "rooms callback";
 }
@@ -272,6 +273,8 @@ void ClientRooms::on_catalog(uint8_t channel_id, std::string_view bytes) {
   else if (message.type == "room.message") on_room_message(message, false);
   else if (message.type == "room.message.bytes") on_room_message(message, true);
   else if (message.type == "room.left") on_room_left(message);
+  else if (message.type == "match.found") on_match_found(message);
+  else if (message.type == "match.failed") on_match_failed(message);
   else if (message.type == "error") on_error(message);
   else bad_packet("a catalog message of unknown type '" + message.type.substr(0, 64) + "'");
 }
@@ -309,6 +312,9 @@ void ClientRooms::on_response(const Message& message) {
   }
   if (!*ok) {
     std::string reason(message.payload.string_at("reason").value_or("refused"));
+    // Nobody waits for this answer: the refusal would otherwise go unseen.
+    if (pending.kind == Kind::match && pending.callback_ref == LUA_NOREF)
+      log_write(LogLevel::warn, log_tag_, "matchmaking: the server refused: " + reason.substr(0, 300));
     run_callback(pending.callback_ref, what, [&](lua_State* L) { return push_callback_failure(L, reason, "EREFUSED"); });
     return;
   }
@@ -350,6 +356,7 @@ void ClientRooms::on_response(const Message& message) {
       return;
     }
     case Kind::leave:
+    case Kind::match:
       run_callback(pending.callback_ref, what, [](lua_State* L) {
         lua_pushboolean(L, 1);
         return 1;

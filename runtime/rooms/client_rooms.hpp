@@ -70,7 +70,8 @@ class ClientRooms : private ClientStates::Owner {
     virtual uint32_t rooms_max_message_bytes() const = 0;
   };
 
-  enum class Kind : uint8_t { join, list, leave };
+  // match: matchmaking.enqueue / matchmaking.dequeue (docs/matchmaking.md).
+  enum class Kind : uint8_t { join, list, leave, match };
   // Whether a request can be made now.
   enum class Gate : uint8_t { ok, busy, no_rooms, not_connected };
 
@@ -156,6 +157,9 @@ class ClientRooms : private ClientStates::Owner {
   void on_response(const Message& message);
   void on_room_message(const Message& message, bool bytes);
   void on_room_left(const Message& message);
+  // match.found: the server seated this client in a room; client.match_found.
+  void on_match_found(const Message& message);
+  void on_match_failed(const Message& message);
   void on_error(const Message& message);
   void bad_packet(const std::string& why);
   // Runs a request's callback with what `push` pushes, then releases the ref.

@@ -101,8 +101,7 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
   seats_.push_back(Seat{member.session_id, ref});
   member.rooms.push_back(id_);
   state_->add_client(member.session_id, now_ms());  // room.join may give it a view
-  joining_ = member.session_id;
-  joiner_held_.clear();
+  held_[member.session_id].clear();
   bool ok = script_->invoke(
       "join",
       [&](lua_State* L) {
@@ -123,10 +122,9 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
         refusal = std::move(reason);
         return 0;
       });
-  joining_ = 0;
   check_memory();
   if (!ok || !accepting() || refusal) {
-    joiner_held_.clear();
+    held_.erase(member.session_id);
     std::erase(member.rooms, id_);
     // The seat added above (room.join cannot seat anyone else meanwhile).
     forget_seat(member.session_id);
@@ -141,7 +139,10 @@ std::optional<std::string> Room::try_join(Member& member, const Value* options) 
 
 void Room::release_joiner(Member& member) {
   std::vector<std::pair<std::string, Channel>> held;
-  held.swap(joiner_held_);
+  if (auto it = held_.find(member.session_id); it != held_.end()) {
+    held.swap(it->second);
+    held_.erase(it);
+  }
   for (auto& [bytes, channel] : held) manager_.send_to(member, bytes, channel);
   if (!accepting() || !state_->has_client(member.session_id)) return;
   // With nobody else to patch, the snapshot can carry room.state as it is now.
@@ -218,6 +219,7 @@ bool Room::has(uint64_t session_id) const {
 void Room::forget_seat(uint64_t session_id) {
   auto it = std::find_if(seats_.begin(), seats_.end(), [&](const Seat& s) { return s.session_id == session_id; });
   if (it == seats_.end()) return;
+  held_.erase(session_id);
   if (script_) luaL_unref(script_->state(), LUA_REGISTRYINDEX, it->handle_ref);
   seats_.erase(it);
   state_->remove_client(session_id, script_ ? script_->state() : nullptr);
@@ -437,8 +439,8 @@ bool Room::send(lua_State* L, std::span<const uint64_t> recipients, std::string_
   }
   for (Member* m : members) {
     size_t c = static_cast<size_t>(*m->codec);
-    if (m->session_id == joining_) {
-      joiner_held_.emplace_back(encoded[c], ch);
+    if (auto it = held_.find(m->session_id); it != held_.end()) {
+      it->second.emplace_back(encoded[c], ch);
       ++sent;
       continue;
     }

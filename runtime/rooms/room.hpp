@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/core/tick_driver.hpp"
@@ -61,8 +62,9 @@ class Room final : public HostApi, private StateLink {
   // what is sent to it is held until release_joiner(), so that it arrives
   // after the rpc.response; a refused client's held messages are dropped.
   std::optional<std::string> try_join(Member& member, const Value* options);
-  // Sends what room.join sent the client it seated last, then its first
-  // state.snapshot.
+  // Sends what was held for `member` since try_join seated it, then its
+  // first state.snapshot. Several seated clients may be held at once (a
+  // match seats all its players before telling them).
   void release_joiner(Member& member);
   // Takes `member` out (it must be in), runs room.leave(c, reason), and, when
   // `told` is set, sends it room.left {room, reason = *told}. Disposes the
@@ -166,8 +168,10 @@ class Room final : public HostApi, private StateLink {
   bool memory_failed_ = false;
   std::string close_reason_;  // told to clients: "disposed" or "closed: <reason>"
   uint64_t memory_errors_seen_ = 0;
-  uint64_t joining_ = 0;  // the session room.join is running for (0: none)
-  std::vector<std::pair<std::string, Channel>> joiner_held_;  // encoded for the joiner's codec
+  // What is sent to a seated client before it was told it is in the room
+  // (its join's rpc.response, a match's match.found): encoded for its codec,
+  // sent by release_joiner.
+  std::unordered_map<uint64_t, std::vector<std::pair<std::string, Channel>>> held_;
 };
 
 }  // namespace nshost::rooms

@@ -49,6 +49,8 @@ void RoomManager::on_packet(uint64_t session_id, std::string_view bytes, Channel
   else if (message.type == "room.list") on_list_request(*m, message);
   else if (message.type == "room.message") on_room_message(*m, message, false);
   else if (message.type == "room.message.bytes") on_room_message(*m, message, true);
+  else if (message.type == "matchmaking.enqueue") on_enqueue_request(*m, message);
+  else if (message.type == "matchmaking.dequeue") on_dequeue_request(*m, message);
   else refuse_packet(*m, "unknown message type '" + message.type.substr(0, 64) + "'");
 }
 

@@ -16,13 +16,17 @@ JoinResult refused(std::string reason) {
 
 }  // namespace
 
-RoomManager::RoomManager(RoomHost& host, RoomConfig config) : host_(host), config_(std::move(config)) {
+RoomManager::RoomManager(RoomHost& host, RoomConfig config)
+    : host_(host), config_(std::move(config)), matchmaker_(std::make_unique<InProcessMatchmaker>()) {
   if (settle_timer_.init([&](uv_timer_t* t) { return uv_timer_init(config_.loop, t); }) == 0)
     settle_timer_.get()->data = this;
+  if (match_timer_.init([&](uv_timer_t* t) { return uv_timer_init(config_.loop, t); }) == 0)
+    match_timer_.get()->data = this;
 }
 
 RoomManager::~RoomManager() {
   settle_timer_.close();
+  match_timer_.close();
   graveyard_.clear();
   rooms_.clear();
 }
@@ -63,6 +67,7 @@ Member* RoomManager::member(uint64_t session_id) {
 void RoomManager::remove_member(uint64_t session_id, const std::string& reason) {
   Member* m = member(session_id);
   if (!m) return;
+  matchmaker_->dequeue(session_id, std::nullopt);
   // A copy: each leave takes its room off the member's list.
   std::vector<uint64_t> rooms = m->rooms;
   for (uint64_t id : rooms)
@@ -172,6 +177,8 @@ void RoomManager::shutdown() {
   for (uint64_t id : ids)
     if (Room* room = find_room(id)) room->dispose(!room->memory_failed());
   for (auto& [session, m] : members_) m.rooms.clear();
+  matchmaker_->clear();
+  if (match_timer_) uv_timer_stop(match_timer_.get());
 }
 
 bool RoomManager::send_to(const Member& member, std::string_view encoded, Channel channel) {

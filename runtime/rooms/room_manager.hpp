@@ -5,8 +5,9 @@
 // Everything runs on the server's loop thread, one request at a time: a join
 // is decided (room.join included) before the next packet is read, so a room
 // never holds more than its max_clients however many joins arrive at once.
-// Definitions: room_manager.cpp (types, members, joins, leaves, disposal)
-// and room_dispatch.cpp (decoding requests, answering them).
+// Definitions: room_manager.cpp (types, members, joins, leaves, disposal),
+// room_dispatch.cpp (decoding requests, answering them) and
+// room_matchmaking.cpp (the matchmaking requests and starting matches).
 #include <enet/enet.h>
 #include <uv.h>
 
@@ -24,6 +25,7 @@
 #include "runtime/core/slot_table.hpp"
 #include "runtime/core/uv_handle.hpp"
 #include "runtime/rooms/codec.hpp"
+#include "runtime/rooms/matchmaker.hpp"
 #include "runtime/script/host_api.hpp"
 
 namespace nshost::rooms {
@@ -44,6 +46,9 @@ class RoomHost {
   virtual void kick_client(ClientId client, std::string_view reason) = 0;
   // A room's handler raised (already logged): --strict stops the server.
   virtual void on_room_script_error() = 0;
+  // Whether the client's link is up (a session held for a resume is not):
+  // the matchmaker passes over a player who could not hear match.found.
+  virtual bool client_live(ClientId) const { return true; }
 };
 
 struct RoomConfig {
@@ -129,8 +134,18 @@ class RoomManager {
   bool leave(Member& member, uint64_t room_id, const std::string& reason);
 
   // At shutdown: every room's room.dispose runs (no room.leave) and the
-  // rooms stop ticking.
+  // rooms stop ticking; the matchmaking queues are emptied.
   void shutdown();
+
+  // matchmaking.define (room_matchmaking.cpp, docs/matchmaking.md): false
+  // with `error` when the room type is not defined, already has
+  // matchmaking, or seats fewer than `size`.
+  bool define_matchmaking(MatchType type, std::string& error);
+  Matchmaker& matchmaker() { return *matchmaker_; }
+  // Forms the matches due now and starts them: a room each (as rooms.create
+  // would), every participant seated, match.found to each. Runs from the
+  // matchmaking timer; public for tests.
+  void run_matchmaking();
 
   // For the rooms:
   Room* find_room(uint64_t room_id);
@@ -163,6 +178,13 @@ class RoomManager {
   void on_room_message(Member& member, const Message& message, bool bytes);
   // state.ack and state.resync (runtime/rooms/room_state.hpp).
   void on_state_frame(Member& member, std::string_view bytes);
+  // room_matchmaking.cpp
+  void on_enqueue_request(Member& member, const Message& message);
+  void on_dequeue_request(Member& member, const Message& message);
+  void start_match(Match& match);
+  void send_match_failed(Member& member, std::string_view room_type, std::string_view reason);
+  // Arms the matchmaking timer for the matchmaker's next due time.
+  void arm_matchmaking();
   void answer_join(Member& member, uint32_t id, const JoinResult& result);
   void answer_ok(Member& member, uint32_t id, bool ok, std::string_view reason);
   void send_error(Member& member, std::string_view reason, uint64_t room = 0);
@@ -182,6 +204,8 @@ class RoomManager {
   std::set<uint64_t> to_settle_;
   UvHandle<uv_timer_t> settle_timer_;  // 0 ms: runs at the next loop iteration
   uint64_t not_member_messages_ = 0;
+  std::unique_ptr<Matchmaker> matchmaker_;
+  UvHandle<uv_timer_t> match_timer_;
 };
 
 }  // namespace nshost::rooms

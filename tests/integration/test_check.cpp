@@ -80,7 +80,7 @@ TEST_CASE("check: a misspelt handler is reported at its line with the nearest na
   CHECK(run.exit_code == 1);
   CHECK(run.out == game + ":3: server.recieve is not a handler nshost calls (did you mean server.receive?)\n" +
                        game + ":5: client.on_frame is not a handler nshost calls (client handlers: connect, " +
-                       "disconnect, lost, resumed, receive, tick, room_message, room_left, room_state)\n" +
+                       "disconnect, lost, resumed, receive, tick, room_message, room_left, room_state, match_found, match_failed)\n" +
                        "nshost check: 1 file, 2 findings\n");
 }
 

@@ -74,8 +74,8 @@ void RawPeer::send_control(const std::string& bytes) {
   enet_host_flush(host_);
 }
 
-bool RawPeer::send_data_acked(const std::string& bytes, int timeout_ms) {
-  enet_peer_send(peer_, wire::kChannelReliable,
+bool RawPeer::send_data_acked(const std::string& bytes, int timeout_ms, uint8_t channel) {
+  enet_peer_send(peer_, channel,
                  enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE));
   enet_host_flush(host_);
   int64_t deadline = now_ms() + timeout_ms;

@@ -25,8 +25,9 @@ class RawPeer {
 
   bool wait_connected(int timeout_ms = 5000);
   void send_control(const std::string& bytes);
-  // Sends reliable data and waits until the server has acknowledged it.
-  bool send_data_acked(const std::string& bytes, int timeout_ms = 5000);
+  // Sends reliable data (on `channel`) and waits until the server has
+  // acknowledged it.
+  bool send_data_acked(const std::string& bytes, int timeout_ms = 5000, uint8_t channel = wire::kChannelReliable);
   // The next control message, or nullopt at the deadline or on disconnect.
   std::optional<std::string> wait_control(int timeout_ms = 5000);
   // True once the server has disconnected us (code in `code`).

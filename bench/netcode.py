@@ -6,8 +6,8 @@ Runs examples/arena/: one server and 16 headless bots (one process,
 each, in four scenarios: 100 ms +- 20 ms with 5 % loss and 200 ms +- 50 ms
 with 10 % loss, each with input redundancy on (4 inputs a packet) and off
 (1). Parses the metric lines the bots print (examples/arena/client.lua:
-"netcode err=", "netcode delay=", "netcode stats") and the room's inbox line
-("arena inbox"), and writes
+"netcode err=", "netcode delay=", "netcode stats", "netcode late_tick") and
+the room's inbox line ("arena inbox"), and writes
 
   build/netcode_bench.json   every figure, and the per-second timelines
   build/netcode_bench.csv    one row per scenario
@@ -73,6 +73,7 @@ def percentile(sorted_values, q):
 
 
 def run_scenario(sc, seconds, bots):
+    load_start = os.getloadavg()[0]
     server = subprocess.Popen([NSHOST, "--role=server", "--port=0", SCRIPT], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     s_out, s_err = Reader(server.stdout), Reader(server.stderr)
@@ -98,7 +99,10 @@ def run_scenario(sc, seconds, bots):
     except subprocess.TimeoutExpired:
         server.kill()
     s_out.thread.join(5)
-    return analyse(sc, seconds, bots, b_out.lines, s_out.lines, b_err.lines)
+    r = analyse(sc, seconds, bots, b_out.lines, s_out.lines, b_err.lines)
+    # The machine is shared: the 1-minute load average at the start and end.
+    r["load_start"], r["load_end"] = round(load_start, 2), round(os.getloadavg()[0], 2)
+    return r
 
 
 def analyse(sc, seconds, bots, bot_lines, server_lines, bot_errors):
@@ -107,6 +111,7 @@ def analyse(sc, seconds, bots, bot_lines, server_lines, bot_errors):
     delays = {}              # bot -> [(t, delay, jitter_ms)]
     last_stats = {}          # bot -> dict
     first_t = {}             # bot -> first metric time (its join)
+    late_ticks = []          # (t, bot, dt_ms): client ticks later than 2.5 periods
     for _, line in bot_lines:
         m = BOT.match(line)
         if not m:
@@ -126,6 +131,8 @@ def analyse(sc, seconds, bots, bot_lines, server_lines, bot_errors):
             delays.setdefault(bot, []).append((t, kv["delay"], kv.get("jitter_ms", 0.0)))
         elif kind == "stats":
             last_stats[bot] = dict(kv)
+        elif kind == "late_tick":
+            late_ticks.append((t, bot, kv["dt_ms"]))
     if tick_move is None or not errors:
         raise SystemExit(f"{sc['name']}: no metric lines from the bots:\n" + "\n".join(l for _, l in bot_errors[-20:]))
     t0 = min(first_t.values())
@@ -142,6 +149,14 @@ def analyse(sc, seconds, bots, bot_lines, server_lines, bot_errors):
     corrections = sum(1 for e in errs if e > 1e-6)
     snaps = sum(1 for e in errs if e > 3 * tick_move)
     snaps_near_drop = sum(1 for _, b, e in errors if e > 3 * tick_move and b in drop_bots)
+    # A snap that follows a late client tick of the same bot within a second:
+    # the bot made no inputs while it was not scheduled, and the room held
+    # its last input meanwhile.
+    late_by_bot = {}
+    for t, b, _ in late_ticks:
+        late_by_bot.setdefault(b, []).append(t)
+    snap_list = [(t, b) for t, b, e in errors if e > 3 * tick_move]
+    snaps_after_late_tick = sum(1 for t, b in snap_list if any(0 <= t - lt <= 1.0 for lt in late_by_bot.get(b, [])))
     minutes = {b: max((last_stats[b]["t"] - first_t[b]) / 60.0, 1e-9) for b in last_stats}
     bot_minutes = sum(minutes.values()) or 1e-9
     extrapolations = sum(s.get("extrapolations", 0) for s in last_stats.values())
@@ -197,7 +212,11 @@ def analyse(sc, seconds, bots, bot_lines, server_lines, bot_errors):
         "err_p50": percentile(errs, 0.5), "err_p99": percentile(errs, 0.99), "err_max": errs[-1],
         "err_p99_ticks": percentile(errs, 0.99) / tick_move, "err_max_ticks": errs[-1] / tick_move,
         "corrections": corrections, "corrections_per_min": corrections / bot_minutes,
-        "snaps": snaps, "snaps_near_link_drop": snaps_near_drop,
+        "snaps": snaps, "snaps_near_link_drop": snaps_near_drop, "snaps_after_late_tick": snaps_after_late_tick,
+        "late_ticks": len(late_ticks), "late_tick_max_ms": max((d for _, _, d in late_ticks), default=0),
+        "pos_taken": sum(s.get("pos", 0) for s in last_stats.values()),
+        "pos_stale": sum(s.get("stale", 0) for s in last_stats.values()),
+        "pos_loss_median": statistics.median([s.get("loss", 0) for s in last_stats.values()]) if last_stats else None,
         "link_drops": len(drops),
         "delay_settled_mean": settled_mean, "delay_settled_s": settle_s,
         "delay_final_median": statistics.median(finals) if finals else None,
@@ -236,10 +255,12 @@ def main():
         results.append(r)
         print("  err p50 {err_p50:.4f} p99 {err_p99:.4f} ({err_p99_ticks:.2f} ticks) max {err_max:.4f} "
               "({err_max_ticks:.2f} ticks); corrections/min {corrections_per_min:.1f}; snaps {snaps} "
-              "({snaps_near_link_drop} by bots whose link dropped; {link_drops} drops); "
+              "({snaps_near_link_drop} by bots whose link dropped; {link_drops} drops; {snaps_after_late_tick} within 1 s "
+              "after a late client tick; {late_ticks} late ticks, max {late_tick_max_ms:.0f} ms); "
               "delay {delay_settled_mean:.2f} frames, settled at {delay_settled_s} s (final per bot "
               "{delay_final_min:.1f}..{delay_final_max:.1f}); extrapolations/min {extrapolations_per_min:.2f}; underruns {underruns:.0f}; "
-              "inputs late {late_share:.4f} missed {missed_share:.4f} held {held_share:.4f}".format(**r), flush=True)
+              "inputs late {late_share:.4f} missed {missed_share:.4f} held {held_share:.4f}; "
+              "load {load_start:.2f} -> {load_end:.2f}".format(**r), flush=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": os.uname().nodename,
             "cpus": os.cpu_count(), "seconds": args.seconds, "bots": args.bots}
     with open(os.path.join(OUT_DIR, "netcode_bench.json"), "w") as f:

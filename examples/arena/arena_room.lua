@@ -1,8 +1,11 @@
 -- One arena match, in the room's own Lua state (server.lua defines the type).
 -- Each tick: every client's next input (nshost.input's jitter buffer) goes
--- through the shared step function; the last applied seq (ack) and the
--- buffer's depth go back in the player's state for the client's prediction
--- and time dilation; the player who is "it" tags anyone within reach.
+-- through the shared step function; the player who is "it" tags anyone
+-- within reach; and one unreliable "pos" message (arena.pack_positions) tells
+-- every client each player's position, last applied seq (ack) and input
+-- buffer depth as of this tick: transient data, superseded a tick later, so
+-- a lost one is not resent and holds nothing back. The state (state sync,
+-- reliable) keeps what lasts: who plays, their scores, who is "it".
 local input = require("nshost.input")
 local arena = require("step")
 
@@ -10,11 +13,9 @@ local step, DT = arena.step, arena.DT
 local FREEZE_TICKS = arena.TICK_RATE  -- a new "it" cannot tag back for a second
 
 room.define_state({
-  tick = "u32",
   it = "u32",   -- c.id of the player who is "it", 0 when nobody
-  players = { map = { x = "f32", y = "f32", score = "u16", ack = "u32", depth = "u8" } },
+  players = { map = { score = "u16" } },
 })
-room.state.tick = 0
 room.state.it = 0
 room.state.players = {}
 
@@ -27,6 +28,7 @@ local inbox = input.receiver({ fields = arena.FIELDS, delay_ticks = 2, max_buffe
 -- into a wall for the seconds it takes to come back.
 local MAX_HELD_TICKS = arena.TICK_RATE // 2
 local held_ticks = {}   -- c.id -> ticks in a row the held input was applied
+local bodies = {}       -- c.id -> { x =, y =, ack =, depth = }: the authoritative player, sent each tick
 local it_since = 0
 local totals = { received = 0, applied = 0, late = 0, missed = 0, held = 0, filled = 0, malformed = 0 }
 local STAT_NAMES = { "received", "applied", "late", "missed", "held", "filled", "malformed" }
@@ -40,9 +42,8 @@ local function pick_it()
 end
 
 function room.join(c)
-  room.state.players[c.id] = {
-    x = math.random(0, arena.WIDTH - 1), y = math.random(0, arena.HEIGHT - 1), score = 0, ack = 0, depth = 0,
-  }
+  room.state.players[c.id] = { score = 0 }
+  bodies[c.id] = { x = math.random(0, arena.WIDTH - 1), y = math.random(0, arena.HEIGHT - 1), ack = 0, depth = 0 }
   if room.state.it == 0 then pick_it() end
 end
 
@@ -53,6 +54,7 @@ function room.leave(c)
   end
   inbox:forget(c.id)
   held_ticks[c.id] = nil
+  bodies[c.id] = nil
   room.state.players[c.id] = nil
   if room.state.it == c.id then pick_it() end
 end
@@ -62,11 +64,12 @@ function room.message(c, kind, data)
 end
 
 local function tag(tick_num)
-  local it = room.state.players[room.state.it]
+  local it = bodies[room.state.it]
   if not it or tick_num - it_since < FREEZE_TICKS then return end
-  for id, p in pairs(room.state.players) do
+  for id, p in pairs(bodies) do
     if id ~= room.state.it and (p.x - it.x) ^ 2 + (p.y - it.y) ^ 2 < arena.TAG_RADIUS ^ 2 then
-      it.score = math.min(it.score + 1, 65535)
+      local scorer = room.state.players[room.state.it]
+      scorer.score = math.min(scorer.score + 1, 65535)
       room.state.it, it_since = id, tick_num
       return
     end
@@ -91,17 +94,19 @@ local function print_stats()
 end
 
 function room.tick(tick_num)
-  room.state.tick = tick_num
+  local sent = {}
   for _, c in ipairs(room.clients()) do
-    local p = room.state.players[c.id]
+    local p = bodies[c.id]
     if p then
       local cmd, _, fresh = inbox:take(c.id)
       held_ticks[c.id] = fresh and 0 or (held_ticks[c.id] or 0) + 1
       if cmd and held_ticks[c.id] <= MAX_HELD_TICKS then step(p, cmd, DT) end
       p.ack = inbox:ack(c.id) or 0
       p.depth = math.min(inbox:depth(c.id) or 0, 255)
+      sent[#sent + 1] = { id = c.id, x = p.x, y = p.y, ack = p.ack, depth = p.depth }
     end
   end
   tag(tick_num)
+  if #sent > 0 then room.broadcast_bytes("pos", arena.pack_positions(tick_num, sent), "unreliable") end
   if tick_num % arena.TICK_RATE == 0 then print_stats() end
 end

@@ -5,10 +5,12 @@
 --
 -- Its own player is predicted (nshost.predict): each input goes through the
 -- shared step at once, is sent with the last few unacked ones (nshost.input),
--- and each authoritative state rewinds to the server's position for the last
--- applied input and replays the rest. Other players are drawn between two
--- received states, a render delay behind (nshost.interp). Time dilation
--- keeps the room's input buffer at its target depth.
+-- and each "pos" message (the room's unreliable positions of its tick)
+-- rewinds to the server's position for the last applied input and replays
+-- the rest. Other players are drawn between two received ticks, a render
+-- delay behind (nshost.interp). Time dilation keeps the room's input buffer
+-- at its target depth. The room's state (state sync) gives the scores and
+-- who is "it".
 local input = require("nshost.input")
 local predict = require("nshost.predict")
 local interp = require("nshost.interp")
@@ -17,6 +19,7 @@ local arena = require("step")
 local function env(name) return not sys.sandboxed() and os.getenv(name) or nil end
 local SECONDS = tonumber(env("ARENA_SECONDS"))        -- quit after this many seconds (bots in tests, the bench)
 local REDUNDANCY = tonumber(env("ARENA_REDUNDANCY")) or 4
+local LATE_TICK_S = 2.5 * arena.DT  -- a client tick later than this is reported (headless)
 local HOLD_S = 0.3   -- a key press moves for this long; the terminal's key repeat keeps it going
 
 set_tick_rate(arena.TICK_RATE)
@@ -41,6 +44,8 @@ local r           -- the room handle
 local me          -- this client's session id: its key in state.players
 local sender, dilation, prediction, view
 local it, my_score = 0, 0
+local pos_tick = -1        -- the newest "pos" tick taken: an older or repeated one is dropped
+local pos_counts = { taken = 0, stale = 0, malformed = 0 }
 local held = { dx = 0, dy = 0, x_until = 0, y_until = 0 }
 local walk = { dx = 0, dy = 0, until_s = 0 }
 local next_report = 0
@@ -71,7 +76,8 @@ function client.connect()
     sender = input.sender({ fields = arena.FIELDS, redundancy = REDUNDANCY })
     dilation = input.dilation({ tick_rate = arena.TICK_RATE, target_depth = 2, max = 0.05, gain = 0.05 })
     view = interp.new({ tick_rate = arena.TICK_RATE })
-    prediction = nil  -- made from the first state that shows this player
+    prediction = nil  -- made from the first "pos" that shows this player
+    pos_tick = -1
     if metrics then
       print(("netcode config tick_move=%.6f redundancy=%d tick_rate=%d"):format(arena.TICK_MOVE, REDUNDANCY,
         arena.TICK_RATE))
@@ -92,28 +98,50 @@ end
 
 function client.room_state(room, state)
   if room ~= r then return end
-  local now = sys.time()
   local mine = state.players[me]
-  if mine then
-    if not prediction then
+  if mine then my_score = mine.score end
+  it = state.it
+end
+
+-- The room's positions of one tick (unreliable, sequenced by ENet; a tick
+-- not newer than the last one taken is dropped here too).
+local function on_positions(bytes, now)
+  local tick, players = arena.unpack_positions(bytes)
+  if not tick then
+    pos_counts.malformed = pos_counts.malformed + 1
+    if pos_counts.malformed == 1 then log.warn("arena: a bad pos message: " .. tostring(players)) end
+    return
+  end
+  if tick <= pos_tick then
+    pos_counts.stale = pos_counts.stale + 1
+    return
+  end
+  pos_tick = tick
+  pos_counts.taken = pos_counts.taken + 1
+  local others = {}
+  for _, p in ipairs(players) do
+    if p.id ~= me then
+      others[p.id] = { x = p.x, y = p.y }
+    elseif not prediction then
       prediction = predict.new({
-        step = arena.step, state = { x = mine.x, y = mine.y }, dt = arena.DT, fields = { "x", "y" },
+        step = arena.step, state = { x = p.x, y = p.y }, dt = arena.DT, fields = { "x", "y" },
         smooth_below = 3 * arena.TICK_MOVE, smooth_frames = 4,
       })
-    elseif mine.ack > 0 then
-      sender:ack(mine.ack)
-      local err = prediction:reconcile({ x = mine.x, y = mine.y }, mine.ack)
-      if err and metrics then print(("netcode err=%.6f seq=%d t=%.3f"):format(err, mine.ack, now)) end
+      dilation:observe(p.depth)
+    else
+      if p.ack > 0 then
+        sender:ack(p.ack)
+        local err = prediction:reconcile({ x = p.x, y = p.y }, p.ack)
+        if err and metrics then print(("netcode err=%.6f seq=%d t=%.3f"):format(err, p.ack, now)) end
+      end
+      dilation:observe(p.depth)
     end
-    dilation:observe(mine.depth)
-    my_score = mine.score
   end
-  local others = {}
-  for id, p in pairs(state.players) do
-    if id ~= me then others[id] = { x = p.x, y = p.y } end
-  end
-  view:push(state.tick, others, now)
-  it = state.it
+  view:push(tick, others, now)
+end
+
+function client.room_message(room, kind, data)
+  if room == r and kind == "pos" and type(data) == "string" then on_positions(data, sys.time()) end
 end
 
 local KEYS = {
@@ -181,8 +209,10 @@ end
 local function report(now)
   local v, p = view:stats(), prediction:stats()
   print(("netcode delay=%.3f jitter_ms=%.2f t=%.3f"):format(v.delay_frames, v.jitter_ms, now))
-  print(("netcode stats corrections=%d snaps=%d max_error=%.6f extrapolations=%d underruns=%d dilation=%.4f t=%.3f")
-    :format(p.corrections, p.snaps, p.max_error, v.extrapolations, v.underruns, dilation:factor(), now))
+  print(("netcode stats corrections=%d snaps=%d max_error=%.6f extrapolations=%d underruns=%d dilation=%.4f "
+    .. "pos=%d stale=%d malformed=%d loss=%.4f gap=%d t=%.3f")
+    :format(p.corrections, p.snaps, p.max_error, v.extrapolations, v.underruns, dilation:factor(), pos_counts.taken,
+      pos_counts.stale, pos_counts.malformed, v.loss, v.gap_frames, now))
 end
 
 local cleared = false
@@ -199,6 +229,10 @@ function client.tick(_, dt)
     end
   end
   if not (r and prediction) or link_down then return end
+  -- A tick this late means the process was not scheduled: no input was made
+  -- meanwhile, and the room held the last one (bench/netcode.py matches
+  -- these lines with the large errors).
+  if metrics and dt > LATE_TICK_S then print(("netcode late_tick dt_ms=%.1f t=%.3f"):format(dt * 1000, now)) end
   for _ = 1, dilation:steps(dt) do
     local cmd = person and keyboard_cmd(now) or walk_cmd(now)
     prediction:apply(sender:push(cmd), cmd)

@@ -28,4 +28,34 @@ function M.step(s, cmd, dt)
   s.y = snap(clamp(s.y + dy * scale * M.SPEED * dt, 0, M.HEIGHT - 1))
 end
 
+-- The "pos" message the room sends each tick (unreliable), little-endian:
+-- u32 tick, u8 count, then per player u32 id, f32 x, f32 y, u32 ack (the
+-- last input seq the room applied), u8 depth (inputs waiting in its buffer).
+-- 5 + 17 bytes a player; x and y on the 1/1024 grid are exact in an f32.
+local HEADER, RECORD = "<I4B", "<I4ffI4B"
+local RECORD_BYTES = string.packsize(RECORD)
+
+-- tick: integer >= 0; players: array of { id =, x =, y =, ack =, depth = }.
+function M.pack_positions(tick, players)
+  local parts = { string.pack(HEADER, tick, #players) }
+  for i, p in ipairs(players) do parts[i + 1] = string.pack(RECORD, p.id, p.x, p.y, p.ack, p.depth) end
+  return table.concat(parts)
+end
+
+-- bytes from the network: tick, and an array of { id =, x =, y =, ack =,
+-- depth = }; or nil and a reason when they are not a "pos" message.
+function M.unpack_positions(bytes)
+  if type(bytes) ~= "string" or #bytes < string.packsize(HEADER) then return nil, "truncated" end
+  local tick, count, at = string.unpack(HEADER, bytes)
+  if #bytes ~= at - 1 + count * RECORD_BYTES then return nil, "length does not match the count" end
+  local players = {}
+  for i = 1, count do
+    local id, x, y, ack, depth
+    id, x, y, ack, depth, at = string.unpack(RECORD, bytes, at)
+    if x ~= x or y ~= y then return nil, "not a number" end
+    players[i] = { id = id, x = x, y = y, ack = ack, depth = depth }
+  end
+  return tick, players
+end
+
 return M

@@ -46,8 +46,8 @@ local function int_option(options, name, default, min)
 end
 
 -- new{ tick_rate =, min_frames = 2, initial_frames = 6, max_frames = 30, history = 60, safety = 2,
---      max_extrapolate_frames = 3, rise_frames = 0.5, decay_ms = 1.0, max_states = 64,
---      max_entities = 1024, max_fields = 32 }
+--      max_extrapolate_frames = 3, rise_frames = 0.5, decay_ms = 1.0, rare_gaps_per_min = 0.5,
+--      max_states = 64, max_entities = 1024, max_fields = 32 }
 function M.new(options)
   if type(options) ~= "table" then fail("new", "options must be a table", 2) end
   local rate = options.tick_rate
@@ -67,6 +67,7 @@ function M.new(options)
     max_extrapolate = num_option(options, "max_extrapolate_frames", 3, 0),
     rise = num_option(options, "rise_frames", 0.5, 0),
     decay = num_option(options, "decay_ms", 1.0, 0) / 1000 * rate,   -- frames per arrival
+    rare_gaps = num_option(options, "rare_gaps_per_min", 0.5, 0),
     max_states = max_states,
     max_entities = int_option(options, "max_entities", 1024, 1),
     max_fields = int_option(options, "max_fields", 32, 1),
@@ -80,6 +81,8 @@ function M.new(options)
     clock = 0,         -- the mean offset (relative to base)
     jitter = 0,        -- standard deviation of the offsets, seconds
     late = 0,          -- the largest offset above their mean, seconds
+    loss = 0,          -- share of the states sent that never arrived (or arrived out of order), over the window
+    gap_frames = 1,    -- the gap in ticks the delay covers: the send interval times (1 + lost states in a row)
     below = 0,         -- arrivals in a row whose target was below the delay
     mode = "interp",   -- "interp", "extrap" or "underrun": what the last sample did
     counts = { pushes = 0, stale = 0, extrapolations = 0, underruns = 0, extrapolated_samples = 0, truncated = 0 },
@@ -130,16 +133,35 @@ local function observe(self, tick, now, step)
   self.clock = mean
   self.jitter = sqrt(var / n)
   self.late = late
-  -- The target covers the latest arrival of the window too: a reliable
-  -- channel's retransmit holds every later state back (one late arrival and
-  -- a burst), which a standard deviation alone underrates. And the gap
-  -- between states (1 when every tick is sent).
-  local gap, gaps = 0, 0
+  -- The target: the jitter (seed 002: safety * jitter), or the latest
+  -- arrival of the window plus the jitter, whichever is more (a reliable
+  -- channel's retransmit holds every later state back: one late arrival and
+  -- a burst, which a standard deviation alone underrates), plus the gap to
+  -- the next state. On an unreliable stream lost states widen that gap: it
+  -- covers a run of lost states unless runs that long come rarer than
+  -- rare_gaps_per_min (seed 002's "+ 1 frame" covers none, and at 5 % loss
+  -- every other lost state would be drawn extrapolated).
+  local interval, spanned, n_steps = huge, 0, 0
   for _, s in pairs(self.steps) do
-    gap = gap + s
-    gaps = gaps + 1
+    if s < interval then interval = s end
+    spanned = spanned + s
+    n_steps = n_steps + 1
   end
-  gap = gaps > 0 and gap / gaps or 1
+  local gap = 1
+  self.loss = 0
+  if n_steps > 0 then
+    -- The smallest step is the send interval (1 when every tick is sent).
+    local sent = spanned / interval
+    local loss = (sent - n_steps) / sent
+    local per_min = 60 * self.rate / interval
+    local run = 0
+    if loss > 0 then
+      while run < self.max_frames and per_min * loss ^ (run + 1) > self.rare_gaps do run = run + 1 end
+    end
+    self.loss = loss
+    gap = interval * (1 + run)
+  end
+  self.gap_frames = gap
   local target = math.max(self.safety * self.jitter, late + self.jitter) * self.rate + gap
   if target < self.min_frames then target = self.min_frames end
   if target > self.max_frames then target = self.max_frames end
@@ -268,7 +290,7 @@ function View:stats()
     pushes = c.pushes, stale = c.stale, extrapolations = c.extrapolations, underruns = c.underruns,
     extrapolated_samples = c.extrapolated_samples, truncated = c.truncated, states = #self.states,
     delay_frames = self.delay, target_frames = self.target, jitter_ms = self.jitter * 1000,
-    late_ms = self.late * 1000,
+    late_ms = self.late * 1000, loss = self.loss, gap_frames = self.gap_frames,
   }
 end
 

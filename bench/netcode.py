@@ -25,8 +25,9 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
+
+from run import Reader  # bench/run.py: a pipe's lines with their arrival times
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NSHOST = os.path.join(ROOT, "build", "nshost")
@@ -44,28 +45,6 @@ BOT = re.compile(r"^nshost\[client#(\d+)\] netcode (\w+)(.*)$")
 KV = re.compile(r"(\w+)=(-?[\d.]+(?:e-?\d+)?)")
 
 
-class Reader:
-    """Collects a stream's lines (with the time each arrived) on a thread."""
-
-    def __init__(self, stream):
-        self.lines = []
-        self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self.thread.start()
-
-    def _run(self, stream):
-        for raw in stream:
-            self.lines.append((time.monotonic(), raw.decode("utf-8", "replace").rstrip("\n")))
-
-    def wait_for(self, needle, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for _, line in list(self.lines):
-                if needle in line:
-                    return line
-            time.sleep(0.05)
-        return None
-
-
 def percentile(sorted_values, q):
     if not sorted_values:
         return None
@@ -75,9 +54,10 @@ def percentile(sorted_values, q):
 def run_scenario(sc, seconds, bots):
     load_start = os.getloadavg()[0]
     server = subprocess.Popen([NSHOST, "--role=server", "--port=0", SCRIPT], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, text=True, errors="replace")
     s_out, s_err = Reader(server.stdout), Reader(server.stderr)
-    line = s_err.wait_for("listening on", 10)
+    m = s_err.wait_for("listening on", 10)
+    line = m.string if m else None
     if not line:
         server.kill()
         raise SystemExit("server did not start: " + "\n".join(l for _, l in s_err.lines))
@@ -85,7 +65,7 @@ def run_scenario(sc, seconds, bots):
     env = dict(os.environ, ARENA_SECONDS=str(seconds), ARENA_REDUNDANCY=str(sc["redundancy"]))
     fleet = subprocess.Popen([NSHOST, "--role=client", "--headless", f"--bots={bots}", f"--netsim={sc['netsim']}",
                               f"--connect=nshost://127.0.0.1:{port}", SCRIPT], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=env)
+                             stderr=subprocess.PIPE, env=env, text=True, errors="replace")
     b_out, b_err = Reader(fleet.stdout), Reader(fleet.stderr)
     try:
         fleet.wait(timeout=seconds + 60)

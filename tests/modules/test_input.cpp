@@ -20,9 +20,7 @@ local function eq(a, b, what) assert(a == b, ("%s: %s ~= %s"):format(what, tostr
 )lua";
 
 std::string run(const std::string& code, nshost::Options options = {}) {
-  RoleFixture f;
-  nshost::ServerRole& server = f.start_server("", options);
-  return RoleFixture::eval(server.script()->state(), kPrelude + code);
+  return RoleFixture::in_fresh_server(kPrelude + code, std::move(options));
 }
 
 }  // namespace

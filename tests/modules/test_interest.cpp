@@ -13,9 +13,7 @@ using nshost::test::RoleFixture;
 namespace {
 
 std::string run(const std::string& code) {
-  RoleFixture f;
-  nshost::ServerRole& server = f.start_server("");
-  return RoleFixture::eval(server.script()->state(), "local interest = require('nshost.interest')\n" + code);
+  return RoleFixture::in_fresh_server("local interest = require('nshost.interest')\n" + code);
 }
 
 }  // namespace

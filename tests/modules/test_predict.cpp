@@ -29,9 +29,7 @@ end
 )lua";
 
 std::string run(const std::string& code, nshost::Options options = {}) {
-  RoleFixture f;
-  nshost::ServerRole& server = f.start_server("", options);
-  return RoleFixture::eval(server.script()->state(), kPrelude + code);
+  return RoleFixture::in_fresh_server(kPrelude + code, std::move(options));
 }
 
 }  // namespace

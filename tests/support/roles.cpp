@@ -61,6 +61,12 @@ bool RoleFixture::step_until(const std::function<bool()>& done, int timeout_ms) 
   return true;
 }
 
+std::string RoleFixture::in_fresh_server(const std::string& code, Options options) {
+  RoleFixture f;
+  ServerRole& server = f.start_server("", std::move(options));
+  return eval(server.script()->state(), code);
+}
+
 std::string RoleFixture::eval(lua_State* L, const std::string& code) {
   int base = lua_gettop(L);
   if (luaL_loadstring(L, code.c_str()) != LUA_OK || lua_pcall(L, 0, LUA_MULTRET, 0) != LUA_OK) {

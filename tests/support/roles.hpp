@@ -33,6 +33,9 @@ class RoleFixture {
   // call), where send/broadcast/kick/redirect are allowed; returns pcall's
   // results as eval does ("ok: true, 1" or "ok: false, <error>").
   static std::string in_handler(ServerRole& server, const std::string& code);
+  // Runs `code` as a chunk in a fresh server's state (a fresh fixture each
+  // call: the shipped modules' tests); returns what eval returns.
+  static std::string in_fresh_server(const std::string& code, Options options = {});
 
   uv_loop_t* loop() { return &loop_; }
   const std::string& dir() const { return dir_; }

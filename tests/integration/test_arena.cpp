@@ -103,6 +103,13 @@ std::optional<std::pair<int, int>> press_until(const Tmux& tmux, const std::stri
   return now;
 }
 
+// Clears the pane and waits until the last round's arena is gone from it, so
+// that the next round's drawing is the new client's.
+void clear_screen(const Tmux& tmux) {
+  shell(tmux.cmd("send-keys -t arena clear Enter"));
+  for (int i = 0; i < 50 && marker(tmux.capture()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
 // Waits for play.sh's exit.txt and stty.txt: the client exited 0 and the
 // terminal is in canonical mode with echo and signals again.
 void check_left_cleanly(const Tmux& tmux, const std::string& dir) {
@@ -276,7 +283,7 @@ TEST_CASE("arena: played in a terminal (tmux): drawn, moved by keys and arrows, 
   // itself SIGINT, stops cleanly (exit 0) and the mode is back as well.
   std::filesystem::remove(dir.path + "/exit.txt");
   std::filesystem::remove(dir.path + "/stty.txt");
-  shell(tmux.cmd("send-keys -t arena clear Enter"));
+  clear_screen(tmux);
   tmux.keys(shell_quoted("sh " + dir.path + "/play.sh") + " Enter");
   bool drawn = false;
   for (int i = 0; i < 100 && !drawn; ++i) {
@@ -291,6 +298,10 @@ TEST_CASE("arena: played in a terminal (tmux): drawn, moved by keys and arrows, 
   std::filesystem::remove(dir.path + "/exit.txt");
   std::filesystem::remove(dir.path + "/stty.txt");
   std::filesystem::remove(dir.path + "/pid");
+  // A clear screen first: the last round's arena stays drawn after it exits,
+  // and a SIGTERM sent before the new client draws (so before it handles
+  // signals) would end it as the default action does, with 143.
+  clear_screen(tmux);
   tmux.keys(shell_quoted("sh " + dir.path + "/play.sh") + " Enter");
   drawn = false;
   for (int i = 0; i < 100 && !drawn; ++i) {

@@ -5,7 +5,7 @@
 std = "lua54"
 globals = { "server", "client", "room" }
 read_globals = {
-  "sys", "log", "json", "net", "rooms", "timer", "term",
+  "sys", "log", "json", "net", "rooms", "timer", "term", "matchmaking",
   "tick_rate", "set_tick_rate", "max_clients", "server_tick_rate", "server_tick",
   "slot", "connected", "send", "broadcast", "kick", "redirect", "hop",
 }

@@ -3,7 +3,8 @@
 -- print the time from their enqueue to client.match_found (when they are
 -- seated). With MATCH_REGIONS=k each bot sits in one of k regions and the
 -- server's match function pairs only equal regions.
---   nshost --role=server --port=7391 --headless --max-clients=2100 --max-pending-handshakes=2100 --max-pending-per-address=2100 bench/matchmaking.lua
+--   nshost --role=server --port=7391 --headless --max-clients=2100 \
+--     --max-pending-handshakes=2100 --max-pending-per-address=2100 bench/matchmaking.lua
 --   nshost --role=client --headless --bots=2000 --connect=nshost://127.0.0.1:7391 bench/matchmaking.lua
 -- (docs/matchmaking.md "Figures" has the line that takes p50/p99 from the output.)
 -- Each bot prints one line: `seated ms=<enqueue to match_found>` or `enqueue failed=<why>`.

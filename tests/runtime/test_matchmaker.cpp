@@ -86,7 +86,7 @@ TEST_CASE("matchmaker: without a match function, oldest first, in groups of size
   CHECK(sessions_of(matches[0]) == std::vector<uint64_t>{5, 6});
 }
 
-TEST_CASE("matchmaker: refusals: unknown type, twice queued, a full queue; dequeue and forget") {
+TEST_CASE("matchmaker: refusals: unknown type, twice queued, a full queue, then dequeue and forget") {
   InProcessMatchmaker mm(3);
   std::string error;
   REQUIRE(mm.define(type_of("four", 4), error));

@@ -17,13 +17,8 @@
 using namespace nshost;
 using namespace nshost::test;
 
-// AddressSanitizer keeps freed memory in quarantine, so RSS says nothing
-// about what the host holds there; the counted bytes are checked instead.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizedBuild = true;
-#else
-constexpr bool kSanitizedBuild = false;
-#endif
+// Under AddressSanitizer (kSanitizedBuild) RSS says little about what the
+// host holds; the counted bytes are checked instead.
 
 namespace {
 

@@ -22,13 +22,6 @@
 
 namespace nshost::test::rooms_util {
 
-// AddressSanitizer keeps freed memory in quarantine: RSS says nothing there.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool kSanitizedBuild = true;
-#else
-inline constexpr bool kSanitizedBuild = false;
-#endif
-
 // A process's resident set (VmRSS), bytes; -1 when unreadable.
 inline int64_t rss_bytes(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");

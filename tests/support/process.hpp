@@ -11,6 +11,15 @@
 
 namespace nshost::test {
 
+// AddressSanitizer keeps freed memory in quarantine: RSS says little there,
+// and its shadow memory adds to every figure.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitizedBuild = true;
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+
+
 class ChildProcess {
  public:
   // args[0] is the program path. `env` entries ("K=V") are added to ours.

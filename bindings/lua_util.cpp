@@ -50,4 +50,18 @@ void check_message_size(lua_State* L, std::string_view data) {
                static_cast<int>(data.size()), static_cast<int>(limit));
 }
 
+lua_Integer integer_option(lua_State* L, int options, const char* fn, const char* key, lua_Integer lo,
+                           lua_Integer hi, lua_Integer fallback) {
+  if (lua_getfield(L, options, key) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return fallback;
+  }
+  int is_integer = 0;
+  lua_Integer v = lua_tointegerx(L, -1, &is_integer);
+  if (!is_integer || v < lo || v > hi)
+    luaL_error(L, "%s: options.%s must be an integer in %d..%d", fn, key, static_cast<int>(lo), static_cast<int>(hi));
+  lua_pop(L, 1);
+  return v;
+}
+
 }  // namespace nshost

@@ -57,4 +57,10 @@ void require_handler(lua_State* L, const char* function_name);
 // Raises if `data` is larger than the host's maximum message size.
 void check_message_size(lua_State* L, std::string_view data);
 
+// The integer field `key` of the options table at index `options`, in
+// lo..hi; `fallback` when absent. Raises "<fn>: options.<key> must be an
+// integer in lo..hi" otherwise.
+lua_Integer integer_option(lua_State* L, int options, const char* fn, const char* key, lua_Integer lo,
+                           lua_Integer hi, lua_Integer fallback);
+
 }  // namespace nshost

@@ -72,21 +72,6 @@ class LuaMatchPredicate final : public rooms::MatchPredicate {
   uint64_t failures_ = 0;
 };
 
-lua_Integer integer_field(lua_State* L, int options, const char* key, lua_Integer lo, lua_Integer hi,
-                          lua_Integer fallback) {
-  if (lua_getfield(L, options, key) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return fallback;
-  }
-  int is_integer = 0;
-  lua_Integer v = lua_tointegerx(L, -1, &is_integer);
-  if (!is_integer || v < lo || v > hi)
-    luaL_error(L, "matchmaking.define: options.%s must be an integer in %d..%d", key, static_cast<int>(lo),
-               static_cast<int>(hi));
-  lua_pop(L, 1);
-  return v;
-}
-
 // matchmaking.define(room_type, options) -> nothing; raises on misuse.
 int matchmaking_define(lua_State* L) {
   StackGuard guard(L);
@@ -110,8 +95,9 @@ int matchmaking_define(lua_State* L) {
   type.room_type = std::string(name);
   if (lua_getfield(L, 2, "size") == LUA_TNIL) return luaL_error(L, "matchmaking.define: options.size is required");
   lua_pop(L, 1);
-  type.size = static_cast<uint32_t>(integer_field(L, 2, "size", 1, rooms::MatchType::kMaxSize, 0));
-  type.min_size = static_cast<uint32_t>(integer_field(L, 2, "min_size", 1, type.size, type.size));
+  const char* fn = "matchmaking.define";
+  type.size = static_cast<uint32_t>(integer_option(L, 2, fn, "size", 1, rooms::MatchType::kMaxSize, 0));
+  type.min_size = static_cast<uint32_t>(integer_option(L, 2, fn, "min_size", 1, type.size, type.size));
   int t = lua_getfield(L, 2, "max_wait_s");
   if (t != LUA_TNIL) {
     lua_Number s = lua_tonumber(L, -1);

@@ -37,21 +37,6 @@ void read_unreliable(lua_State* L, int options, rooms::RoomType& type) {
   lua_pop(L, 1);
 }
 
-lua_Integer integer_option(lua_State* L, int options, const char* key, lua_Integer lo, lua_Integer hi,
-                           lua_Integer fallback) {
-  if (lua_getfield(L, options, key) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return fallback;
-  }
-  int is_integer = 0;
-  lua_Integer v = lua_tointegerx(L, -1, &is_integer);
-  if (!is_integer || v < lo || v > hi)
-    luaL_error(L, "rooms.define: options.%s must be an integer in %d..%d", key, static_cast<int>(lo),
-               static_cast<int>(hi));
-  lua_pop(L, 1);
-  return v;
-}
-
 // rooms.define(type, path [, options]) -> nothing; raises on misuse.
 int rooms_define(lua_State* L) {
   StackGuard guard(L);
@@ -83,8 +68,10 @@ int rooms_define(lua_State* L) {
                           luaL_tolstring(L, -1, nullptr));
     }
     type.max_clients =
-        static_cast<uint32_t>(integer_option(L, 3, "max_clients", 1, rooms::RoomType::kMaxClients, type.max_clients));
-    type.tick_rate_hz = static_cast<uint32_t>(integer_option(L, 3, "tick_rate", kMinTickRateHz, kMaxTickRateHz, 0));
+        static_cast<uint32_t>(integer_option(L, 3, "rooms.define", "max_clients", 1, rooms::RoomType::kMaxClients,
+                                             type.max_clients));
+    type.tick_rate_hz = static_cast<uint32_t>(
+        integer_option(L, 3, "rooms.define", "tick_rate", kMinTickRateHz, kMaxTickRateHz, 0));
     int t = lua_getfield(L, 3, "auto_dispose");
     if (t != LUA_TNIL && t != LUA_TBOOLEAN) return luaL_error(L, "rooms.define: options.auto_dispose must be a boolean");
     if (t == LUA_TBOOLEAN) type.auto_dispose = lua_toboolean(L, -1);

@@ -12,7 +12,8 @@ cd "$(dirname "$0")"
 # Debian packages the build and the tests need.
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libenet-dev doctest-dev
   libcurl4-openssl-dev libssl-dev libwslay-dev nlohmann-json3-dev libmsgpack-cxx-dev ca-certificates
-  python3 python3-websockets openssl clang libclang-rt-14-dev lua-check ccache tmux)
+  python3 python3-websockets openssl clang libclang-rt-14-dev lua-check ccache tmux
+  libh2o-dev libhiredis-dev redis-server chromium python3-prometheus-client)
 
 # A compiler cache shared by every checkout on this machine (a fresh clone
 # reuses what an earlier one compiled): paths are made relative to the

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "runtime/core/log.hpp"
-#include "runtime/script/bundle.hpp"
 
 namespace nshost::ops {
 namespace fs = std::filesystem;
@@ -27,10 +26,11 @@ struct ScriptWatcher::Watch {
   UvHandle<uv_fs_event_t> handle;
 };
 
-ScriptWatcher::ScriptWatcher(uv_loop_t* loop, std::string root, OnChange on_change, uint32_t debounce_ms,
-                             size_t max_directories)
+ScriptWatcher::ScriptWatcher(uv_loop_t* loop, std::string root, size_t max_depth, OnChange on_change,
+                             uint32_t debounce_ms, size_t max_directories)
     : loop_(loop),
       root_(root.empty() ? "." : std::move(root)),
+      max_depth_(max_depth),
       on_change_(std::move(on_change)),
       debounce_ms_(debounce_ms),
       max_directories_(max_directories) {}
@@ -74,7 +74,7 @@ void ScriptWatcher::rescan() {
     bool directory = it->is_directory(ec);
     if (ec) break;
     if (!directory) continue;
-    if (name.empty() || name.front() == '.' || static_cast<size_t>(it.depth()) + 1 >= kMaxBundleDepth) {
+    if (name.empty() || name.front() == '.' || static_cast<size_t>(it.depth()) + 1 >= max_depth_) {
       it.disable_recursion_pending();
       if (name.empty() || name.front() == '.') continue;
     }

@@ -2,9 +2,10 @@
 // --watch: watches a script tree for edits with libuv fs events and reports
 // them, debounced, on the loop (docs/operations.md "Hot reload"). Linux has
 // no recursive watch, so every directory of the tree is watched on its own
-// (names starting with '.' skipped, at most kMaxBundleDepth levels, as a
-// bundle packs them); the set is brought in line with the tree after each
-// report, so a directory created later is watched from then on.
+// (names starting with '.' skipped, at most `max_depth` levels: the server
+// passes the bundle's, so the watched tree is the served one); the set is
+// brought in line with the tree after each report, so a directory created
+// later is watched from then on. Nothing here includes the script layer.
 #include <uv.h>
 
 #include <cstddef>
@@ -31,10 +32,11 @@ class ScriptWatcher {
   // `files_changed`: distinct *.lua paths the burst touched (at least 1).
   using OnChange = std::function<void(size_t files_changed)>;
 
-  // `root`: the directory of the entry script. `on_change` runs on the loop,
-  // from a timer callback (never inside another callback of the caller's).
-  ScriptWatcher(uv_loop_t* loop, std::string root, OnChange on_change, uint32_t debounce_ms = kDefaultDebounceMs,
-                size_t max_directories = kMaxWatchedDirectories);
+  // `root`: the directory of the entry script; `max_depth`: directory
+  // levels below it that are watched. `on_change` runs on the loop, from a
+  // timer callback (never inside another callback of the caller's).
+  ScriptWatcher(uv_loop_t* loop, std::string root, size_t max_depth, OnChange on_change,
+                uint32_t debounce_ms = kDefaultDebounceMs, size_t max_directories = kMaxWatchedDirectories);
   ~ScriptWatcher();
   ScriptWatcher(const ScriptWatcher&) = delete;
   ScriptWatcher& operator=(const ScriptWatcher&) = delete;
@@ -56,6 +58,7 @@ class ScriptWatcher {
 
   uv_loop_t* loop_;
   std::string root_;
+  size_t max_depth_;
   OnChange on_change_;
   uint32_t debounce_ms_;
   size_t max_directories_;

@@ -7,6 +7,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/ops/reload.hpp"
 #include "runtime/roles/server_role.hpp"
+#include "runtime/script/bundle.hpp"
 #include "runtime/rooms/room_manager.hpp"
 
 namespace nshost {
@@ -28,7 +29,7 @@ std::string format_ms(int64_t ns) {
 }  // namespace
 
 bool ServerRole::start_watch(std::string& error) {
-  watcher_ = std::make_unique<ops::ScriptWatcher>(loop_, directory_of_script(options_.script),
+  watcher_ = std::make_unique<ops::ScriptWatcher>(loop_, directory_of_script(options_.script), kMaxBundleDepth,
                                                   [this](size_t files) { reload_scripts(files); });
   if (!watcher_->start(error)) {
     error = "nshost: --watch: " + error;

@@ -51,6 +51,16 @@ void ServerRole::reload_scripts(size_t files_changed) {
     if (ok) rooms_->commit_redefinitions();
     else rooms_->abort_redefinitions();
   }
+  if (ok) {
+    // The new handlers are live; the script migrates its data before any
+    // event reaches them. An error here is logged as a handler's: the
+    // reload stands.
+    uint64_t old_version = script_->code_version() - 1;
+    script_->invoke("reload", [old_version](lua_State* L) {
+      lua_pushinteger(L, static_cast<lua_Integer>(old_version));
+      return 1;
+    });
+  }
   // Each room judges its own file, whatever became of the main script's.
   size_t rooms_reloaded = 0;
   std::map<std::string, size_t> rooms_rejected;

@@ -72,6 +72,13 @@ bool Room::reload(std::string& error) {
   bool ok = script_->reload(error);
   check_memory();
   if (!ok || phase_ != Phase::open) return ok;
+  uint64_t old_version = script_->code_version() - 1;
+  script_->invoke("reload", [old_version](lua_State* L) {
+    lua_pushinteger(L, static_cast<lua_Integer>(old_version));
+    return 1;
+  });
+  check_memory();
+  if (phase_ != Phase::open) return true;
   bool has_tick = script_->has_handler("tick");
   if (has_tick && !has_tick_handler_) {
     if (!client_ticking_) {

@@ -112,9 +112,9 @@ class ScriptHost final : private DeadlineWatch::Target {
   // the modules that came from the script's directory (they load again);
   // both are swapped in only if the chunk loads and runs clean, so a
   // rejected reload leaves every handler as it was. Globals survive: the
-  // chunk runs in the same _G. Then <role table>.reload(old_version) runs if
-  // defined (its error is logged like any handler's; the reload stands).
-  // False with `error` (one line, "game.lua:12: ...") when rejected.
+  // chunk runs in the same _G. On success code_version() goes up by one and
+  // the caller invokes <role table>.reload(code_version() - 1). False with
+  // `error` (one line, "game.lua:12: ...") when rejected.
   bool reload(std::string& error);
   // 1 once load() succeeded, +1 per successful reload(); 0 before.
   uint64_t code_version() const { return code_version_; }

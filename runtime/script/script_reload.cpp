@@ -45,11 +45,7 @@ bool ScriptHost::reload(std::string& error) {
   Call call{Call::Kind::reload};
   call.chunk_name = entry_path_.c_str();
   if (!run_chunk(call, error)) return false;
-  uint64_t old_version = code_version_++;
-  invoke("reload", [old_version](lua_State* L) {
-    lua_pushinteger(L, static_cast<lua_Integer>(old_version));
-    return 1;
-  });
+  ++code_version_;
   return true;
 }
 

@@ -164,6 +164,26 @@ TEST_CASE("hot reload: a top level that raises after replacing a handler is reje
   stop(*server.process);
 }
 
+TEST_CASE("hot reload: a top level that never ends is stopped by --handler-timeout and rejected") {
+  ScriptTree tree;
+  Server server = start_watching(tree, {"--handler-timeout=200"});
+  REQUIRE(server.port > 0);
+  auto client = pinging_client(server.port);
+  REQUIRE(client->wait_stdout("reply v1 count="));
+
+  tree.save("game_loops.lua", "game.lua");
+  auto rejected = server.process->wait_stderr("reload: ", 10000);
+  REQUIRE(rejected);
+  CHECK_MESSAGE(rejected->find("error: reload: rejected: ") != std::string::npos, *rejected);
+  CHECK_MESSAGE(rejected->find("handler timed out (ran over 200 ms; --handler-timeout)") != std::string::npos,
+                *rejected);
+  auto after = server.process->wait_stderr("answered ", 10000);
+  REQUIRE(after);
+  CHECK_MESSAGE(after->find("answered v1 count=") != std::string::npos, *after);
+  CHECK(client->stdout_text().find("disconnected") == std::string::npos);
+  stop(*server.process);
+}
+
 TEST_CASE("hot reload: a module required from a subdirectory of the tree loads again") {
   ScriptTree tree;
   Server server = start_watching(tree);
@@ -208,6 +228,29 @@ TEST_CASE("hot reload: a room's file reloads between two of its ticks, its globa
   CHECK(number_after(*after, "ticks=") >= ticks_at_reload);
   CHECK(server.process->stderr_text().find("disposed") == std::string::npos);
   CHECK(client->stdout_text().find("disconnected") == std::string::npos);
+  stop(*server.process);
+}
+
+TEST_CASE("hot reload: a broken room file is rejected with file:line and the room keeps answering") {
+  ScriptTree tree;
+  Server server = start_watching(tree);
+  REQUIRE(server.port > 0);
+  auto client = pinging_client(server.port, {"ROOM=1"});
+  REQUIRE(client->wait_stdout("room pong arena v1 ticks="));
+
+  tree.save("arena_broken.lua", "arena.lua");
+  // The main script did not change and reloads; the room rejects its file.
+  REQUIRE(server.process->wait_stderr("reload: v2 live (1 file changed, ", 10000));
+  auto rejected = server.process->wait_stderr("reload: rejected in 1 room(s), which keep their code: ", 10000);
+  REQUIRE(rejected);
+  CHECK_MESSAGE(rejected->find(tree.path + "/arena.lua:6: ')' expected") != std::string::npos, *rejected);
+  // Replies that arrive from now on are still v1's: 20 more, none of v3.
+  for (int i = 0; i < 20; ++i) {
+    auto pong = client->wait_stdout("room pong ", 10000);
+    REQUIRE(pong);
+    CHECK_MESSAGE(pong->find("room pong arena v1 ticks=") != std::string::npos, *pong);
+  }
+  CHECK(server.process->stderr_text().find("disposed") == std::string::npos);
   stop(*server.process);
 }
 

@@ -59,6 +59,7 @@
 ---@field tick? fun(tick_num: integer) Every tick, tick_rate() times a second (Hz); `tick_num` counts 0, 1, 2, ... without gaps.
 ---@field shutdown? fun() SIGINT/SIGTERM or sys.quit, before clients are told. The script's last word.
 ---@field auth? fun(token: string?, project_id: string?, address: string): (boolean|table|nil), string? A fresh join, before a slot is given. Return nil/true to admit, a table to admit with claims (c.auth), `false, reason` to reject. `address`: "ip:port".
+---@field reload? fun(old_version: integer) After a hot reload (--watch) ran the script again cleanly: the code that was live had version `old_version` (1 for the first load, +1 per reload). Migrate data kept in globals here (docs/operations.md "Hot reload").
 
 ---The handlers the host calls on `client` in the client role (docs/scripting.md "Events", docs/rooms.md "Events").
 ---Every one is optional.
@@ -82,8 +83,9 @@
 ---@field join? fun(c: nshost.room_client, options: table): (boolean?), string? A client asks for a seat. Return `false, "reason"` to refuse (reason cut to 200 bytes); anything else seats it.
 ---@field leave? fun(c: nshost.room_client, reason: string) A seated client left: "left", "timeout", "kicked", "disposed" or "closed: <reason>".
 ---@field message? fun(c: nshost.room_client, type: string, data: any) A client's room message (`data` decoded; a string of raw bytes for a .bytes message).
----@field tick? fun(tick_num: integer) Every tick of the room's own timer (its tick_rate, Hz). Defined after the room file's first run: no effect.
+---@field tick? fun(tick_num: integer) Every tick of the room's own timer (its tick_rate, Hz). Defined after the room file's first run: no effect (a hot reload that defines it starts the tick).
 ---@field dispose? fun() Once, after the last client left (auto_dispose) or after room.close removed everyone.
+---@field reload? fun(old_version: integer) After a hot reload (--watch) ran the room file again cleanly in this room's state, between two of its ticks: the room's code had version `old_version` (1 for the first load, +1 per reload).
 
 ---[server, client] The handler table of the server role: define `function server.connect(c, handoff)` and the rest
 ---(nshost.server_handlers). It exists in both roles so one file serves both; the host calls it only as a server.

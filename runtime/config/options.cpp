@@ -124,6 +124,8 @@ std::string usage_text() {
       "                           two joining at a time, the next as one joins)\n"
       "  --stats                  server: log one line per tick with its duration,\n"
       "                           lateness and bytes sent (used by bench/)\n"
+      "  --watch                  server: reload the script tree when a file in it changes,\n"
+      "                           without dropping anyone (docs/operations.md \"Hot reload\")\n"
       "  --log-level=LEVEL        debug|info|warn|error (default info)\n"
       "  --strict                 exit 1 on the first script error\n"
       "  --sandbox                run the local script in the sandbox (fetched scripts always are)\n"
@@ -221,6 +223,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     if (name == "strict" && !has_value) { o.strict = true; continue; }
     if (name == "sandbox" && !has_value) { o.sandbox = true; continue; }
     if (name == "stats" && !has_value) { o.stats = true; continue; }
+    if (name == "watch" && !has_value) { o.watch = true; continue; }
     if (name == "role") {
       if (!need_value() || !parse_role(value, o.role)) return flag_error("expected server, client or host");
       have_role = true;
@@ -326,6 +329,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
   }
   if (!have_role)
     return fail("no role given: pass --role=server, --role=client or --role=host (or set NSHOST_ROLE)");
+  if (o.watch && o.role == Role::client)
+    return fail("--watch is a server option (pass --role=server or --role=host)");
   if (o.role == Role::host) {
     // The local client joins in-process and runs the host's own script.
     if (o.bots > 0 || o.bots_ramp_per_s > 0)

@@ -63,6 +63,7 @@ struct Options {
   uint32_t bots = 0;                        // client: 0 = one client; N = N bot clients in this process
   uint32_t bots_ramp_per_s = 0;             // client: bot joins started per second (0: two joining at a time)
   bool stats = false;                       // server: one "stats" log line per tick (bench/)
+  bool watch = false;                       // server: reload the script tree on edits (docs/operations.md)
   uint32_t coalesce_ms = 1;                 // server: at most one read pass per this many ms on arrivals (0: every wakeup)
   NetsimConfig netsim;                      // both: --netsim, off by default
   uint32_t resume_grace_ms = 30000;         // server: how long a dropped client's slot is held (0: off)

@@ -1,6 +1,8 @@
 // The server streams its script tree to clients that ask (docs/shards.md).
-// The bundle is encoded once at start; each transfer's packets point into
-// that copy (ENET_PACKET_FLAG_NO_ALLOCATE), at most kBundlePartsInFlight per
+// The bundle is encoded once at start (and again after each --watch reload);
+// each transfer's packets point into the copy it started with
+// (ENET_PACKET_FLAG_NO_ALLOCATE, kept alive by the packets' tickets), so a
+// reload never changes a bundle mid-transfer. At most kBundlePartsInFlight per
 // client at a time, topped up on each tick and after each service pass. A
 // client may begin kMaxBundleTransfers transfers per connection; a repeat
 // while one is under way is ignored, one beyond is kicked.
@@ -14,11 +16,13 @@ namespace nshost {
 
 namespace {
 
-// Names the transfer a bundle part belongs to, for its release callback.
+// Names the transfer a bundle part belongs to, for its release callback, and
+// keeps the bytes the packet points into.
 struct PartTicket {
   ServerRole* role;
   size_t peer_index;
   uint64_t transfer_id;
+  std::shared_ptr<const ServedBundle> bundle;
 };
 
 }  // namespace
@@ -27,31 +31,36 @@ void ServerRole::prepare_bundle() {
   Bundle bundle;
   std::string error;
   if (!bundle_directory(options_.script, options_.max_bundle_bytes, bundle, error)) {
+    // After a reload: no stale tree either (transfers under way finish).
+    served_.reset();
+    bundle_hash_.clear();
+    bundle_size_ = 0;
     log_write(LogLevel::warn, "server", "not serving the script tree (clients cannot fetch it): " + error);
     return;
   }
   std::string bytes = encode_bundle(bundle);
-  bundle_hash_ = sha256(bytes);
-  bundle_size_ = bytes.size();
   // Every part encoded once, back to back: each transfer's packets point
   // into this one copy. A part (with its 5-byte header) stays within
   // --max-message-size, which ENet enforces on every packet.
   const size_t part_bytes = std::min<size_t>(wire::kBundlePartBytes, options_.max_message_bytes - 5);
-  bundle_wire_.clear();
-  bundle_parts_.clear();
+  auto served = std::make_shared<ServedBundle>();
   for (size_t offset = 0; offset < bytes.size(); offset += part_bytes) {
     std::string part = wire::encode_bundle_part(static_cast<uint32_t>(offset),
                                                 std::string_view(bytes).substr(offset, part_bytes));
-    bundle_parts_.push_back({bundle_wire_.size(), part.size()});
-    bundle_wire_ += part;
+    served->parts.push_back({served->wire.size(), part.size()});
+    served->wire += part;
   }
+  bundle_hash_ = sha256(bytes);
+  bundle_size_ = bytes.size();
+  served->bytes = bytes.size();
+  served_ = std::move(served);
   log_write(LogLevel::info, "server",
             "serving script bundle " + to_hex(bundle_hash_) + " (" + std::to_string(bundle.files.size()) +
                 " files, " + std::to_string(bundle_size_) + " bytes)");
 }
 
 void ServerRole::serve_bundle(ENetPeer* peer) {
-  if (bundle_parts_.empty()) {
+  if (!served_ || served_->parts.empty()) {
     log_write(LogLevel::debug, "server", "bundle requested but none is served");
     return;
   }
@@ -80,6 +89,7 @@ void ServerRole::serve_bundle(ENetPeer* peer) {
   st.bundle_next_part = 0;
   st.bundle_parts_out = 0;
   st.bundle_transfer_id = ++bundle_transfer_count_;
+  st.bundle = served_;
   size_t index = peer_index(peer);
   if (std::find(bundle_senders_.begin(), bundle_senders_.end(), index) == bundle_senders_.end())
     bundle_senders_.push_back(index);
@@ -97,38 +107,42 @@ void ServerRole::on_part_released(ENetPacket* packet) {
 bool ServerRole::pump_bundle(size_t index) {
   PeerState& st = peers_[index];
   ENetPeer* peer = &endpoint_->host()->peers[index];
-  if (st.bundle_next_part == kNoTransfer) return false;
+  if (st.bundle_next_part == kNoTransfer || !st.bundle) return false;
   if (st.phase != Phase::live) {
     st.bundle_next_part = kNoTransfer;
+    st.bundle.reset();
     return false;
   }
   bool sent = false;
-  while (st.bundle_next_part < bundle_parts_.size() && st.bundle_parts_out < kBundlePartsInFlight) {
-    auto [offset, length] = bundle_parts_[st.bundle_next_part];
-    ENetPacket* packet = enet_packet_create(bundle_wire_.data() + offset, length,
+  const ServedBundle& bundle = *st.bundle;
+  while (st.bundle_next_part < bundle.parts.size() && st.bundle_parts_out < kBundlePartsInFlight) {
+    auto [offset, length] = bundle.parts[st.bundle_next_part];
+    ENetPacket* packet = enet_packet_create(bundle.wire.data() + offset, length,
                                             ENET_PACKET_FLAG_RELIABLE | ENET_PACKET_FLAG_NO_ALLOCATE);
     if (!packet) break;
     // Owned by the packet from here: its release callback frees it, and ENet
     // destroys every packet (acknowledged, or with its peer or host).
-    packet->userData = new PartTicket{this, index, st.bundle_transfer_id};
+    packet->userData = new PartTicket{this, index, st.bundle_transfer_id, st.bundle};
     packet->freeCallback = &ServerRole::on_part_released;
     ++st.bundle_parts_out;
     if (enet_peer_send(peer, wire::kChannelControl, packet) != 0) {
       enet_packet_destroy(packet);
       st.bundle_next_part = kNoTransfer;
+      st.bundle.reset();
       return false;
     }
     ++st.bundle_next_part;
     sent = true;
   }
   if (sent) endpoint_->mark_dirty();
-  if (sent && st.bundle_next_part == bundle_parts_.size())
+  if (sent && st.bundle_next_part == bundle.parts.size())
     log_write(LogLevel::info, "server",
-              "sent script bundle (" + std::to_string(bundle_size_) + " bytes) to " + PeerLink::describe(peer));
+              "sent script bundle (" + std::to_string(bundle.bytes) + " bytes) to " + PeerLink::describe(peer));
   // Under way until ENet has released every part (acknowledged or dropped).
   // Topped up on each tick and after each service pass.
-  if (st.bundle_next_part == bundle_parts_.size() && st.bundle_parts_out == 0) {
+  if (st.bundle_next_part == bundle.parts.size() && st.bundle_parts_out == 0) {
     st.bundle_next_part = kNoTransfer;
+    st.bundle.reset();
     return false;
   }
   return true;

@@ -9,6 +9,7 @@
 
 #include "runtime/script/bundle.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/ops/reload.hpp"
 #include "runtime/roles/local_link.hpp"
 #include "runtime/roles/peer_link.hpp"
 #include "runtime/rooms/room_manager.hpp"
@@ -37,6 +38,7 @@ ServerRole::ServerRole(uv_loop_t* loop, Options options)
             [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }) {}
 
 ServerRole::~ServerRole() {
+  watcher_.reset();
   tick_.stop();
   stop_timer_.close();
   grace_timer_.close();
@@ -93,6 +95,7 @@ bool ServerRole::start(std::string& error) {
   }
   if (!script_->load(options_.script, error)) return false;
   prepare_bundle();
+  if (options_.watch && !start_watch(error)) return false;
   if (int rc = tick_.start(); rc != 0) {
     error = std::string("nshost: libuv: ") + uv_strerror(rc);
     return false;
@@ -504,6 +507,7 @@ void ServerRole::finish_now() { finish(); }
 void ServerRole::finish() {
   if (finished_) return;
   finished_ = true;
+  watcher_.reset();
   tick_.stop();
   stop_timer_.close();
   grace_timer_.close();

@@ -33,6 +33,17 @@ class LocalLink;
 namespace rooms {
 class RoomHost;
 }  // namespace rooms
+namespace ops {
+class ScriptWatcher;
+}  // namespace ops
+
+// A served script bundle: every bundle_part message encoded once, back to
+// back; each transfer's packets point into `wire`.
+struct ServedBundle {
+  std::string wire;
+  std::vector<std::pair<size_t, size_t>> parts;  // offset, length in `wire`
+  size_t bytes = 0;                               // the encoded bundle
+};
 
 class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoint::Listener {
  public:
@@ -117,6 +128,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
     uint32_t bundle_transfers = 0;
     uint64_t bundle_requests_ignored = 0;
     uint64_t bundle_transfer_id = 0;
+    // The bundle this transfer streams: a reload serves a new one to later
+    // requests while this one finishes (its packets point into it).
+    std::shared_ptr<const ServedBundle> bundle;
   };
   struct SlotEntry {
     ENetPeer* peer = nullptr;
@@ -194,8 +208,13 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   void refuse(ENetPeer* peer, std::string_view reason);
   void on_data(ENetPeer* peer, uint8_t channel, std::string_view bytes);
   void on_peer_gone(ENetPeer* peer, uint32_t code);
-  // Shards: pack the script tree at start; stream it to a client that asks.
+  // Shards: pack the script tree at start (and after each reload); stream it
+  // to a client that asks.
   void prepare_bundle();
+  // --watch (server_reload.cpp): reloads the main state, then every room's,
+  // then the served bundle; logs one line for the outcome.
+  bool start_watch(std::string& error);
+  void reload_scripts(size_t files_changed);
   // Starts the peer's transfer (or ignores / kicks a repeat).
   void serve_bundle(ENetPeer* peer);
   // Queues parts while fewer than kBundlePartsInFlight are out; false once
@@ -237,8 +256,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   uint64_t refused_connects_ = 0, evicted_pending_ = 0;  // since the last report
   std::unordered_set<uint32_t> refused_addresses_;        // bounded: kMaxRefusedAddresses
   int64_t refused_report_ns_ = 0;
-  std::string bundle_wire_;  // every bundle_part message, encoded once: packets point into it
-  std::vector<std::pair<size_t, size_t>> bundle_parts_;  // offset, length in bundle_wire_
+  std::shared_ptr<const ServedBundle> served_;          // what a new transfer streams; null: none
   size_t bundle_size_ = 0;                              // the encoded bundle, bytes
   std::vector<size_t> bundle_senders_;                  // peer indices with a transfer under way
   uint64_t bundle_transfer_count_ = 0;
@@ -250,6 +268,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   std::unique_ptr<rooms::RoomHost> room_host_;
   std::unique_ptr<rooms::RoomManager> rooms_;
   LocalLink* local_ = nullptr;  // --role=host only
+  std::unique_ptr<ops::ScriptWatcher> watcher_;  // --watch
 };
 
 }  // namespace nshost

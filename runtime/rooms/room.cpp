@@ -64,6 +64,37 @@ bool Room::start(std::string& error) {
   return true;
 }
 
+bool Room::reload(std::string& error) {
+  if (phase_ != Phase::open || !script_) {
+    error = "the room is closing";
+    return false;
+  }
+  bool ok = script_->reload(error);
+  check_memory();
+  if (!ok || phase_ != Phase::open) return ok;
+  uint64_t old_version = script_->code_version() - 1;
+  script_->invoke("reload", [old_version](lua_State* L) {
+    lua_pushinteger(L, static_cast<lua_Integer>(old_version));
+    return 1;
+  });
+  check_memory();
+  if (phase_ != Phase::open) return true;
+  bool has_tick = script_->has_handler("tick");
+  if (has_tick && !has_tick_handler_) {
+    if (!client_ticking_) {
+      if (int rc = tick_.start(); rc != 0)
+        log_write(LogLevel::error, log_tag_, std::string("cannot start the room's tick: libuv: ") + uv_strerror(rc));
+    }
+    client_ticking_ = false;
+    has_tick_handler_ = true;
+  } else if (!has_tick && has_tick_handler_) {
+    tick_.stop();
+    has_tick_handler_ = false;
+    if (!seats_.empty()) ensure_ticking();  // its clients' patches still need the tick
+  }
+  return true;
+}
+
 bool Room::run_create(const Value* options) {
   bool ok = script_->invoke("create", [&](lua_State* L) {
     if (options) push_value(L, *options);

@@ -54,6 +54,13 @@ class Room final : public HostApi, private StateLink {
   // defined room.tick). False with
   // `error` (one line) when the state cannot be created or the file fails.
   bool start(std::string& error);
+  // Hot reload: runs the room file again in this room's state
+  // (ScriptHost::reload: globals kept, the `room` handlers replaced only if
+  // the file ran clean, then room.reload(old_version)). Called from the loop,
+  // so between two of the room's ticks. A room.tick the new file defines or
+  // drops starts or stops the tick. False with `error` (one line): the room
+  // keeps its old code.
+  bool reload(std::string& error);
   // room.create(options); false when it raised (logged).
   bool run_create(const Value* options);
   // room.join(c, options): nullopt when `member` was seated, else the

@@ -32,6 +32,19 @@ RoomManager::~RoomManager() {
 }
 
 bool RoomManager::define(RoomType type, std::string& error) {
+  if (redefining_) {
+    if (staged_types_.count(type.name)) {
+      error = "room type '" + type.name + "' is already defined";
+      return false;
+    }
+    if (!types_.count(type.name) && types_.size() + staged_types_.size() >= kMaxRoomTypes) {
+      error = "at most " + std::to_string(kMaxRoomTypes) + " room types";
+      return false;
+    }
+    std::string name = type.name;
+    staged_types_.emplace(std::move(name), std::make_shared<const RoomType>(std::move(type)));
+    return true;
+  }
   if (types_.count(type.name)) {
     error = "room type '" + type.name + "' is already defined";
     return false;
@@ -46,6 +59,8 @@ bool RoomManager::define(RoomType type, std::string& error) {
 }
 
 const RoomType* RoomManager::find_type(std::string_view name) const {
+  if (redefining_)
+    if (auto staged = staged_types_.find(std::string(name)); staged != staged_types_.end()) return staged->second.get();
   auto it = types_.find(std::string(name));
   return it == types_.end() ? nullptr : it->second.get();
 }
@@ -73,6 +88,45 @@ void RoomManager::remove_member(uint64_t session_id, const std::string& reason) 
   for (uint64_t id : rooms)
     if (Room* room = find_room(id); room && room->has(session_id)) room->remove(*m, reason, nullptr);
   members_.erase(session_id);
+}
+
+void RoomManager::begin_redefinitions() {
+  redefining_ = true;
+  staged_types_.clear();
+  staged_matches_.clear();
+}
+
+void RoomManager::commit_redefinitions() {
+  redefining_ = false;
+  for (auto& [name, type] : staged_types_) types_[name] = std::move(type);
+  for (MatchType& match : staged_matches_) {
+    std::string error;
+    if (!matchmaker_->find_type(match.room_type) && !matchmaker_->define(std::move(match), error))
+      log_write(LogLevel::warn, "rooms", "reload: matchmaking.define: " + error);
+  }
+  staged_types_.clear();
+  staged_matches_.clear();
+}
+
+void RoomManager::abort_redefinitions() {
+  redefining_ = false;
+  staged_types_.clear();
+  staged_matches_.clear();
+}
+
+size_t RoomManager::reload_rooms(std::map<std::string, size_t>& rejected) {
+  size_t reloaded = 0;
+  // By id: a room.reload handler may close its room.
+  std::vector<uint64_t> ids;
+  for (const auto& entry : rooms_) ids.push_back(entry.first);
+  for (uint64_t id : ids) {
+    Room* room = find_room(id);
+    if (!room || room->phase() != Room::Phase::open) continue;
+    std::string error;
+    if (room->reload(error)) ++reloaded;
+    else ++rejected[error];
+  }
+  return reloaded;
 }
 
 Room* RoomManager::find_room(uint64_t room_id) {

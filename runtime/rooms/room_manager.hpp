@@ -113,6 +113,21 @@ class RoomManager {
   bool define(RoomType type, std::string& error);
   const RoomType* find_type(std::string_view name) const;
 
+  // Hot reload (runtime/roles/server_reload.cpp). Between begin_ and
+  // commit_/abort_redefinitions (while the server's chunk runs again),
+  // rooms.define and matchmaking.define are staged: a room type defined
+  // again replaces the old one at the commit for rooms opened after it (open
+  // rooms keep theirs, and reload their file themselves); matchmaking of a
+  // type that has it already is kept as it is (its queues too). A type the
+  // new chunk no longer defines stays. Abort drops what was staged.
+  void begin_redefinitions();
+  void commit_redefinitions();
+  void abort_redefinitions();
+  // Runs every open room's file again in its state (Room::reload), from the
+  // loop, so between two of its ticks. Returns how many reloaded; each
+  // distinct rejection goes into `rejected` with how many rooms had it.
+  size_t reload_rooms(std::map<std::string, size_t>& rejected);
+
   // A seated session (its codec and claims fixed for its life).
   void add_member(uint64_t session_id, ClientId client, std::optional<Codec> codec, std::string claims);
   // The session ended: it leaves every room it is in with `reason`
@@ -197,6 +212,9 @@ class RoomManager {
   RoomConfig config_;
   int64_t room_cap_logged_ms_ = -1;  // the last --max-rooms warning (one per 10 s)
   std::unordered_map<std::string, std::shared_ptr<const RoomType>> types_;
+  bool redefining_ = false;
+  std::unordered_map<std::string, std::shared_ptr<const RoomType>> staged_types_;
+  std::vector<MatchType> staged_matches_;
   std::map<uint64_t, std::unique_ptr<Room>> rooms_;  // by id: oldest first
   std::unordered_map<uint64_t, Member> members_;
   uint64_t next_room_id_ = 1;

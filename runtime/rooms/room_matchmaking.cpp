@@ -31,6 +31,15 @@ bool RoomManager::define_matchmaking(MatchType type, std::string& error) {
             std::to_string(room_type->max_clients);
     return false;
   }
+  if (redefining_) {
+    for (const MatchType& staged : staged_matches_)
+      if (staged.room_type == type.room_type) {
+        error = "room type '" + type.room_type + "' already has matchmaking";
+        return false;
+      }
+    staged_matches_.push_back(std::move(type));
+    return true;
+  }
   return matchmaker_->define(std::move(type), error);
 }
 

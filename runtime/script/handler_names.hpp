@@ -10,12 +10,13 @@
 namespace nshost {
 
 inline constexpr std::string_view kServerHandlers[] = {"connect", "disconnect", "lost",     "resumed",
-                                                       "receive", "tick",       "shutdown", "auth"};
+                                                       "receive", "tick",       "shutdown", "auth",
+                                                       "reload"};
 inline constexpr std::string_view kClientHandlers[] = {"connect", "disconnect", "lost",         "resumed",
                                                        "receive", "tick",       "room_message", "room_left", "room_state",
                                                        "match_found", "match_failed"};
 // A room's state (docs/rooms.md): the handlers on its global table `room`.
-inline constexpr std::string_view kRoomHandlers[] = {"create", "join", "leave", "message", "tick", "dispose"};
+inline constexpr std::string_view kRoomHandlers[] = {"create", "join", "leave", "message", "tick", "dispose", "reload"};
 
 struct HandlerTable {
   std::string_view table;  // the global the handlers are fields of

@@ -169,6 +169,10 @@ ScriptHost::ScriptHost(HostApi& host, ModuleOpener open_modules, std::string log
   memory_.limit = sandbox_.memory_limit_bytes;
   if (sandbox_.instruction_budget > 0) lua_sethook(L, &ScriptHost::limits_hook, LUA_MASKCOUNT, kBudgetStep);
   if (sandbox_.handler_timeout_ms > 0) deadline_watch_ = DeadlineWatch::for_this_thread(sandbox_.handler_timeout_ms);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  for (lua_pushnil(L); lua_next(L, -2) != 0; lua_pop(L, 1))
+    if (lua_type(L, -2) == LUA_TSTRING) builtin_modules_.emplace_back(lua_tostring(L, -2));
+  lua_pop(L, 1);
 }
 
 void ScriptHost::limits_hook(lua_State* L, lua_Debug*) {
@@ -381,9 +385,12 @@ void ScriptHost::install_require() {
 
 bool ScriptHost::load(const std::string& path, std::string& error) {
   module_roots_ = {directory_of(path), shipped_scripts_dir()};
+  entry_path_ = path;
   Call call{Call::Kind::chunk};
   call.chunk_name = path.c_str();
-  return run_chunk(call, error);
+  if (!run_chunk(call, error)) return false;
+  code_version_ = 1;
+  return true;
 }
 
 bool ScriptHost::load_bundle(std::shared_ptr<const Bundle> bundle, std::string& error) {
@@ -398,7 +405,9 @@ bool ScriptHost::load_bundle(std::shared_ptr<const Bundle> bundle, std::string& 
   Call call{Call::Kind::chunk};
   call.chunk = &entry->text;
   call.chunk_name = chunkname.c_str();
-  return run_chunk(call, error);
+  if (!run_chunk(call, error)) return false;
+  code_version_ = 1;
+  return true;
 }
 
 bool ScriptHost::run_chunk(Call& call, std::string& error) {
@@ -421,6 +430,8 @@ int ScriptHost::run_call(lua_State* L) {
       lua_call(L, 0, 0);
       return 0;
     }
+    case Call::Kind::reload:
+      return run_reload(L, call);
     case Call::Kind::work:
     case Call::Kind::handler_work:
       call.pusher->call(call.pusher->fn, L);

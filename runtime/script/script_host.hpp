@@ -105,6 +105,19 @@ class ScriptHost final : private DeadlineWatch::Target {
   // Runs a fetched bundle's entry script. `require` then looks in the bundle
   // (in memory) and the shipped scripts/ tree only. Same errors as load().
   bool load_bundle(std::shared_ptr<const Bundle> bundle, std::string& error);
+  // Hot reload (--watch; docs/operations.md "Hot reload"): runs the script
+  // load() ran again in this state, from the loop and never inside a call
+  // into the state. The chunk runs against a fresh handler table (the
+  // old one's non-handler fields copied) and a fresh package.loaded without
+  // the modules that came from the script's directory (they load again);
+  // both are swapped in only if the chunk loads and runs clean, so a
+  // rejected reload leaves every handler as it was. Globals survive: the
+  // chunk runs in the same _G. On success code_version() goes up by one and
+  // the caller invokes <role table>.reload(code_version() - 1). False with
+  // `error` (one line, "game.lua:12: ...") when rejected.
+  bool reload(std::string& error);
+  // 1 once load() succeeded, +1 per successful reload(); 0 before.
+  uint64_t code_version() const { return code_version_; }
   // The bundle this state runs, or nullptr for a script from disk.
   const Bundle* bundle() const { return bundle_.get(); }
   bool sandboxed() const { return sandbox_.enabled; }
@@ -247,7 +260,7 @@ class ScriptHost final : private DeadlineWatch::Target {
   };
   // What one protected call does; lives on the C++ stack of its caller.
   struct Call {
-    enum class Kind { handler, lookup, work, handler_work, chunk, callback } kind;
+    enum class Kind { handler, lookup, work, handler_work, chunk, callback, reload } kind;
     const char* name = nullptr;          // the handler's name (handler, lookup)
     const ArgPusher* pusher = nullptr;   // handler args or the work (may be null)
     const ArgPusher* taker = nullptr;    // handler: reads its results (may be null)
@@ -257,6 +270,8 @@ class ScriptHost final : private DeadlineWatch::Target {
     const char* not_callable = nullptr;  // the type name of a non-callable value
   };
   static int run_call(lua_State* L);  // [lightuserdata Call] -> []
+  // Call::Kind::reload inside the protected call (script_reload.cpp).
+  static int run_reload(lua_State* L, const Call& call);
   // Runs `call` in lua_pcall under the limits; LUA_OK or the error status
   // with the message on the stack top (a traceback with `traceback`).
   int protected_run(Call& call, bool traceback);
@@ -295,6 +310,10 @@ class ScriptHost final : private DeadlineWatch::Target {
   uint64_t error_count_ = 0;
   uint64_t memory_error_count_ = 0;
   std::vector<std::string> module_roots_;
+  std::string entry_path_;  // what load() ran, for reload()
+  uint64_t code_version_ = 0;
+  // package.loaded's keys once the surface was open: never dropped by reload().
+  std::vector<std::string> builtin_modules_;
   Sandbox sandbox_;
   std::shared_ptr<const Bundle> bundle_;
   uint64_t instructions_used_ = 0;

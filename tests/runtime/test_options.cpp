@@ -56,6 +56,15 @@ TEST_CASE("options: bad values give one readable line") {
   CHECK(parse({"--version"}).action == ParsedArgs::Action::version);
 }
 
+TEST_CASE("options: --watch is for the server and the listen server, a usage error on a client") {
+  CHECK_FALSE(parse({"--role=server", "g.lua"}).options.watch);
+  CHECK(parse({"--role=server", "--watch", "g.lua"}).options.watch);
+  CHECK(parse({"--role=host", "--watch", "g.lua"}).options.watch);
+  auto client = parse({"--role=client", "--watch", "g.lua"});
+  CHECK(client.action == ParsedArgs::Action::error);
+  CHECK(client.error == "--watch is a server option (pass --role=server or --role=host)");
+}
+
 TEST_CASE("shard URLs: nshost://host[:port]") {
   ShardUrl url;
   std::string error;

@@ -1,0 +1,19 @@
+-- The edited arena.lua: answers "arena v2" and room.reload reports.
+-- The room of tests/scripts/reload/game.lua: ticks kept in a global, each
+-- "ping" answered with the code's tag and the tick count.
+ticks = ticks or 0
+in_tick = false
+
+function room.tick()
+  in_tick = true
+  ticks = ticks + 1
+  in_tick = false
+end
+
+function room.message(c, t)
+  if t == "ping" then room.send(c, "pong", { text = "arena v2 ticks=" .. ticks }) end
+end
+
+function room.reload(old_version)
+  print(("room.reload old_version=%d ticks=%d in_tick=%s"):format(old_version, ticks, tostring(in_tick)))
+end

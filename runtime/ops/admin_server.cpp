@@ -67,6 +67,7 @@ struct AdminServer::State {
   // Handles still closing before the State can be freed.
   int closing_handles = 0;
   uv_idle_t reaper{};  // closed last, in a later pass, to free the State
+  int reaper_passes = 0;
 
   void close();
   void maybe_finish();
@@ -236,9 +237,14 @@ void AdminServer::State::maybe_finish() {
     // is freed only from the reaper's close, a loop pass after theirs.
     h2o_context_dispose(&ctx);
     h2o_config_dispose(&config);
+    // libuv finishes the closes asked for in one iteration at the end of that
+    // iteration or the next one, in a batch: the reaper's own close must come
+    // after that batch, so it waits two idle passes before closing.
     uv_idle_init(loop, &reaper);
     reaper.data = this;
     uv_idle_start(&reaper, [](uv_idle_t* idle) {
+      auto* st = static_cast<State*>(idle->data);
+      if (++st->reaper_passes < 2) return;
       uv_idle_stop(idle);
       uv_close(reinterpret_cast<uv_handle_t*>(idle), [](uv_handle_t* h) { delete static_cast<State*>(h->data); });
     });

@@ -239,6 +239,35 @@ TEST_CASE("admin: handler errors, handler timeouts and kicks are counted") {
   CHECK(server.process->wait_exit(3000) == 0);
 }
 
+TEST_CASE("admin: rooms by type, each room's Lua memory and the clients' rooms") {
+  Server server = start_server(test_script("rooms/server.lua"), {"--admin=127.0.0.1:0"});
+  REQUIRE(server.port > 0);
+  int port = admin_port(*server.process);
+  REQUIRE(port > 0);
+  auto bots = start_client(test_script("rooms_bots.lua"), server.port, {"--bots=3"});
+  for (int i = 0; i < 3; ++i) REQUIRE_MESSAGE(bots->wait_stdout("joined room(id=1, type=arena)", 10000), bots->stderr_text());
+  auto m = scrape(port);
+  CHECK(m["nshost_rooms{type=arena}"] == 1);
+  CHECK(m["nshost_lua_memory_bytes{state=room:1}"] > 0);
+  CHECK(m["nshost_messages_total{channel=3,direction=in}"] >= 3);  // the join requests
+  Reply status = http_get(port, "/api/status");
+  REQUIRE(status.status == 200);
+  auto j = nlohmann::json::parse(status.body);
+  CHECK(j["rooms"]["total"] == 1);
+  CHECK(j["rooms"]["by_type"]["arena"] == 1);
+  REQUIRE(j["room_list"].size() == 1);
+  CHECK(j["room_list"][0]["id"] == 1);
+  CHECK(j["room_list"][0]["type"] == "arena");
+  CHECK(j["room_list"][0]["clients"] == 3);
+  CHECK(j["lua_memory_bytes"]["room:1"].get<double>() > 0);
+  REQUIRE(j["client_list"].size() == 3);
+  for (const auto& c : j["client_list"]) CHECK(c["room"] == 1);
+  bots->send_signal(SIGTERM);
+  CHECK(bots->wait_exit(10000).has_value());
+  server.process->send_signal(SIGTERM);
+  CHECK(server.process->wait_exit(3000) == 0);
+}
+
 TEST_CASE("admin: with --admin-token every request needs the bearer token (401 without it or with a wrong one)") {
   Server server = start_server(test_script("bots.lua"), {"--admin=127.0.0.1:0", "--admin-token=s3cret-token"});
   REQUIRE(server.port > 0);

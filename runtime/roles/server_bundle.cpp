@@ -131,6 +131,7 @@ bool ServerRole::pump_bundle(size_t index) {
       st.bundle.reset();
       return false;
     }
+    endpoint_->count_out(peer, wire::kChannelControl, length);
     ++st.bundle_next_part;
     sent = true;
   }

@@ -3,6 +3,8 @@
 #include "runtime/net/address_policy.hpp"
 #include "runtime/transport/wire.hpp"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -73,6 +75,50 @@ uint64_t wire_max_handoff_bytes() { return wire::kMaxHandoffBytes; }
 
 }  // namespace
 
+bool is_loopback_host(std::string_view host) {
+  std::string h(host);
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+bool parse_admin_address(std::string_view text, std::string& host_out, uint16_t& port_out, std::string& error) {
+  std::string_view host, port;
+  size_t colon = text.rfind(':');
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 != colon) {
+      error = "expected HOST:PORT or [IPV6]:PORT";
+      return false;
+    }
+    host = text.substr(1, close - 1);
+  } else {
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      error = "expected HOST:PORT or [IPV6]:PORT";
+      return false;
+    }
+    host = text.substr(0, colon);
+  }
+  port = text.substr(colon + 1);
+  auto value = parse_uint(port);
+  if (!value || *value > 65535) {
+    error = "expected a port number 0..65535 after the ':'";
+    return false;
+  }
+  std::string h(host);
+  in_addr v4{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) != 1 && inet_pton(AF_INET6, h.c_str(), &v6) != 1) {
+    error = "'" + h + "' is not a numeric IPv4 or IPv6 address";
+    return false;
+  }
+  host_out = h;
+  port_out = static_cast<uint16_t>(*value);
+  return true;
+}
+
 uint32_t ReconnectPolicy::delay_ms(uint32_t k) const {
   double d = base_ms * std::pow(factor, static_cast<double>(std::min<uint32_t>(k, 64)));
   return static_cast<uint32_t>(std::min<double>(d, cap_ms));
@@ -124,6 +170,11 @@ std::string usage_text() {
       "                           two joining at a time, the next as one joins)\n"
       "  --stats                  server: log one line per tick with its duration,\n"
       "                           lateness and bytes sent (used by bench/)\n"
+      "  --admin=HOST:PORT        server: serve GET /metrics (Prometheus), /api/status (JSON)\n"
+      "                           and the dashboard over HTTP on HOST:PORT (numeric; port 0: any\n"
+      "                           free port; default off); docs/operations.md\n"
+      "  --admin-token=TOKEN      server: every admin request needs \"Authorization: Bearer TOKEN\"\n"
+      "                           (required when --admin is not on a loopback address)\n"
       "  --log-level=LEVEL        debug|info|warn|error (default info)\n"
       "  --log-format=text|json   stderr lines as text (default) or one JSON object a line\n"
       "  --strict                 exit 1 on the first script error\n"
@@ -318,6 +369,12 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
       if (!need_value() || value.empty() || value.size() > wire::kMaxAuthTokenBytes)
         return flag_error("expected 1.." + std::to_string(wire::kMaxAuthTokenBytes) + " bytes");
       o.auth_token = value;
+    } else if (name == "admin") {
+      std::string why;
+      if (!need_value() || !parse_admin_address(value, o.admin_host, o.admin_port, why)) return flag_error(why);
+    } else if (name == "admin-token") {
+      if (!need_value() || value.empty() || value.size() > 4096) return flag_error("expected 1..4096 bytes");
+      o.admin_token = value;
     } else if (name == "log-level") {
       if (!need_value() || !parse_log_level(value, o.log_level))
         return flag_error("expected debug, info, warn or error");
@@ -329,6 +386,11 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
   }
   if (!have_role)
     return fail("no role given: pass --role=server, --role=client or --role=host (or set NSHOST_ROLE)");
+  if (!o.admin_host.empty() && o.role == Role::client)
+    return fail("--admin is a server option (pass --role=server or --role=host)");
+  if (!o.admin_token.empty() && o.admin_host.empty()) return fail("--admin-token needs --admin=HOST:PORT");
+  if (!o.admin_host.empty() && !is_loopback_host(o.admin_host) && o.admin_token.empty())
+    return fail("--admin on a non-loopback address needs --admin-token");
   if (o.role == Role::host) {
     // The local client joins in-process and runs the host's own script.
     if (o.bots > 0 || o.bots_ramp_per_s > 0)

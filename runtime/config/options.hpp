@@ -2,6 +2,7 @@
 // Command-line options of the nshost executable.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/core/log.hpp"
@@ -78,6 +79,13 @@ struct Options {
   uint64_t room_memory_limit_bytes = 64u << 20;  // server: bytes per room's Lua state, 0 = unlimited
   uint32_t max_rooms = 10000;                     // server: rooms open at once
   uint32_t state_ack_timeout_ms = 10000;    // server: a client silent this long gets no state patches (docs/state.md)
+  // Operations (docs/operations.md). Server: --admin=HOST:PORT serves
+  // /metrics and /api/status over HTTP (off when admin_host is ""; port 0:
+  // any free port); --admin-token: every request needs "Authorization:
+  // Bearer <token>" ("": none; required off loopback).
+  std::string admin_host;
+  uint16_t admin_port = 0;
+  std::string admin_token;
 };
 
 constexpr uint32_t kMaxBots = 10000;
@@ -93,6 +101,12 @@ struct ParsedArgs {
   std::string error;  // one readable line when action == error
   std::vector<std::string> check_files;  // `nshost check FILE...`: the files, in order
 };
+
+// --admin's value: "HOST:PORT" or "[IPV6]:PORT" with a numeric host. False
+// with `error` (one line) otherwise.
+bool parse_admin_address(std::string_view text, std::string& host, uint16_t& port, std::string& error);
+// 127.0.0.0/8 or ::1 (numeric).
+bool is_loopback_host(std::string_view host);
 
 // Parses argv (argv[0] is skipped). `env_role` is $NSHOST_ROLE or nullptr; a
 // --role flag wins over it. Never throws.

@@ -6,9 +6,12 @@ namespace nshost {
 
 namespace {
 
-int peer_send(ENetPeer* peer, uint8_t channel_id, ENetPacket* packet) {
+int peer_send(EnetEndpoint* endpoint, ENetPeer* peer, uint8_t channel_id, ENetPacket* packet) {
   if (LocalLink* local = LocalLink::of(peer)) return local->send(peer, channel_id, packet);
-  return enet_peer_send(peer, channel_id, packet);
+  size_t bytes = packet->dataLength;  // ENet may free a packet it was the last owner of
+  int rc = enet_peer_send(peer, channel_id, packet);
+  if (rc == 0 && endpoint) endpoint->count_out(peer, channel_id, bytes);
+  return rc;
 }
 
 }  // namespace
@@ -16,7 +19,7 @@ int peer_send(ENetPeer* peer, uint8_t channel_id, ENetPacket* packet) {
 bool PeerLink::send_control(std::string_view bytes) {
   ENetPacket* packet = enet_packet_create(bytes.data(), bytes.size(), ENET_PACKET_FLAG_RELIABLE);
   if (!packet) return false;
-  if (peer_send(peer_, wire::kChannelControl, packet) != 0) {
+  if (peer_send(endpoint_, peer_, wire::kChannelControl, packet) != 0) {
     enet_packet_destroy(packet);
     return false;
   }
@@ -36,10 +39,10 @@ bool PeerLink::send(std::string_view data, Channel channel) {
 }
 
 bool PeerLink::queue(ENetPacket* packet, Channel channel) {
-  return peer_send(peer_, channel_id(channel), packet) == 0;
+  return peer_send(endpoint_, peer_, channel_id(channel), packet) == 0;
 }
 
-bool PeerLink::queue_on(ENetPacket* packet, uint8_t channel_id) { return peer_send(peer_, channel_id, packet) == 0; }
+bool PeerLink::queue_on(ENetPacket* packet, uint8_t channel_id) { return peer_send(endpoint_, peer_, channel_id, packet) == 0; }
 
 size_t PeerLink::replay(const ReliableReplay& replay, uint64_t after) {
   size_t replayed = 0;

@@ -118,6 +118,7 @@ bool ServerRole::pump_bundle(size_t index) {
       st.bundle_next_part = kNoTransfer;
       return false;
     }
+    endpoint_->count_out(peer, wire::kChannelControl, length);
     ++st.bundle_next_part;
     sent = true;
   }

@@ -60,6 +60,7 @@ bool ServerRole::resume(ENetPeer* peer, uint32_t slot, const wire::Hello& hello)
   entry.held = false;
   send_welcome(peer, id, true);  // re-issues the token: the presented one is spent
   size_t replayed = link(peer).replay(replay, hello.received);
+  ++metrics_.resumes;
   log_event(LogLevel::info, "server", "resume",
             "client " + PeerLink::describe(peer) + " resumed slot " + std::to_string(slot) + " (replayed " +
                 std::to_string(replayed) + " reliable message(s))",

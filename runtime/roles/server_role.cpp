@@ -34,9 +34,11 @@ ServerRole::ServerRole(uv_loop_t* loop, Options options)
       sessions_(options_.max_clients),
       slot_entries_(options_.max_clients),
       tick_(loop, options_.tick_rate_hz,
-            [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }) {}
+            [this](const TickScheduler::Beat& beat, int64_t now) { on_tick(beat, now); }),
+      metrics_(1.0 / options_.tick_rate_hz) {}
 
 ServerRole::~ServerRole() {
+  admin_.reset();
   tick_.stop();
   stop_timer_.close();
   grace_timer_.close();
@@ -48,6 +50,7 @@ ServerRole::~ServerRole() {
 
 bool ServerRole::start(std::string& error) {
   exit_code_ = 1;
+  started_ns_ = monotonic_ns();
   ENetAddress address{};
   in_addr parsed{};
   if (inet_pton(AF_INET, options_.bind.c_str(), &parsed) != 1) {
@@ -108,6 +111,7 @@ bool ServerRole::start(std::string& error) {
         if (t->data) static_cast<ServerRole*>(t->data)->send_acks();
       },
       kAckPollMs, kAckPollMs);
+  if (!start_admin(error)) return false;
   exit_code_ = requested_exit_code_;
   log_write(LogLevel::info, "server",
             "listening on " + options_.bind + ":" + std::to_string(port()) + " (max_clients=" +
@@ -310,6 +314,8 @@ void ServerRole::on_tick(const TickScheduler::Beat& beat, int64_t now_ns) {
                   host->totalSentPackets, static_cast<long long>((end_ns - flush_start_ns) / 1000));
     log_write(LogLevel::info, "server", line);
   }
+  int64_t end_ns = monotonic_ns();
+  metrics_.ticks.record(end_ns, static_cast<double>(end_ns - now_ns) / 1e9, 1.0 / tick_.rate_hz());
 }
 
 void ServerRole::expire_stale_peers(int64_t now_ns) {
@@ -405,6 +411,7 @@ size_t ServerRole::broadcast(std::string_view data, Channel channel, std::span<c
 bool ServerRole::kick(ClientId id, std::string_view reason) {
   if (slots_.valid(id) && sessions_.lost(id.slot)) {
     sessions_.expire_now(id.slot, "kicked");  // a kick skips the grace window
+    ++metrics_.kicks[static_cast<size_t>(ops::classify_kick(reason))];
     return true;
   }
   if (liveness(id) != Liveness::live) return false;
@@ -417,6 +424,7 @@ bool ServerRole::kick(ClientId id, std::string_view reason) {
   st.depart_reason = "kicked";
   sessions_.revoke(id.slot);  // a kicked client cannot resume
   endpoint_->mark_dirty();
+  ++metrics_.kicks[static_cast<size_t>(ops::classify_kick(reason))];
   log_event(LogLevel::info, "server", "kick", "kicking slot " + std::to_string(id.slot) + ": " + std::string(reason),
             {{"slot", id.slot}, {"address", PeerLink::describe(peer)}, {"reason", reason}});
   return true;
@@ -439,6 +447,7 @@ bool ServerRole::redirect(ClientId id, std::string_view url, std::string_view ha
 void ServerRole::request_stop(int exit_code) { defer_stop(exit_code); }
 
 void ServerRole::on_script_error() {
+  ++metrics_.handler_errors;
   if (options_.strict && !stopping_) {
     log_write(LogLevel::error, "server", "--strict: stopping after a script error");
     defer_stop(1);
@@ -506,6 +515,7 @@ void ServerRole::finish_now() { finish(); }
 void ServerRole::finish() {
   if (finished_) return;
   finished_ = true;
+  admin_.reset();  // stops accepting and ends its connections; freed as the loop runs on
   tick_.stop();
   stop_timer_.close();
   grace_timer_.close();

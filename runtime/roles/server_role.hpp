@@ -27,6 +27,8 @@
 #include "runtime/core/tick_driver.hpp"
 #include "runtime/transport/wire.hpp"
 #include "runtime/rooms/codec.hpp"
+#include "runtime/ops/metrics.hpp"
+#include "runtime/ops/admin_server.hpp"
 
 namespace nshost {
 class LocalLink;
@@ -34,7 +36,7 @@ namespace rooms {
 class RoomHost;
 }  // namespace rooms
 
-class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoint::Listener {
+class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoint::Listener, private ops::AdminSource {
  public:
   // A kicked or rejected peer that does not acknowledge the disconnect in
   // this time is reset.
@@ -70,6 +72,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   // --role=host: before start(), the in-process link its local client joins
   // over (runtime/roles/local_link.hpp); it must outlive this role's use of it.
   void attach_local(LocalLink& link);
+  // The admin server's bound TCP port (--admin with port 0); 0 without one.
+  uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
+  const ops::ServerMetrics& metrics() const { return metrics_; }
 
   // HostApi
   Role role() const override { return Role::server; }
@@ -82,6 +87,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   uint32_t max_message_bytes() const override { return options_.max_message_bytes; }
   void request_stop(int exit_code) override;
   void on_script_error() override;
+  void on_handler_timeout() override { ++metrics_.handler_timeouts; }
 
   // ServerApi
   Liveness liveness(ClientId id) const override;
@@ -216,6 +222,12 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   void defer_stop(int exit_code);
   void finish();
   bool all_peers_closed() const;
+  // Metrics (server_metrics.cpp): --admin's server, and the snapshot both
+  // endpoints render, gathered in O(peers + rooms).
+  bool start_admin(std::string& error);
+  ops::StatusSnapshot snapshot();
+  std::string metrics_text() override;
+  std::string status_json() override;
 
   uv_loop_t* loop_;
   Options options_;
@@ -250,6 +262,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   std::unique_ptr<rooms::RoomHost> room_host_;
   std::unique_ptr<rooms::RoomManager> rooms_;
   LocalLink* local_ = nullptr;  // --role=host only
+  ops::ServerMetrics metrics_;
+  int64_t started_ns_ = 0;
+  std::unique_ptr<ops::AdminServer> admin_;  // --admin only
 };
 
 }  // namespace nshost

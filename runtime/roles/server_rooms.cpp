@@ -21,6 +21,7 @@ class ServerRoomHost final : public rooms::RoomHost {
   }
   void kick_client(ClientId client, std::string_view reason) override { role_.kick(client, reason); }
   void on_room_script_error() override { role_.on_script_error(); }
+  void on_room_handler_timeout() override { role_.on_handler_timeout(); }
   bool client_live(ClientId client) const override { return role_.liveness(client) == ServerApi::Liveness::live; }
 
  private:

@@ -127,6 +127,7 @@ class Room final : public HostApi, private StateLink {
   // sys.quit is not opened in a room; a stop request from a room is ignored.
   void request_stop(int exit_code) override;
   void on_script_error() override { manager_.host().on_room_script_error(); }
+  void on_handler_timeout() override { manager_.host().on_room_handler_timeout(); }
   bool finished() const override { return phase_ == Phase::disposed; }
   Room* room() override { return this; }
   const char* handler_table() const override { return "room"; }

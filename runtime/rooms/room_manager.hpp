@@ -46,6 +46,8 @@ class RoomHost {
   virtual void kick_client(ClientId client, std::string_view reason) = 0;
   // A room's handler raised (already logged): --strict stops the server.
   virtual void on_room_script_error() = 0;
+  // A room handler was stopped by --handler-timeout.
+  virtual void on_room_handler_timeout() {}
   // Whether the client's link is up (a session held for a resume is not):
   // the matchmaker passes over a player who could not hear match.found.
   virtual bool client_live(ClientId) const { return true; }

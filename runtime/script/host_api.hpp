@@ -43,6 +43,8 @@ class HostApi {
   virtual void request_stop(int exit_code) = 0;
   // Told after a handler error was logged (--strict stops the host).
   virtual void on_script_error() = 0;
+  // Told when a handler was stopped by --handler-timeout (counted by the server).
+  virtual void on_handler_timeout() {}
   // True once the role has closed all it owns (net.* stops waiting then).
   virtual bool finished() const = 0;
   // True once the role has begun to stop (server: from its server.shutdown

@@ -221,6 +221,7 @@ void ScriptHost::end_limits() {
   memory_.enforcing = false;
   if (deadline_watch_) deadline_watch_->disarm(outer_armed_);
   if (!timed_out_ && !budget_exhausted_) return;
+  if (timed_out_) host_.on_handler_timeout();
   timed_out_ = 0;
   budget_exhausted_ = false;
   if (sandbox_.instruction_budget > 0) lua_sethook(state_, &ScriptHost::limits_hook, LUA_MASKCOUNT, kBudgetStep);

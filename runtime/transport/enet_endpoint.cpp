@@ -177,6 +177,7 @@ std::unique_ptr<EnetEndpoint> EnetEndpoint::create(uv_loop_t* loop, const Config
   // Bounds what one peer can make us buffer for reassembly and delivery.
   host->maximumWaitingData = config.max_message_bytes * 4;
   std::unique_ptr<EnetEndpoint> self(new EnetEndpoint(loop, host, listener));
+  self->peer_traffic_.assign(host->peerCount, PeerTraffic{});
   self->tap_ = std::make_unique<SocketTap>(host->socket, host->peerCount, config.netsim, config.receive_batch);
   self->log_tag_ = config.log_tag;
   if (!prove_tap(host, *self->tap_, error)) return nullptr;
@@ -294,6 +295,7 @@ void EnetEndpoint::service() {
             if (packet) enet_packet_destroy(packet);
           }
         } owner{event.type == ENET_EVENT_TYPE_RECEIVE ? event.packet : nullptr};
+        count_in(event);
         listener_.on_enet_event(event);
       }
       got = enet_host_check_events(host_, &event);
@@ -304,6 +306,21 @@ void EnetEndpoint::service() {
   listener_.on_serviced();
   report_malformed();
   report_send_failures();
+}
+
+void EnetEndpoint::count_in(const ENetEvent& event) {
+  size_t i = peer_slot(event.peer);
+  if (event.type == ENET_EVENT_TYPE_CONNECT) {
+    if (i < peer_traffic_.size()) peer_traffic_[i] = PeerTraffic{};
+    return;
+  }
+  if (event.type != ENET_EVENT_TYPE_RECEIVE) return;
+  size_t bytes = event.packet->dataLength;
+  if (event.channelID < kCountedChannels) {
+    ++traffic_.messages_in[event.channelID];
+    traffic_.bytes_in[event.channelID] += bytes;
+  }
+  if (i < peer_traffic_.size()) peer_traffic_[i].bytes_in += bytes;
 }
 
 uint64_t EnetEndpoint::Reported::take_due(uint64_t total) {

@@ -10,9 +10,12 @@
 // together: sendmmsg(2), with each peer's fragments as one UDP GSO message.
 #include <enet/enet.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/transport/netsim.hpp"
 #include "runtime/transport/socket_tap.hpp"
@@ -94,10 +97,39 @@ class EnetEndpoint {
   // A server's endpoint: CONNECTs need the tap's cookie (SocketTap).
   void enable_connect_challenge() { tap_->enable_connect_challenge(); }
 
+  // Messages and their payload bytes (no ENet or UDP headers) by channel and
+  // by peer, counted as they pass: received as the events are dispatched,
+  // sent when ENet accepted the packet (count_out, by whoever queued it).
+  // ENet's own per-peer totals are reset by its bandwidth throttle.
+  static constexpr size_t kCountedChannels = 8;
+  struct Traffic {
+    std::array<uint64_t, kCountedChannels> messages_in{}, bytes_in{}, messages_out{}, bytes_out{};
+  };
+  struct PeerTraffic {
+    uint64_t bytes_in = 0, bytes_out = 0;  // since the peer's connect
+  };
+  const Traffic& traffic() const { return traffic_; }
+  // By ENet peer index (peer - host()->peers).
+  const PeerTraffic& peer_traffic(size_t peer_index) const { return peer_traffic_[peer_index]; }
+  void count_out(const ENetPeer* peer, uint8_t channel, size_t bytes) {
+    if (channel < kCountedChannels) {
+      ++traffic_.messages_out[channel];
+      traffic_.bytes_out[channel] += bytes;
+    }
+    if (size_t i = peer_slot(peer); i < peer_traffic_.size()) peer_traffic_[i].bytes_out += bytes;
+  }
+
  private:
   static void on_poll(uv_poll_t* poll, int status, int events);
+  // The peer's index in host_->peers; peer_traffic_.size() for any other peer.
+  size_t peer_slot(const ENetPeer* peer) const {
+    auto at = reinterpret_cast<uintptr_t>(peer), first = reinterpret_cast<uintptr_t>(host_->peers);
+    if (at < first || (at - first) % sizeof(ENetPeer) != 0) return peer_traffic_.size();
+    return std::min<size_t>((at - first) / sizeof(ENetPeer), peer_traffic_.size());
+  }
   void report_malformed();
   void report_send_failures();
+  void count_in(const ENetEvent& event);
 
   friend class Housekeeper;
   EnetEndpoint(uv_loop_t* loop, ENetHost* host, Listener& listener)
@@ -123,6 +155,8 @@ class EnetEndpoint {
   UvHandle<uv_check_t> flush_check_;
   uint64_t last_service_ms_ = 0;  // uv_now() of the last service()
   bool housekept_ = false;        // registered with the loop's Housekeeper
+  Traffic traffic_;
+  std::vector<PeerTraffic> peer_traffic_;  // one per ENet peer
   bool dirty_ = false;
   bool servicing_ = false;
 };

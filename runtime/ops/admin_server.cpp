@@ -10,7 +10,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "runtime/core/log.hpp"
 
 #if __has_include("runtime/ops/dashboard_assets.hpp")
 #include "runtime/ops/dashboard_assets.hpp"
@@ -68,6 +67,7 @@ struct AdminServer::State {
   // Handles still closing before the State can be freed.
   int closing_handles = 0;
   uv_idle_t reaper{};  // closed last, in a later pass, to free the State
+  int reaper_passes = 0;
 
   void close();
   void maybe_finish();
@@ -244,9 +244,14 @@ void AdminServer::State::maybe_finish() {
     // is freed only from the reaper's close, a loop pass after theirs.
     h2o_context_dispose(&ctx);
     h2o_config_dispose(&config);
+    // libuv finishes the closes asked for in one iteration at the end of that
+    // iteration or the next one, in a batch: the reaper's own close must come
+    // after that batch, so it waits two idle passes before closing.
     uv_idle_init(loop, &reaper);
     reaper.data = this;
     uv_idle_start(&reaper, [](uv_idle_t* idle) {
+      auto* st = static_cast<State*>(idle->data);
+      if (++st->reaper_passes < 2) return;
       uv_idle_stop(idle);
       uv_close(reinterpret_cast<uv_handle_t*>(idle), [](uv_handle_t* h) { delete static_cast<State*>(h->data); });
     });
@@ -279,6 +284,7 @@ std::unique_ptr<AdminServer> AdminServer::start(uv_loop_t* loop, Config config, 
 
   h2o_config_init(&st->config);
   st->config.server_name = h2o_iovec_init(H2O_STRLIT("nshost"));
+  st->config.max_request_entity_size = kMaxRequestBytes;  // a body is never needed: h2o answers 413
   st->config.http1.req_timeout = kIdleTimeoutMs;
   st->config.http1.upgrade_to_http2 = 0;
   st->config.http2.idle_timeout = kIdleTimeoutMs;
@@ -316,14 +322,17 @@ std::unique_ptr<AdminServer> AdminServer::start(uv_loop_t* loop, Config config, 
   // Started while connections exist; never keeps the loop alive by itself.
   uv_unref(reinterpret_cast<uv_handle_t*>(&st->sweep));
 
-  std::string shown = st->host.find(':') != std::string::npos ? "[" + st->host + "]" : st->host;
-  log_write(LogLevel::info, "server", "admin: listening on http://" + shown + ":" + std::to_string(st->port));
   return std::unique_ptr<AdminServer>(new AdminServer(st));
 }
 
 AdminServer::~AdminServer() { state_->close(); }
 
 uint16_t AdminServer::port() const { return state_->port; }
+
+std::string AdminServer::url() const {
+  const std::string& host = state_->host;
+  return "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(state_->port);
+}
 
 const AdminCounters& AdminServer::counters() const { return state_->counters; }
 

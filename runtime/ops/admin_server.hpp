@@ -48,8 +48,7 @@ class AdminServer {
   };
 
   // Binds and listens; null with `error` (one line, no "nshost: " prefix)
-  // when the address cannot be bound. Logs
-  // "admin: listening on http://HOST:PORT" (the bound port) on success.
+  // when the address cannot be bound.
   static std::unique_ptr<AdminServer> start(uv_loop_t* loop, Config config, AdminSource& source,
                                             std::string& error);
   ~AdminServer();
@@ -57,6 +56,8 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
 
   uint16_t port() const;
+  // "http://HOST:PORT" with the bound port ("http://[::1]:PORT" for IPv6).
+  std::string url() const;
   const AdminCounters& counters() const;
 
   struct State;  // h2o's context and the connections; outlives this object until closed

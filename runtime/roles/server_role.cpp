@@ -117,6 +117,8 @@ bool ServerRole::start(std::string& error) {
             "listening on " + options_.bind + ":" + std::to_string(port()) + " (max_clients=" +
                 std::to_string(options_.max_clients) + ", tick_rate=" + std::to_string(options_.tick_rate_hz) +
                 " Hz, script=" + options_.script + ")");
+  // After the line above, which tools read the UDP port from.
+  if (admin_) log_write(LogLevel::info, "server", "admin: listening on " + admin_->url());
   return true;
 }
 

@@ -195,6 +195,7 @@ int main(int argc, char** argv) {
       break;
   }
   set_log_level(parsed.options.log_level);
+  set_log_format(parsed.options.log_format);
   // Before any thread starts, so that every thread inherits the mask.
   sigset_t stop_set = stop_signal_set();
   pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);

@@ -178,6 +178,7 @@ std::string usage_text() {
       "  --admin-token=TOKEN      server: every admin request needs \"Authorization: Bearer TOKEN\"\n"
       "                           (required when --admin is not on a loopback address)\n"
       "  --log-level=LEVEL        debug|info|warn|error (default info)\n"
+      "  --log-format=text|json   stderr lines as text (default) or one JSON object a line\n"
       "  --strict                 exit 1 on the first script error\n"
       "  --sandbox                run the local script in the sandbox (fetched scripts always are)\n"
       "  --allow-net=HOST:PORT[,HOST:PORT...]\n"
@@ -380,6 +381,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "log-level") {
       if (!need_value() || !parse_log_level(value, o.log_level))
         return flag_error("expected debug, info, warn or error");
+    } else if (name == "log-format") {
+      if (!need_value() || !parse_log_format(value, o.log_format)) return flag_error("expected text or json");
     } else {
       return fail("unknown option '" + arg + "' (see --help)");
     }

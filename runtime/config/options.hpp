@@ -49,6 +49,7 @@ struct Options {
   uint32_t tick_rate_hz = 30;               // both: tick rate, 1..1000 Hz
   bool headless = false;
   LogLevel log_level = LogLevel::info;
+  LogFormat log_format = LogFormat::text;  // --log-format (docs/operations.md)
   bool strict = false;                      // exit 1 on the first script error
   uint32_t max_message_bytes = 1u << 20;    // largest send/receive, bytes
   // Shards (docs/shards.md).

@@ -102,7 +102,14 @@ int on_request(h2o_handler_t* self, h2o_req_t* req) {
   ++st->counters.requests;
   std::string_view method(req->method.base, req->method.len);
   std::string_view path(req->path_normalized.base, req->path_normalized.len);
-  if (!st->token.empty()) {
+  // The dashboard's files hold no server data, and a browser cannot put a
+  // bearer token on a page load: they are served without one (the page sends
+  // it on every /api/status).
+  bool public_file = false;
+#if NSHOST_HAVE_DASHBOARD
+  public_file = path.substr(0, 5) != "/api/" && find_dashboard_asset(path) != nullptr;
+#endif
+  if (!st->token.empty() && !public_file) {
     ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     std::string_view given = at < 0 ? std::string_view{}
                                     : std::string_view(req->headers.entries[at].value.base,

@@ -31,21 +31,24 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   const std::string who = PeerLink::describe(peer);
   if (!wire::decode_hello(bytes, hello, error)) {
     std::string reason = error == "handoff_too_large" ? error : "malformed_hello";
-    log_write(LogLevel::warn, "server", "rejected " + who + ": " + reason + " (" + error + ")");
+    log_event(LogLevel::warn, "server", "reject", "rejected " + who + ": " + reason + " (" + error + ")",
+              {{"address", who}, {"reason", reason}});
     refuse(peer, reason);
     return;
   }
   if (hello.protocol_version != wire::kProtocolVersion) {
-    log_write(LogLevel::warn, "server",
+    log_event(LogLevel::warn, "server", "reject",
               "rejected " + who + ": protocol_version (client speaks " + std::to_string(hello.protocol_version) +
-                  ", server " + std::to_string(wire::kProtocolVersion) + ")");
+                  ", server " + std::to_string(wire::kProtocolVersion) + ")",
+              {{"address", who}, {"reason", "protocol_version"}});
     refuse(peer, "protocol_version");
     return;
   }
   if (hello.handoff.size() > options_.limits.max_handoff_bytes) {
-    log_write(LogLevel::warn, "server",
+    log_event(LogLevel::warn, "server", "reject",
               "rejected " + who + ": handoff_too_large (" + std::to_string(hello.handoff.size()) + " bytes, limit " +
-                  std::to_string(options_.limits.max_handoff_bytes) + ")");
+                  std::to_string(options_.limits.max_handoff_bytes) + ")",
+              {{"address", who}, {"reason", "handoff_too_large"}});
     refuse(peer, "handoff_too_large");
     return;
   }
@@ -73,8 +76,9 @@ bool ServerRole::take_session(ENetPeer* peer, const wire::Hello& hello, const st
     return resume(peer, *slot, hello);
   }
   // The session still has its link: a token never takes a slot over.
-  log_write(LogLevel::warn, "server",
-            "rejected " + who + ": session_in_use (slot " + std::to_string(*slot) + " is still connected)");
+  log_event(LogLevel::warn, "server", "reject",
+            "rejected " + who + ": session_in_use (slot " + std::to_string(*slot) + " is still connected)",
+            {{"address", who}, {"reason", "session_in_use"}, {"slot", *slot}});
   refuse(peer, "session_in_use");
   return true;
 }
@@ -96,7 +100,8 @@ std::optional<ClientId> ServerRole::acquire_slot(ENetPeer* peer, const std::stri
     }
   }
   if (!id) {
-    log_write(LogLevel::info, "server", "rejected " + who + ": full (" + std::to_string(options_.max_clients) + " slots)");
+    log_event(LogLevel::info, "server", "reject", "rejected " + who + ": full (" + std::to_string(options_.max_clients) + " slots)",
+              {{"address", who}, {"reason", "full"}});
     refuse(peer, "full");
   }
   return id;
@@ -128,10 +133,11 @@ void ServerRole::seat(ENetPeer* peer, ClientId id, const std::string& handoff, c
   });
   if (rooms_) rooms_->add_member(entry.session_id, id, admission.codec, std::move(admission.claims));
   send_welcome(peer, id, false);
-  log_write(LogLevel::info, "server",
+  log_event(LogLevel::info, "server", "connect",
             "client " + who + " joined in slot " + std::to_string(id.slot) + " (session " +
                 std::to_string(entry.session_id) + (entry.codec ? std::string(", ") + rooms::codec_name(*entry.codec) : "") +
-                ")");
+                ")",
+            {{"slot", id.slot}, {"address", who}, {"session", entry.session_id}});
   script_->invoke("connect", [&](lua_State* S) {
     push_handle(id);
     lua_pushlstring(S, handoff.data(), handoff.size());
@@ -168,7 +174,8 @@ bool ServerRole::within_message_rate(ENetPeer* peer) {
   if (st.phase == Phase::live) {
     kick(st.id, "rate_limit");
   } else {
-    log_write(LogLevel::warn, "server", "rejected " + PeerLink::describe(peer) + ": rate_limit");
+    log_event(LogLevel::warn, "server", "reject", "rejected " + PeerLink::describe(peer) + ": rate_limit",
+              {{"address", PeerLink::describe(peer)}, {"reason", "rate_limit"}});
     refuse(peer, "rate_limit");
   }
   return false;

@@ -34,12 +34,13 @@ bool ServerRole::resume(ENetPeer* peer, uint32_t slot, const wire::Hello& hello)
   // Both sides must still hold every reliable message the other lacks.
   if (!replay.acknowledge(hello.received) || !replay.can_replay_from(hello.received) ||
       hello.replay_floor > replay.received()) {
-    log_write(LogLevel::warn, "server",
+    log_event(LogLevel::warn, "server", "resume_failed",
               "client " + PeerLink::describe(peer) + " cannot resume slot " + std::to_string(slot) +
                   ": reliable messages cannot be replayed (it has " + std::to_string(hello.received) + " of " +
                   std::to_string(replay.numbered()) + ", we hold from " + std::to_string(replay.replay_floor()) +
                   "; we have " + std::to_string(replay.received()) + ", it holds from " +
-                  std::to_string(hello.replay_floor) + "; --resume-buffer-size)");
+                  std::to_string(hello.replay_floor) + "; --resume-buffer-size)",
+              {{"slot", slot}, {"address", PeerLink::describe(peer)}, {"reason", "replay"}});
     drop_lost(slot, "timeout");
     return false;
   }
@@ -60,9 +61,10 @@ bool ServerRole::resume(ENetPeer* peer, uint32_t slot, const wire::Hello& hello)
   send_welcome(peer, id, true);  // re-issues the token: the presented one is spent
   size_t replayed = link(peer).replay(replay, hello.received);
   ++metrics_.resumes;
-  log_write(LogLevel::info, "server",
+  log_event(LogLevel::info, "server", "resume",
             "client " + PeerLink::describe(peer) + " resumed slot " + std::to_string(slot) + " (replayed " +
-                std::to_string(replayed) + " reliable message(s))");
+                std::to_string(replayed) + " reliable message(s))",
+            {{"slot", slot}, {"address", PeerLink::describe(peer)}});
   script_->invoke("resumed", [&](lua_State*) {
     push_handle(id);
     return 1;
@@ -81,9 +83,10 @@ void ServerRole::enter_grace(ENetPeer* peer) {
   entry.lost_since_ns = now;
   sessions_.mark_lost(id.slot, now + static_cast<int64_t>(options_.resume_grace_ms) * 1'000'000, peer->address.host,
                       now);
-  log_write(LogLevel::info, "server",
+  log_event(LogLevel::info, "server", "lost",
             "client in slot " + std::to_string(id.slot) + " lost its link; holding the slot for " +
-                std::to_string(options_.resume_grace_ms) + " ms");
+                std::to_string(options_.resume_grace_ms) + " ms",
+            {{"slot", id.slot}, {"address", PeerLink::describe(peer)}});
   script_->invoke("lost", [&](lua_State*) {
     push_handle(id);
     return 1;
@@ -98,8 +101,9 @@ void ServerRole::drop_lost(uint32_t slot, const std::string& reason) {
   ClientId id = slots_.id_at(slot);
   slot_entries_[slot].held = false;
   size_t undelivered = slot_entries_[slot].replay.held_count();
-  log_write(LogLevel::info, "server",
-            "client in slot " + std::to_string(slot) + " left: " + reason + undelivered_note(undelivered));
+  log_event(LogLevel::info, "server", "disconnect",
+            "client in slot " + std::to_string(slot) + " left: " + reason + undelivered_note(undelivered),
+            {{"slot", slot}, {"reason", reason}});
   sessions_.revoke(slot);  // the token resumes nothing from here on
   // Still marked lost while the handler runs, so liveness() says departing:
   // slot() answers and nothing is sent.

@@ -251,8 +251,9 @@ void ServerRole::finish_departure(ENetPeer* peer, const std::string& reason) {
   ClientId id = st.id;
   st.phase = Phase::departing;  // slot() still answers inside the handler
   size_t undelivered = slot_entries_[id.slot].replay.held_count();
-  log_write(LogLevel::info, "server",
-            "client in slot " + std::to_string(id.slot) + " left: " + reason + undelivered_note(undelivered));
+  log_event(LogLevel::info, "server", "disconnect",
+            "client in slot " + std::to_string(id.slot) + " left: " + reason + undelivered_note(undelivered),
+            {{"slot", id.slot}, {"address", PeerLink::describe(peer)}, {"reason", reason}});
   if (!stopping_) leave_rooms(id.slot, reason);
   if (!stopping_) {
     script_->invoke("disconnect", [&](lua_State* L) {
@@ -429,7 +430,8 @@ bool ServerRole::kick(ClientId id, std::string_view reason) {
   sessions_.revoke(id.slot);  // a kicked client cannot resume
   endpoint_->mark_dirty();
   ++metrics_.kicks[static_cast<size_t>(ops::classify_kick(reason))];
-  log_write(LogLevel::info, "server", "kicking slot " + std::to_string(id.slot) + ": " + std::string(reason));
+  log_event(LogLevel::info, "server", "kick", "kicking slot " + std::to_string(id.slot) + ": " + std::string(reason),
+            {{"slot", id.slot}, {"address", PeerLink::describe(peer)}, {"reason", reason}});
   return true;
 }
 

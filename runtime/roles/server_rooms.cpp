@@ -71,16 +71,18 @@ bool ServerRole::check_room_fields(ENetPeer* peer, const wire::Hello& hello, con
   if (!hello.codecs.empty()) {
     admission.codec = rooms::pick_codec(hello.codecs);
     if (!admission.codec) {
-      log_write(LogLevel::warn, "server",
-                "rejected " + who + ": codec (offered '" + hello.codecs + "'; this server speaks msgpack, json)");
+      log_event(LogLevel::warn, "server", "reject",
+                "rejected " + who + ": codec (offered '" + hello.codecs + "'; this server speaks msgpack, json)",
+                {{"address", who}, {"reason", "codec"}});
       refuse(peer, "codec");
       return false;
     }
   }
   if (!options_.project_id.empty() && hello.project_id != options_.project_id) {
-    log_write(LogLevel::warn, "server",
+    log_event(LogLevel::warn, "server", "reject",
               "rejected " + who + ": project_id ('" + hello.project_id.substr(0, 64) + "', this server serves '" +
-                  options_.project_id + "')");
+                  options_.project_id + "')",
+              {{"address", who}, {"reason", "project_id"}});
     refuse(peer, "project_id");
     return false;
   }
@@ -129,14 +131,16 @@ bool ServerRole::authenticate(ENetPeer* peer, const wire::Hello& hello, const st
     return false;
   }
   if (verdict == Verdict::refuse) {
-    log_write(LogLevel::info, "server", "rejected " + who + " by server.auth: " + reason);
+    log_event(LogLevel::info, "server", "reject", "rejected " + who + " by server.auth: " + reason,
+              {{"address", who}, {"reason", reason}});
     refuse(peer, reason);
     return false;
   }
   if (verdict == Verdict::too_large) {
-    log_write(LogLevel::warn, "server",
+    log_event(LogLevel::warn, "server", "reject",
               "rejected " + who + ": server.auth's claims encode to more than " +
-                  std::to_string(rooms::RoomManager::kMaxClaimsBytes) + " bytes");
+                  std::to_string(rooms::RoomManager::kMaxClaimsBytes) + " bytes",
+              {{"address", who}, {"reason", "auth claims too large"}});
     refuse(peer, "auth claims too large");
     return false;
   }

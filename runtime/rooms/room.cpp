@@ -380,8 +380,9 @@ void Room::dispose(bool run_handler) {
     state_->remove_client(s.session_id, script_ ? script_->state() : nullptr);
   }
   seats_.clear();
-  log_write(LogLevel::info, log_tag_,
-            std::string("disposed") + (memory_failed_ ? " (memory)" : close_reason_.empty() ? "" : " (" + close_reason_ + ")"));
+  log_event(LogLevel::info, log_tag_, "room_dispose",
+            std::string("disposed") + (memory_failed_ ? " (memory)" : close_reason_.empty() ? "" : " (" + close_reason_ + ")"),
+            {{"room", id_}, {"type", type_->name}, {"reason", memory_failed_ ? "memory" : close_reason_}});
   manager_.bury(id_);
 }
 

@@ -147,7 +147,8 @@ Room* RoomManager::open_room(const RoomType& type, const Value* options) {
   }
   Room* room = owned.get();
   rooms_.emplace(id, std::move(owned));
-  log_write(LogLevel::info, "rooms", "opened room " + type.name + "#" + std::to_string(id));
+  log_event(LogLevel::info, "rooms", "room_create", "opened room " + type.name + "#" + std::to_string(id),
+            {{"room", id}, {"type", type.name}});
   if (!room->run_create(options)) {
     // room.create raised (logged), or closed the room, or ran out of memory.
     if (room->phase() == Room::Phase::open) room->dispose(false);

@@ -494,9 +494,10 @@ int ScriptHost::protected_run(Call& call, bool traceback) {
 
 void ScriptHost::report_not_callable(const Call& call) {
   if (!call.not_callable) return;
-  log_write(LogLevel::error, log_tag_,
+  log_event(LogLevel::error, log_tag_, "script_error",
             std::string(host_.handler_table()) + "." + call.name + " is a " + call.not_callable +
-                ", not a function; ignored");
+                ", not a function; ignored",
+            {{"where", std::string(host_.handler_table()) + "." + call.name}});
   ++error_count_;
 }
 
@@ -511,8 +512,9 @@ bool ScriptHost::has_handler(HandlerName handler) {
   std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
   lua_pop(L, 1);
   ++error_count_;
-  log_write(LogLevel::error, log_tag_,
-            std::string("error in looking up ") + host_.handler_table() + "." + name + ": " + message);
+  log_event(LogLevel::error, log_tag_, "script_error",
+            std::string("error in looking up ") + host_.handler_table() + "." + name + ": " + message,
+            {{"where", std::string(host_.handler_table()) + "." + name}});
   host_.on_script_error();
   return false;
 }
@@ -529,8 +531,9 @@ bool ScriptHost::call_handler(const char* name, const ArgPusher* pusher, const A
   std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
   lua_pop(L, 1);
   ++error_count_;
-  log_write(LogLevel::error, log_tag_,
-            std::string("error in ") + host_.handler_table() + "." + name + ": " + message);
+  log_event(LogLevel::error, log_tag_, "script_error",
+            std::string("error in ") + host_.handler_table() + "." + name + ": " + message,
+            {{"where", std::string(host_.handler_table()) + "." + name}});
   host_.on_script_error();
   return false;
 }
@@ -556,7 +559,7 @@ void ScriptHost::report_error(const std::string& what) {
   std::string message = lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
   lua_pop(L, 1);
   ++error_count_;
-  log_write(LogLevel::error, log_tag_, "error in " + what + ": " + message);
+  log_event(LogLevel::error, log_tag_, "script_error", "error in " + what + ": " + message, {{"where", what}});
   host_.on_script_error();
 }
 

@@ -221,8 +221,10 @@ void Directory::write() {
                             if (alive.expired()) return;
                             writing_ = false;
                             ++writes_;
-                            if (reply && reply->is_error())
+                            // One line per run of failures, not one per heartbeat.
+                            if (reply && reply->is_error() && !write_failure_logged_)
                               log_write(LogLevel::warn, tag_, "cluster: directory write failed: " + reply->str);
+                            if (reply) write_failure_logged_ = reply->is_error();
                             if (reply && reply->type == RedisReply::Type::integer && reply->integer < 0 &&
                                 !number_conflict_logged_) {
                               number_conflict_logged_ = true;

@@ -116,6 +116,7 @@ class Directory {
   bool writing_ = false;
   bool dirty_ = false;
   bool number_conflict_logged_ = false;
+  bool write_failure_logged_ = false;
   std::function<void(uint32_t)> on_number_;
   std::vector<ServerEntry> servers_;
   std::vector<RoomEntry> remote_rooms_;

@@ -193,13 +193,17 @@ bool ServerRole::start_cluster(std::string& error) {
     return false;
   }
   rooms_->set_cluster(cluster_.get());
+  rooms_->set_transfers(cluster_.get());
   cluster_->start();
   return true;
 }
 
 void ServerRole::stop_cluster() {
   if (!cluster_) return;
-  if (rooms_) rooms_->set_cluster(nullptr);
+  if (rooms_) {
+    rooms_->set_cluster(nullptr);
+    rooms_->set_transfers(nullptr);
+  }
   cluster_->stop();
   cluster_.reset();
 }

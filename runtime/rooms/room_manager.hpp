@@ -174,6 +174,10 @@ class RoomManager {
   // The cluster (room_cluster.cpp, docs/cluster.md). `cluster` must outlive
   // this; null without --cluster.
   void set_cluster(RoomCluster* cluster) { cluster_ = cluster; }
+  // The transfer API (runtime/cluster/transfer.hpp) for the matchmaking
+  // side; null without --cluster. Set and cleared with set_cluster.
+  void set_transfers(cluster::Transfers* transfers) { transfers_ = transfers; }
+  cluster::Transfers* transfers() const { return transfers_; }
   // Room ids from now on are base + 1, base + 2, ... (base = number * 2^32).
   void set_room_id_base(uint64_t base);
   void rooms_changed() {
@@ -263,6 +267,7 @@ class RoomManager {
   std::unique_ptr<Matchmaker> matchmaker_;
   UvHandle<uv_timer_t> match_timer_;
   RoomCluster* cluster_ = nullptr;
+  cluster::Transfers* transfers_ = nullptr;
 };
 
 }  // namespace nshost::rooms

@@ -209,7 +209,9 @@ TEST_CASE("cluster: Redis stopped mid-game leaves every room ticking, and back i
   REQUIRE_MESSAGE(c.redis.start(error), error);
   REQUIRE(c.servers[a].process->wait_stderr("cluster: redis back", 10000));
   REQUIRE(c.servers[b].process->wait_stderr("cluster: redis back", 10000));
-  // Re-registered: a new cross-server join works.
+  // Re-registered: A lists B's room again, and a new cross-server join works.
+  auto lister = c.client(a, "lister", "list_until", room_b);
+  REQUIRE(lister->wait_stdout("lister listed", 10000));
   auto again = c.client(a, "again", "join", room_b);
   auto j = again->wait_stdout("again joined room=", 10000);
   REQUIRE(j);

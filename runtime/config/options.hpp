@@ -87,6 +87,9 @@ struct Options {
   std::string admin_host;
   uint16_t admin_port = 0;
   std::string admin_token;
+  // The cluster (docs/cluster.md). Server only: "" runs alone.
+  std::string cluster_url;                  // --cluster=redis://HOST:PORT[/DB]
+  uint32_t cluster_heartbeat_ms = 1000;     // --cluster-heartbeat-ms: directory heartbeat; keys live 3 of them
 };
 
 constexpr uint32_t kMaxBots = 10000;

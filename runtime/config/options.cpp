@@ -1,5 +1,6 @@
 #include "runtime/config/options.hpp"
 
+#include "runtime/cluster/redis_client.hpp"
 #include "runtime/net/address_policy.hpp"
 #include "runtime/transport/wire.hpp"
 
@@ -142,6 +143,9 @@ std::string usage_text() {
       "                           client: the project id its hello carries (default: none)\n"
       "  --room-memory-limit=BYTES  server: bytes per room's Lua state, 0 = no limit\n"
       "  --max-rooms=N            server: rooms open at once (default 10000)\n"
+      "  --cluster=redis://HOST:PORT[/DB]  server: share rooms and matchmaking with the other servers\n"
+      "                           on this Redis (docs/cluster.md)\n"
+      "  --cluster-heartbeat-ms=MS  server: directory heartbeat (default 1000; 50..60000)\n"
       "                           (default 67108864); a room past it is disposed (\"memory\")\n"
       "  --state-ack-timeout=MS   server: a room client that leaves a state frame unacked for MS ms\n"
       "                           gets no more patches, then a snapshot when it acks (default 10000)\n"
@@ -158,6 +162,7 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
   bool have_role = false;
   bool have_connect = false;
   const char* client_only = nullptr;  // a --role=client flag given (for --role=host's check)
+  bool have_heartbeat = false;
   auto fail = [&](std::string message) {
     out.action = ParsedArgs::Action::error;
     out.error = std::move(message);
@@ -276,6 +281,15 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
     } else if (name == "state-ack-timeout") {
       if (!need_value() || !uint_in(100, 3'600'000, o.state_ack_timeout_ms))
         return flag_error("expected 100..3600000 (ms)");
+    } else if (name == "cluster") {
+      cluster::RedisAddress address;
+      std::string why;
+      if (!need_value() || !cluster::parse_redis_url(value, address, why))
+        return flag_error(why.empty() ? "expected redis://HOST:PORT[/DB]" : why);
+      o.cluster_url = value;
+    } else if (name == "cluster-heartbeat-ms") {
+      if (!need_value() || !uint_in(50, 60'000, o.cluster_heartbeat_ms)) return flag_error("expected 50..60000 (ms)");
+      have_heartbeat = true;
     } else if (name == "bots") {
       if (!need_value() || !uint_in(1, kMaxBots, o.bots)) return flag_error("expected 1.." + std::to_string(kMaxBots) + " (bot clients)");
     } else if (name == "bots-ramp") {
@@ -326,6 +340,9 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const char* env_role
   }
   if (!have_role)
     return fail("no role given: pass --role=server, --role=client or --role=host (or set NSHOST_ROLE)");
+  if (!o.cluster_url.empty() && o.role != Role::server)
+    return fail("--cluster is a --role=server option (clients find the cluster through any of its servers)");
+  if (have_heartbeat && o.cluster_url.empty()) return fail("--cluster-heartbeat-ms needs --cluster");
   if (o.role == Role::host) {
     // The local client joins in-process and runs the host's own script.
     if (o.bots > 0 || o.bots_ramp_per_s > 0)

@@ -77,6 +77,9 @@ struct Options {
   uint64_t room_memory_limit_bytes = 64u << 20;  // server: bytes per room's Lua state, 0 = unlimited
   uint32_t max_rooms = 10000;                     // server: rooms open at once
   uint32_t state_ack_timeout_ms = 10000;    // server: a client silent this long gets no state patches (docs/state.md)
+  // The cluster (docs/cluster.md). Server only: "" runs alone.
+  std::string cluster_url;                  // --cluster=redis://HOST:PORT[/DB]
+  uint32_t cluster_heartbeat_ms = 1000;     // --cluster-heartbeat-ms: directory heartbeat; keys live 3 of them
 };
 
 constexpr uint32_t kMaxBots = 10000;

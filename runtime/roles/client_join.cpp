@@ -37,6 +37,24 @@ bool ClientRole::hop(std::string_view url, std::string_view handoff, std::string
   return true;
 }
 
+void ClientRole::rooms_transfer(std::string url, std::string token) {
+  if (phase_ != Phase::joined || local_ || stop_requested_) {
+    // Not in a state to move (a listen server's local client has no ENet host).
+    rooms_.end_session(false);
+    return;
+  }
+  if (leaving_peer_) PeerLink(endpoint_.get(), leaving_peer_).reset();
+  leaving_peer_ = peer_;
+  peer_ = nullptr;
+  PeerLink(endpoint_.get(), leaving_peer_).disconnect(static_cast<uint32_t>(wire::DisconnectCode::hop));
+  mark_dirty();
+  pending_redirect_.reset();
+  rooms_.end_session(false, "transferred", true);
+  transferring_ = true;
+  seat_token_ = std::move(token);
+  start_hop(url, "");
+}
+
 // Never calls into Lua: hop() runs inside a handler.
 void ClientRole::start_hop(const std::string& url, std::string handoff) {
   hopping_ = true;
@@ -89,10 +107,16 @@ void ClientRole::fail_hop(std::string why) {
 
 void ClientRole::on_welcome(const wire::Welcome& welcome) {
   replay_ = ReliableReplay(options_.resume_buffer_bytes);  // a new session
-  rooms_.on_welcome(welcome);
+  seat_token_.clear();  // redeemed: a resume must not present it again
   // A local script keeps running on its first server; a hop keeps the state
   // only when the destination serves the very tree this state runs.
   bool same_tree = !welcome.script_hash.empty() && welcome.script_hash == tree_hash_;
+  if (transferring_ && !same_tree) {
+    // The servers of a cluster run one tree: the carried request lives in this state.
+    fail_hop("transfer_failed: the target serves another script tree");
+    return;
+  }
+  rooms_.on_welcome(welcome);
   if (script_ && (!hopping_ || same_tree)) {
     complete_join();
     return;
@@ -166,6 +190,13 @@ void ClientRole::complete_join() {
   phase_ = Phase::joined;
   hopping_ = false;
   if (stop_requested_) defer(0);
+  if (transferring_) {
+    // The script asked for a room, not a new server: its callback (or
+    // client.match_found) is what it hears of the move.
+    transferring_ = false;
+    deliver_held();
+    return;
+  }
   size_t undelivered = undelivered_before_join_;
   undelivered_before_join_ = 0;
   script_->invoke("connect", [&](lua_State* L) {

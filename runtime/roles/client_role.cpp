@@ -192,6 +192,7 @@ void ClientRole::on_link_up() {
   hello.codecs = options_.codecs;
   hello.project_id = options_.project_id;
   hello.auth_token = options_.auth_token;
+  hello.seat_token = seat_token_;
   if (reconnecting_) {  // a resume carries no handoff
     hello.session_token = session_token_;
     hello.received = replay_.received();
@@ -331,6 +332,8 @@ void ClientRole::end_connection(std::string reason) {
   server_max_clients_ = 0;
   server_tick_rate_hz_ = 0;
   hopping_ = false;
+  transferring_ = false;
+  seat_token_.clear();
   pending_redirect_.reset();
   fetch_.clear();
   size_t undelivered = replay_.held_count();

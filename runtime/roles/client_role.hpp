@@ -156,6 +156,9 @@ class ClientRole final : public ClientApi,
   bool rooms_link_up() const override { return phase_ == Phase::joined && peer_ != nullptr; }
   bool send_catalog(std::string_view bytes, bool reliable) override;
   uint32_t rooms_max_message_bytes() const override { return options_.max_message_bytes; }
+  // cluster.transfer (client_join.cpp, docs/cluster.md): a hop to the seat,
+  // keeping the state, without client.connect.
+  void rooms_transfer(std::string url, std::string token) override;
 
   uv_loop_t* loop_;
   Options options_;
@@ -195,6 +198,8 @@ class ClientRole final : public ClientApi,
   std::string pending_failure_;                   // Phase::failing
   std::string tree_hash_;                         // SHA-256 of the tree script_ runs; "" unknown
   ENetPeer* leaving_peer_ = nullptr;              // the origin of a hop, until it acknowledges
+  bool transferring_ = false;                     // this hop follows a cluster.transfer
+  std::string seat_token_;                        // the next hello presents it (a transfer)
   JoinFetch fetch_{kMaxHeldBytes};  // the bundle on its way and the data held meanwhile
   rooms::ClientRooms rooms_;        // the rooms of the current session (runtime/rooms/client_rooms.hpp)
   LocalLink* local_ = nullptr;      // --role=host: the in-process link to the server

@@ -53,7 +53,11 @@ void ServerRole::on_hello(ENetPeer* peer, std::string_view bytes) {
   if (!check_room_fields(peer, hello, who, admission)) return;
   if (!hello.session_token.empty() && take_session(peer, hello, who)) return;
   if (!authenticate(peer, hello, who, admission)) return;
-  if (auto id = acquire_slot(peer, who)) seat(peer, *id, hello.handoff, who, std::move(admission));
+  if (!hello.seat_token.empty() && !take_seat_token(peer, hello, who, admission)) return;
+  auto id = acquire_slot(peer, who);
+  auto reservation = admission.reservation;
+  if (id) seat(peer, *id, hello.handoff, who, std::move(admission));
+  if (reservation) redeem_seat(id, Admission{{}, {}, reservation});
 }
 
 bool ServerRole::take_session(ENetPeer* peer, const wire::Hello& hello, const std::string& who) {

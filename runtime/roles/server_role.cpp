@@ -11,6 +11,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/roles/local_link.hpp"
 #include "runtime/roles/peer_link.hpp"
+#include "runtime/roles/server_cluster.hpp"
 #include "runtime/rooms/room_manager.hpp"
 
 namespace nshost {
@@ -41,6 +42,7 @@ ServerRole::~ServerRole() {
   stop_timer_.close();
   grace_timer_.close();
   ack_timer_.close();
+  stop_cluster();
   rooms_.reset();  // the rooms' states before the endpoint they send through
   endpoint_.reset();
   script_.reset();
@@ -93,6 +95,7 @@ bool ServerRole::start(std::string& error) {
   }
   if (!script_->load(options_.script, error)) return false;
   prepare_bundle();
+  if (!start_cluster(error)) return false;
   if (int rc = tick_.start(); rc != 0) {
     error = std::string("nshost: libuv: ") + uv_strerror(rc);
     return false;
@@ -463,6 +466,7 @@ void ServerRole::begin_shutdown() {
   }
   log_write(LogLevel::info, "server", "shutting down");
   script_->invoke("shutdown");
+  stop_cluster();
   if (rooms_) rooms_->shutdown();
   stopping_ = true;
   tick_.stop();
@@ -508,6 +512,7 @@ void ServerRole::finish() {
   stop_timer_.close();
   grace_timer_.close();
   ack_timer_.close();
+  stop_cluster();
   rooms_.reset();
   endpoint_.reset();
   log_write(LogLevel::info, "server", "stopped");

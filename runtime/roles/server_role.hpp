@@ -30,9 +30,14 @@
 
 namespace nshost {
 class LocalLink;
+class ServerCluster;
 namespace rooms {
 class RoomHost;
 }  // namespace rooms
+namespace cluster {
+struct Reservation;
+class Transfers;
+}  // namespace cluster
 
 class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoint::Listener {
  public:
@@ -91,6 +96,9 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   bool kick(ClientId id, std::string_view reason) override;
   bool redirect(ClientId id, std::string_view url, std::string_view handoff) override;
   rooms::RoomManager* rooms() override { return rooms_.get(); }
+  // With --cluster (docs/cluster.md): the transfer API; null without it.
+  cluster::Transfers* transfers();
+  ServerCluster* cluster() const { return cluster_.get(); }
   // SHA-256 (raw) of the script bundle this shard serves; "" if none.
   const std::string& bundle_hash() const { return bundle_hash_; }
 
@@ -132,6 +140,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   struct Admission {
     std::optional<rooms::Codec> codec;
     std::string claims;  // server.auth's table, msgpack; "" for none
+    std::shared_ptr<cluster::Reservation> reservation;  // the hello's seat token, redeemed
   };
   // Acks are checked this often (each slot's goes out at most every
   // ReliableReplay::kAckIntervalNs).
@@ -159,6 +168,16 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   // server.auth, when the script defines it: false when the peer was refused.
   bool authenticate(ENetPeer* peer, const wire::Hello& hello, const std::string& who, Admission& admission);
   bool start_rooms(std::string& error);
+  // The cluster (server_rooms.cpp): started after the script loaded, stopped
+  // (leaving the directory) at shutdown.
+  bool start_cluster(std::string& error);
+  void stop_cluster();
+  // A hello's seat token: false when the peer was refused (used, expired,
+  // unknown); else the reservation is in `admission`.
+  bool take_seat_token(ENetPeer* peer, const wire::Hello& hello, const std::string& who, Admission& admission);
+  // After seat(): the reserved seat is taken (or handed back if the client
+  // could not be seated).
+  void redeem_seat(std::optional<ClientId> id, const Admission& admission);
   // A catalog packet on channel 3 or 4 from a live peer.
   void on_room_packet(ENetPeer* peer, uint8_t channel, std::string_view bytes);
   // The session in `slot` ended with `reason` (the server.disconnect reason):
@@ -249,6 +268,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   friend class ServerRoomHost;
   std::unique_ptr<rooms::RoomHost> room_host_;
   std::unique_ptr<rooms::RoomManager> rooms_;
+  std::unique_ptr<ServerCluster> cluster_;  // --cluster only
   LocalLink* local_ = nullptr;  // --role=host only
 };
 

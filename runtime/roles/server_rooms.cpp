@@ -7,6 +7,7 @@
 
 #include "runtime/core/log.hpp"
 #include "runtime/roles/peer_link.hpp"
+#include "runtime/roles/server_cluster.hpp"
 #include "runtime/roles/server_role.hpp"
 #include "runtime/rooms/room_manager.hpp"
 
@@ -169,6 +170,58 @@ void ServerRole::leave_rooms(uint32_t slot, const std::string& reason) {
   if (!rooms_ || session == 0) return;
   std::string why = reason == "kicked" || reason == "timeout" ? reason : "left";
   rooms_->remove_member(session, why);
+}
+
+cluster::Transfers* ServerRole::transfers() { return cluster_.get(); }
+
+bool ServerRole::start_cluster(std::string& error) {
+  if (options_.cluster_url.empty() || !rooms_) return true;
+  ServerCluster::Config config;
+  if (!cluster::parse_redis_url(options_.cluster_url, config.redis, error)) {
+    error = "nshost: --cluster: " + error;
+    return false;
+  }
+  // The address clients dial: the bound one, loopback for a wildcard bind.
+  std::string host = options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
+  config.url = "nshost://" + host + ":" + std::to_string(port());
+  config.heartbeat_ms = options_.cluster_heartbeat_ms;
+  config.max_clients = options_.max_clients;
+  try {
+    cluster_ = std::make_unique<ServerCluster>(loop_, std::move(config), *rooms_);
+  } catch (const std::exception& e) {
+    error = std::string("nshost: cluster: ") + e.what();
+    return false;
+  }
+  rooms_->set_cluster(cluster_.get());
+  cluster_->start();
+  return true;
+}
+
+void ServerRole::stop_cluster() {
+  if (!cluster_) return;
+  if (rooms_) rooms_->set_cluster(nullptr);
+  cluster_->stop();
+  cluster_.reset();
+}
+
+bool ServerRole::take_seat_token(ENetPeer* peer, const wire::Hello& hello, const std::string& who,
+                                 Admission& admission) {
+  auto reservation = std::make_shared<cluster::Reservation>();
+  std::string reason = "seat token unknown";
+  if (cluster_ && cluster_->redeem(hello.seat_token, *reservation, reason)) {
+    admission.reservation = std::move(reservation);
+    return true;
+  }
+  log_write(LogLevel::warn, "server", "rejected " + who + ": " + reason);
+  refuse(peer, reason);
+  return false;
+}
+
+void ServerRole::redeem_seat(std::optional<ClientId> id, const Admission& admission) {
+  if (!rooms_ || !admission.reservation) return;
+  // Session 0 is nobody: the seat is handed back.
+  uint64_t session = id ? slot_entries_[id->slot].session_id : 0;
+  rooms_->redeem(session, *admission.reservation);
 }
 
 }  // namespace nshost

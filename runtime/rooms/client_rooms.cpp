@@ -77,6 +77,10 @@ void ClientRooms::on_welcome(const wire::Welcome& welcome) {
       log_write(LogLevel::warn, log_tag_, "the server picked codec '" + welcome.codec + "', which this client does not speak: no rooms");
   }
   session_id_ = welcome.session_id;
+  if (held_) {
+    if (held_->first != 0) pending_.emplace(held_->first, held_->second);
+    held_.reset();
+  }
   log_write(LogLevel::debug, log_tag_,
             "session " + std::to_string(session_id_) + ", rooms codec " + (codec_ ? codec_name(*codec_) : "none"));
 }
@@ -104,9 +108,13 @@ void ClientRooms::on_link_lost(bool now) {
   enqueue(std::move(items), now);
 }
 
-void ClientRooms::end_session(bool now) {
+void ClientRooms::end_session(bool now, const char* reason, bool keep_held) {
   std::vector<Queued> items;
-  leave_rooms(items, "disconnected");
+  if (held_ && !keep_held) {
+    if (held_->first != 0) pending_.emplace(held_->first, held_->second);
+    held_.reset();
+  }
+  leave_rooms(items, reason);
   fail_pending(items);
   codec_.reset();
   session_id_ = 0;
@@ -115,6 +123,7 @@ void ClientRooms::end_session(bool now) {
 
 void ClientRooms::forget_script() {
   pending_.clear();
+  held_.reset();
   rooms_.clear();
   queued_.clear();
   queued_callbacks_ = 0;
@@ -274,6 +283,7 @@ void ClientRooms::on_catalog(uint8_t channel_id, std::string_view bytes) {
   else if (message.type == "room.message.bytes") on_room_message(message, true);
   else if (message.type == "room.left") on_room_left(message);
   else if (message.type == "match.found") on_match_found(message);
+  else if (message.type == "cluster.transfer") on_transfer(message);
   else if (message.type == "match.failed") on_match_failed(message);
   else if (message.type == "error") on_error(message);
   else bad_packet("a catalog message of unknown type '" + message.type.substr(0, 64) + "'");
@@ -427,6 +437,28 @@ void ClientRooms::on_room_left(const Message& message) {
       return 2;
     });
   release(handle);
+}
+
+void ClientRooms::on_transfer(const Message& message) {
+  auto url = message.payload.string_at("url");
+  auto token = message.payload.string_at("token");
+  if (!url || !token || held_) {
+    bad_packet("a cluster.transfer without url or token, or a second one");
+    return;
+  }
+  Pending carried{Kind::join, LUA_NOREF};
+  if (message.id != 0) {
+    auto it = pending_.find(message.id);
+    if (it == pending_.end()) {
+      log_write(LogLevel::debug, log_tag_, "a cluster.transfer for no outstanding request (dropped)");
+      return;
+    }
+    carried = it->second;
+    pending_.erase(it);
+  }
+  held_.emplace(message.id, carried);
+  log_write(LogLevel::info, log_tag_, "cluster: transferred to " + std::string(*url));
+  owner_.rooms_transfer(std::string(*url), std::string(*token));
 }
 
 }  // namespace nshost::rooms

@@ -68,6 +68,13 @@ class ClientRooms : private ClientStates::Owner {
     // kChannelRoomUnreliable; false when ENet refused it.
     virtual bool send_catalog(std::string_view bytes, bool reliable) = 0;
     virtual uint32_t rooms_max_message_bytes() const = 0;
+    // cluster.transfer (docs/cluster.md): the server moved this client's
+    // request to a seat on another server of its cluster. The role leaves
+    // the server, joins `url` presenting `token`, and keeps its state.
+    virtual void rooms_transfer(std::string url, std::string token) {
+      (void)url;
+      (void)token;
+    }
   };
 
   // match: matchmaking.enqueue / matchmaking.dequeue (docs/matchmaking.md).
@@ -93,7 +100,10 @@ class ClientRooms : private ClientStates::Owner {
   void on_welcome(const wire::Welcome& welcome);
   void on_resumed(const wire::Welcome& welcome);
   void on_link_lost(bool now);
-  void end_session(bool now);
+  // `reason` is what each room's client.room_left gets; with `keep_held`
+  // the request a transfer carries survives into the next session (the
+  // target answers it); otherwise it fails with the others.
+  void end_session(bool now, const char* reason = "disconnected", bool keep_held = false);
   // The script's state is being replaced: forget every ref, call nothing.
   void forget_script();
   // Delivers queued local failures and departures now.
@@ -127,7 +137,7 @@ class ClientRooms : private ClientStates::Owner {
   // caller sends the room.leave.
   void forget_room(int64_t room);
 
-  size_t pending_count() const { return pending_.size() + queued_callbacks_; }
+  size_t pending_count() const { return pending_.size() + queued_callbacks_ + (held_ ? 1 : 0); }
   size_t room_count() const { return rooms_.size(); }
   // `error` messages the server sent and catalog packets that did not decode or were not understood.
   uint64_t errors_received() const { return errors_received_; }
@@ -160,6 +170,7 @@ class ClientRooms : private ClientStates::Owner {
   // match.found: the server seated this client in a room; client.match_found.
   void on_match_found(const Message& message);
   void on_match_failed(const Message& message);
+  void on_transfer(const Message& message);
   void on_error(const Message& message);
   void bad_packet(const std::string& why);
   // Runs a request's callback with what `push` pushes, then releases the ref.
@@ -186,6 +197,9 @@ class ClientRooms : private ClientStates::Owner {
   uint32_t last_id_ = 0;
   uint64_t last_generation_ = 0;
   std::map<uint32_t, Pending> pending_;
+  // The request a cluster.transfer carries to the next session (id 0: a
+  // transfer that answers no request, e.g. a match).
+  std::optional<std::pair<uint32_t, Pending>> held_;
   std::map<int64_t, Room> rooms_;
   std::vector<Queued> queued_;
   size_t queued_callbacks_ = 0;  // of queued_, the failed requests

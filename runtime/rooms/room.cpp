@@ -261,7 +261,8 @@ void Room::remove(Member& member, const std::string& reason, const std::string* 
   }
   luaL_unref(script_->state(), LUA_REGISTRYINDEX, ref);
   log_write(LogLevel::debug, log_tag_, "session " + std::to_string(member.session_id) + " left: " + reason);
-  if (phase_ == Phase::open && seats_.empty() && type_->auto_dispose) dispose(true);
+  manager_.rooms_changed();
+  if (phase_ == Phase::open && seats_.empty() && reserved_ == 0 && type_->auto_dispose) dispose(true);
 }
 
 void Room::deliver(Member& member, std::string_view type, const Value* data, std::string_view bytes) {
@@ -453,6 +454,23 @@ bool Room::send(lua_State* L, std::span<const uint64_t> recipients, std::string_
 
 void Room::request_stop(int) {
   log_write(LogLevel::warn, log_tag_, "a room cannot stop the server; ignored");
+}
+
+void Room::set_locked(bool locked) {
+  locked_ = locked;
+  manager_.rooms_changed();
+}
+
+void Room::set_metadata(std::optional<Value> metadata) {
+  metadata_ = std::move(metadata);
+  manager_.rooms_changed();
+}
+
+void Room::release_seat(bool dispose_if_empty) {
+  if (reserved_ > 0) --reserved_;
+  manager_.rooms_changed();
+  if (dispose_if_empty && phase_ == Phase::open && seats_.empty() && reserved_ == 0 && type_->auto_dispose)
+    dispose(true);
 }
 
 }  // namespace nshost::rooms

@@ -85,7 +85,13 @@ class Room final : public HostApi, private StateLink {
   bool accepting() const { return phase_ == Phase::open; }
   bool locked() const { return locked_; }
   bool memory_failed() const { return memory_failed_; }
-  bool full() const { return seats_.size() >= type_->max_clients; }
+  // Seats reserved for clients on their way from another server count as taken.
+  bool full() const { return seats_.size() + reserved_ >= type_->max_clients; }
+  size_t reserved_seats() const { return reserved_; }
+  void reserve_seat() { ++reserved_; }
+  // A reservation redeemed or expired; an auto_dispose room left empty with
+  // none reserved is disposed when `dispose_if_empty`.
+  void release_seat(bool dispose_if_empty);
   bool has(uint64_t session_id) const;
   size_t client_count() const { return seats_.size(); }
   const std::optional<Value>& metadata() const { return metadata_; }
@@ -109,8 +115,8 @@ class Room final : public HostApi, private StateLink {
   // --max-message-size; `sent` counts the recipients it was queued for.
   bool send(lua_State* L, std::span<const uint64_t> recipients, std::string_view type, int data_index, bool bytes,
             std::optional<Channel> channel, size_t& sent, std::string& error);
-  void set_locked(bool locked) { locked_ = locked; }
-  void set_metadata(std::optional<Value> metadata) { metadata_ = std::move(metadata); }
+  void set_locked(bool locked);
+  void set_metadata(std::optional<Value> metadata);
   // room.close([reason]): the room is settled after the handler returns.
   void request_close(std::string reason);
 
@@ -165,6 +171,7 @@ class Room final : public HostApi, private StateLink {
   std::optional<Value> metadata_;
   Phase phase_ = Phase::open;
   bool locked_ = false;
+  size_t reserved_ = 0;  // seats held for seat tokens (docs/cluster.md)
   bool memory_failed_ = false;
   std::string close_reason_;  // told to clients: "disposed" or "closed: <reason>"
   uint64_t memory_errors_seen_ = 0;

@@ -177,6 +177,7 @@ void RoomManager::on_join_request(Member& member, const Message& message) {
       refuse_packet(member, "room.join_or_create: room must be a positive integer", false);
       return;
     }
+    if (cluster_ && route_join(member, message.id, RoomCluster::JoinAsk::Kind::join, *room, {}, options)) return;
     result = join(member, *room, options);
   } else {
     auto type = p.string_at("room_type");
@@ -185,8 +186,12 @@ void RoomManager::on_join_request(Member& member, const Message& message) {
       refuse_packet(member, "room.join_or_create: room_type must be a string", false);
       return;
     }
-    result = p.boolean_at("create").value_or(false) ? create(member, *type, options)
-                                                    : join_or_create(member, *type, options);
+    bool fresh = p.boolean_at("create").value_or(false);
+    if (cluster_ && route_join(member, message.id,
+                               fresh ? RoomCluster::JoinAsk::Kind::create : RoomCluster::JoinAsk::Kind::join_or_create,
+                               0, *type, options))
+      return;
+    result = fresh ? create(member, *type, options) : join_or_create(member, *type, options);
   }
   if (!result.ok)
     log_write(LogLevel::debug, "rooms",
@@ -256,14 +261,50 @@ void RoomManager::on_list_request(Member& member, const Message& message) {
     total += probe.size();
     listed.push_back(room.get());
   }
+  // With a cluster, the other servers' open rooms follow (the cached directory).
+  std::vector<std::pair<const cluster::RoomEntry*, Value>> remote;
+  std::vector<cluster::RoomEntry> remote_rooms;
+  if (cluster_ && !truncated) remote_rooms = cluster_->remote_rooms();
+  auto write_remote = [&](Writer& w, const cluster::RoomEntry& room, const Value& metadata) {
+    w.begin_map(6);
+    w.key("id");
+    w.integer(static_cast<int64_t>(room.id));
+    w.key("type");
+    w.string(room.type);
+    w.key("clients");
+    w.integer(room.clients);
+    w.key("max_clients");
+    w.integer(room.max_clients);
+    w.key("locked");
+    w.boolean(room.locked);
+    w.key("metadata");
+    if (metadata.kind == Value::Kind::map) w.value(metadata);
+    else w.begin_map(0);
+  };
+  for (const auto& room : remote_rooms) {
+    if (type && room.type != *type) continue;
+    Value metadata;
+    std::string error;
+    if (!decode(Codec::json, room.metadata_json, metadata, error)) metadata = Value{};
+    Writer probe(codec);
+    write_remote(probe, room, metadata);
+    if (!probe.ok()) continue;
+    if (total + probe.size() > budget) {
+      truncated = true;
+      break;
+    }
+    total += probe.size();
+    remote.emplace_back(&room, std::move(metadata));
+  }
   Writer w(codec);
   begin_message(w, "rpc.response", message.id);
   w.begin_map(truncated ? 3 : 2);
   w.key("ok");
   w.boolean(true);
   w.key("rooms");
-  w.begin_array(static_cast<uint32_t>(listed.size()));
+  w.begin_array(static_cast<uint32_t>(listed.size() + remote.size()));
   for (const Room* room : listed) write_entry(w, *room);
+  for (const auto& [room, metadata] : remote) write_remote(w, *room, metadata);
   if (truncated) {
     w.key("truncated");
     w.boolean(true);

@@ -95,6 +95,7 @@ Room* RoomManager::open_room(const RoomType& type, const Value* options) {
   Room* room = owned.get();
   rooms_.emplace(id, std::move(owned));
   log_write(LogLevel::info, "rooms", "opened room " + type.name + "#" + std::to_string(id));
+  rooms_changed();
   if (!room->run_create(options)) {
     // room.create raised (logged), or closed the room, or ran out of memory.
     if (room->phase() == Room::Phase::open) room->dispose(false);
@@ -105,6 +106,7 @@ Room* RoomManager::open_room(const RoomType& type, const Value* options) {
 
 JoinResult RoomManager::seat(Member& member, Room& room, const Value* options) {
   if (auto refusal = room.try_join(member, options)) return refused(std::move(*refusal));
+  rooms_changed();
   JoinResult r;
   r.ok = true;
   r.room = room.id();
@@ -203,6 +205,7 @@ void RoomManager::bury(uint64_t room_id) {
   graveyard_.push_back(std::move(it->second));
   rooms_.erase(it);
   wake();
+  rooms_changed();
 }
 
 void RoomManager::wake() {

@@ -23,6 +23,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "runtime/cluster/directory.hpp"
+#include "runtime/cluster/seat_reservations.hpp"
 #include "runtime/core/slot_table.hpp"
 #include "runtime/core/uv_handle.hpp"
 #include "runtime/rooms/codec.hpp"
@@ -50,6 +52,28 @@ class RoomHost {
   // Whether the client's link is up (a session held for a resume is not):
   // the matchmaker passes over a player who could not hear match.found.
   virtual bool client_live(ClientId) const { return true; }
+};
+
+// With --cluster (runtime/roles/server_cluster.cpp, docs/cluster.md): what
+// the rooms ask of the other servers.
+class RoomCluster {
+ public:
+  struct JoinAsk {
+    enum class Kind : uint8_t { join_or_create, join, create } kind = Kind::join_or_create;
+    uint64_t room_id = 0;         // join
+    std::string room_type;        // join_or_create, create
+    std::string options_msgpack;  // "" for none
+  };
+  virtual ~RoomCluster() = default;
+  // A join this server does not seat itself. True when the cluster took it:
+  // it answers request `rpc_id` of `session_id` later (a cluster.transfer or
+  // a refusal, or RoomManager::run_local_join after all). False: decide here.
+  virtual bool route_join(uint64_t session_id, uint32_t rpc_id, JoinAsk ask) = 0;
+  // The open rooms of the other servers (the cached directory), by id.
+  virtual std::vector<cluster::RoomEntry> remote_rooms() const = 0;
+  // A room opened, was joined or left, locked or unlocked, got new metadata
+  // or was disposed.
+  virtual void rooms_changed() = 0;
 };
 
 struct RoomConfig {
@@ -162,6 +186,35 @@ class RoomManager {
   // matchmaking timer; public for tests.
   void run_matchmaking();
 
+  // The cluster (room_cluster.cpp, docs/cluster.md). `cluster` must outlive
+  // this; null without --cluster.
+  void set_cluster(RoomCluster* cluster) { cluster_ = cluster; }
+  // Room ids from now on are base + 1, base + 2, ... (base = number * 2^32).
+  void set_room_id_base(uint64_t base);
+  void rooms_changed() {
+    if (cluster_) cluster_->rooms_changed();
+  }
+  // A routed join answered here: with `result` ...
+  void answer_routed_join(uint64_t session_id, uint32_t rpc_id, const JoinResult& result);
+  // ... or decided here after all (no remote seat could be had).
+  void run_local_join(uint64_t session_id, uint32_t rpc_id, const RoomCluster::JoinAsk& ask);
+  // Tells the session to move to its seat on another server
+  // (cluster.transfer {url, token, room, room_type}, answering `rpc_id`).
+  bool send_transfer(uint64_t session_id, uint32_t rpc_id, const cluster::SeatGrant& grant);
+  // Holds a seat for a client coming from another server: the room (opened
+  // now for `create`, and for join_or_create when no room has a seat) or a
+  // refusal. The seat counts against max_clients until released.
+  JoinResult reserve_for(const cluster::RoomSeatRequest& request);
+  // A reservation expired: its seat is free again.
+  void release_reserved(uint64_t room_id);
+  // A client presented the token of `reservation`: seated (room.join with
+  // the stored options), its request answered or match.found sent.
+  void redeem(uint64_t session_id, const cluster::Reservation& reservation);
+  // This server's rooms with cluster ids, for the directory.
+  std::vector<cluster::RoomEntry> published_rooms() const;
+  uint32_t member_count() const { return static_cast<uint32_t>(members_.size()); }
+  std::vector<std::string> type_names() const;
+
   // For the rooms:
   Room* find_room(uint64_t room_id);
   const std::map<uint64_t, std::unique_ptr<Room>>& rooms() const { return rooms_; }
@@ -204,6 +257,9 @@ class RoomManager {
   // Arms the matchmaking timer for the matchmaker's next due time.
   void arm_matchmaking();
   void answer_join(Member& member, uint32_t id, const JoinResult& result);
+  // With a cluster: true when the join went to it (room_cluster.cpp).
+  bool route_join(Member& member, uint32_t id, RoomCluster::JoinAsk::Kind kind, uint64_t room_id,
+                  std::string_view type, const Value* options);
   void answer_ok(Member& member, uint32_t id, bool ok, std::string_view reason);
   void send_error(Member& member, std::string_view reason, uint64_t room = 0);
   // A refused packet: an `error` answer (unless `answer` is false: a request
@@ -225,6 +281,7 @@ class RoomManager {
   std::unique_ptr<Matchmaker> matchmaker_;
   std::function<void(Match&)> match_router_;
   UvHandle<uv_timer_t> match_timer_;
+  RoomCluster* cluster_ = nullptr;
 };
 
 }  // namespace nshost::rooms

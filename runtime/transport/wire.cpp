@@ -130,6 +130,7 @@ std::string encode_hello(const Hello& hello) {
   if (!hello.codecs.empty()) w.field(kFieldCodecs, hello.codecs);
   if (!hello.project_id.empty()) w.field(kFieldProjectId, hello.project_id);
   if (!hello.auth_token.empty()) w.field(kFieldAuthToken, hello.auth_token);
+  if (!hello.seat_token.empty()) w.field(kFieldSeatToken, hello.seat_token);
   return w.take();
 }
 
@@ -204,10 +205,11 @@ bool decode_hello(std::string_view bytes, Hello& out, std::string& error) {
   out.codecs.clear();
   out.project_id.clear();
   out.auth_token.clear();
+  out.seat_token.clear();
   if (out.protocol_version != kProtocolVersion) return true;
   bool seen_handoff = false;
   bool seen_token = false, seen_received = false, seen_floor = false;
-  bool seen_codecs = false, seen_project = false, seen_auth = false;
+  bool seen_codecs = false, seen_project = false, seen_auth = false, seen_seat = false;
   return read_fields(r, error, [&](uint8_t tag, std::string_view value) {
     if (tag == kFieldSessionToken) return read_token(value, seen_token, out.session_token, error);
     if (tag == kFieldCodecs) return read_text(value, kMaxCodecsBytes, out.codecs, seen_codecs, "codecs", error);
@@ -216,6 +218,9 @@ bool decode_hello(std::string_view bytes, Hello& out, std::string& error) {
     }
     if (tag == kFieldAuthToken) {
       return read_text(value, kMaxAuthTokenBytes, out.auth_token, seen_auth, "auth token", error);
+    }
+    if (tag == kFieldSeatToken) {
+      return read_text(value, kMaxSeatTokenBytes, out.seat_token, seen_seat, "seat token", error);
     }
     if (tag == kFieldReceived) return read_count(value, seen_received, out.received, "received", error);
     if (tag == kFieldReplayFloor) return read_count(value, seen_floor, out.replay_floor, "replay floor", error);

@@ -78,6 +78,7 @@ constexpr uint8_t kFieldScriptHash = 16;   // welcome: SHA-256 of the served bun
 constexpr uint8_t kFieldBundleBytes = 17;  // welcome: size of that bundle, u32
 constexpr uint8_t kFieldUrl = 18;          // redirect: nshost:// URL of the destination
 constexpr uint8_t kFieldServerTick = 19;   // welcome: u64, the server's latest tick number
+constexpr uint8_t kFieldSeatToken = 20;    // hello: a cluster seat token (docs/cluster.md), at most kMaxSeatTokenBytes
 constexpr size_t kSessionTokenBytes = 16;
 
 // Largest bundle_part payload a server sends (bytes of bundle per message).
@@ -89,6 +90,7 @@ constexpr size_t kMaxReasonBytes = 255;
 constexpr size_t kMaxCodecsBytes = 64;
 constexpr size_t kMaxProjectIdBytes = 128;
 constexpr size_t kMaxAuthTokenBytes = 4096;
+constexpr size_t kMaxSeatTokenBytes = 64;
 
 struct Hello {
   uint16_t protocol_version = kProtocolVersion;
@@ -101,6 +103,7 @@ struct Hello {
   std::string codecs;      // "" (no rooms) or e.g. "msgpack,json"
   std::string project_id;  // "" when absent
   std::string auth_token;  // "" when absent
+  std::string seat_token;  // "" when absent: the seat another server of the cluster reserved
 };
 
 struct Welcome {

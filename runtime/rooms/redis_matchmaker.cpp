@@ -50,7 +50,8 @@ return n
 )lua"};
 
 // The start of a round. KEYS: lease, queue, last. ARGV: server id, lease ms,
-// max read, ticket key prefix, alive key prefix.
+// max read, ticket key prefix, alive key prefix, alive ttl ms (the reader
+// is alive: its own key is renewed).
 // -> {0, lease pttl} when another server holds the lease, else {1, Redis
 // now ms, last score, then per ticket (oldest first): id, score, server,
 // session, properties}. Tickets of servers whose alive key expired are
@@ -59,6 +60,7 @@ const RedisScript kRead{"mm_read", R"lua(
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return {0, redis.call('PTTL', KEYS[1])} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', ARGV[5] .. ARGV[1], '1', 'PX', ARGV[6])
 local t = redis.call('TIME')
 local out = {1, string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)),
              redis.call('GET', KEYS[3]) or '0'}
@@ -246,7 +248,7 @@ void RedisMatchmaker::enqueue(rooms::Ticket ticket, uint64_t now_ms, EnqueueDone
                                 std::to_string(session),
                                 encode_properties(ticket.properties),
                                 type,
-                                std::to_string(uint64_t{config_.heartbeat_ms} * 3),
+                                std::to_string(alive_ttl_ms()),
                                 std::to_string(config_.max_cluster_queued)};
   ticket.enqueued_ms = now_ms;
   t->local[session] = Local{std::move(ticket), now_ms, false};
@@ -277,6 +279,7 @@ void RedisMatchmaker::enqueue(rooms::Ticket ticket, uint64_t now_ms, EnqueueDone
           t->changed = true;
         }
         (*shared_done)(std::move(refusal));
+        if (answered_) answered_(session);
         wake();
       });
   if (!sent) {
@@ -312,6 +315,12 @@ size_t RedisMatchmaker::queued(std::string_view room_type) const {
 bool RedisMatchmaker::is_queued(uint64_t session_id, std::string_view room_type) const {
   auto it = types_.find(room_type);
   return it != types_.end() && it->second.local.count(session_id);
+}
+
+bool RedisMatchmaker::awaiting_answer(uint64_t session_id) const {
+  for (const auto& [name, t] : types_)
+    if (auto it = t.local.find(session_id); it != t.local.end() && !it->second.in_redis) return true;
+  return false;
 }
 
 void RedisMatchmaker::forget(uint64_t session_id) {
@@ -395,7 +404,7 @@ void RedisMatchmaker::heartbeat() {
     return;
   }
   load_scripts();
-  redis_.command({"SET", alive_key(config_.server_id), "1", "PX", std::to_string(uint64_t{config_.heartbeat_ms} * 3)},
+  redis_.command({"SET", alive_key(config_.server_id), "1", "PX", std::to_string(alive_ttl_ms())},
                  [](const RedisReply*, std::string_view) {});
   if (back && had_redis_) on_redis_up();
   had_redis_ = true;
@@ -410,7 +419,7 @@ void RedisMatchmaker::start_round(Type& t) {
   std::string prefix = ticket_key(type, "");
   bool sent = redis_.eval(kRead, {lease_key(type), queue_key(type), last_key(type)},
                           {config_.server_id, std::to_string(config_.lease_ms), std::to_string(config_.max_read),
-                           prefix, alive_key("")},
+                           prefix, alive_key(""), std::to_string(alive_ttl_ms())},
                           [this, alive = alive_, type](const RedisReply* reply, std::string_view) {
                             if (*alive) on_read(type, reply);
                           });

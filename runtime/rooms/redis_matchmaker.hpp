@@ -15,8 +15,8 @@
 // `ticket:<type>:<ticket id>` HASH {server, session, properties (msgpack),
 // enqueued_ms}; `lease:<type>` the forming lease (server id, PX lease_ms);
 // `last:<type>` the newest score (a round that read an older one forms
-// again); `alive:<server id>` (PX 3 heartbeats), renewed by each server's
-// heartbeat: a round drops the tickets of a server whose key expired. A
+// again); `alive:<server id>` (PX 3 heartbeats, at least 3 s), renewed by
+// each server's heartbeat, enqueues and reads: a round drops the tickets of a server whose key expired. A
 // ticket id is "<server id>.<session id>".
 //
 // Everything runs on the loop thread; Redis answers arrive through the
@@ -24,6 +24,7 @@
 // own tickets (is_queued, queued, the local limits and deadlines).
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -41,7 +42,7 @@ namespace nshost::rooms {
 
 struct RedisMatchmakerConfig {
   std::string server_id;              // this server's cluster id (the tickets' owner)
-  uint32_t heartbeat_ms = 1000;       // alive key renewal; it lives 3 heartbeats
+  uint32_t heartbeat_ms = 1000;       // alive key renewal; it lives 3 heartbeats (at least 3 s)
   uint32_t lease_ms = 2000;           // a forming lease's lifetime (a holder that died frees it then)
   size_t max_queued_per_type = 1024;  // this server's sessions waiting per type ("queue full")
   size_t max_cluster_queued = 65536;  // every server's tickets per type ("queue full")
@@ -77,6 +78,11 @@ class RedisMatchmaker final : public rooms::Matchmaker {
   // One of this server's sessions was matched by another server (its
   // tickets are gone from Redis): forget them here.
   void forget(uint64_t session_id);
+  // Whether an enqueue of the session still waits for Redis's answer (a
+  // match notice can overtake it: it comes on another connection).
+  bool awaiting_answer(uint64_t session_id) const;
+  // Called after each enqueue's `done`, with its session.
+  void on_answered(std::function<void(uint64_t session_id)> hook) { answered_ = std::move(hook); }
   // Redis came back (it may have lost everything): this server's tickets
   // are queued again and a round is due. The heartbeat calls it when it
   // finds the connection up again after a loss.
@@ -124,6 +130,9 @@ class RedisMatchmaker final : public rooms::Matchmaker {
   void wake();
   Type* find(std::string_view room_type);
   uint64_t now() const { return uv_now(loop_); }
+  // 3 heartbeats, at least 3 s: a loop late by a moment under load must not
+  // lose its players' tickets.
+  uint64_t alive_ttl_ms() const { return std::max<uint64_t>(3ull * config_.heartbeat_ms, 3000); }
 
   uv_loop_t* loop_;
   cluster::RedisClient& redis_;
@@ -131,6 +140,7 @@ class RedisMatchmaker final : public rooms::Matchmaker {
   Eligible eligible_;
   MatchSink sink_;
   std::function<void()> wake_;
+  std::function<void(uint64_t)> answered_;
   std::map<std::string, Type, std::less<>> types_;
   UvHandle<uv_timer_t> heartbeat_timer_;
   // Callbacks outlive nothing: they check this token before touching `this`.

@@ -13,6 +13,7 @@
 #include "runtime/roles/local_link.hpp"
 #include "runtime/roles/peer_link.hpp"
 #include "runtime/roles/server_cluster.hpp"
+#include "runtime/rooms/cluster_matchmaking.hpp"
 #include "runtime/rooms/room_manager.hpp"
 
 namespace nshost {

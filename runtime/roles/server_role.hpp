@@ -34,6 +34,7 @@ namespace nshost {
 class LocalLink;
 class ServerCluster;
 namespace rooms {
+class ClusterMatchmaking;
 class RoomHost;
 }  // namespace rooms
 namespace ops {
@@ -299,6 +300,7 @@ class ServerRole final : public ServerApi, public RoleRunner, private EnetEndpoi
   std::unique_ptr<rooms::RoomHost> room_host_;
   std::unique_ptr<rooms::RoomManager> rooms_;
   std::unique_ptr<ServerCluster> cluster_;  // --cluster only
+  std::unique_ptr<rooms::ClusterMatchmaking> cluster_matchmaking_;  // --cluster: the queue in Redis
   LocalLink* local_ = nullptr;  // --role=host only
   std::unique_ptr<ops::ScriptWatcher> watcher_;  // --watch
   ops::ServerMetrics metrics_;

@@ -8,6 +8,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/roles/peer_link.hpp"
 #include "runtime/roles/server_cluster.hpp"
+#include "runtime/rooms/cluster_matchmaking.hpp"
 #include "runtime/roles/server_role.hpp"
 #include "runtime/rooms/room_manager.hpp"
 
@@ -200,11 +201,17 @@ bool ServerRole::start_cluster(std::string& error) {
   rooms_->set_cluster(cluster_.get());
   rooms_->set_transfers(cluster_.get());
   cluster_->start();
+  rooms::RedisMatchmakerConfig queue;
+  queue.server_id = cluster_->server_id();
+  queue.heartbeat_ms = options_.cluster_heartbeat_ms;
+  cluster_matchmaking_ = std::make_unique<rooms::ClusterMatchmaking>(
+      cluster_->redis(), *cluster_, *rooms_, std::make_unique<rooms::RedisMatchmaker>(loop_, cluster_->redis(), queue));
   return true;
 }
 
 void ServerRole::stop_cluster() {
   if (!cluster_) return;
+  cluster_matchmaking_.reset();
   if (rooms_) {
     rooms_->set_cluster(nullptr);
     rooms_->set_transfers(nullptr);

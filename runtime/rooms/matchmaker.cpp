@@ -5,6 +5,62 @@
 
 namespace nshost::rooms {
 
+Grouping group_tickets(const MatchType& type, size_t count, uint64_t now_ms,
+                       const std::function<uint64_t(size_t)>& enqueued_ms,
+                       const std::function<bool(size_t)>& eligible,
+                       const std::function<bool(size_t older, size_t newer)>& compatible) {
+  Grouping out;
+  std::vector<bool> taken(count, false);
+  std::vector<size_t> group;
+  std::optional<uint64_t> next_deadline;
+  // Eligibility asked once per ticket per pass.
+  std::vector<int8_t> can(count, -1);
+  auto ok = [&](size_t i) {
+    if (can[i] < 0) can[i] = eligible(i) ? 1 : 0;
+    return can[i] == 1;
+  };
+  for (size_t i = 0; i < count; ++i) {
+    if (taken[i] || !ok(i)) continue;
+    group.assign(1, i);
+    for (size_t j = i + 1; j < count && group.size() < type.size; ++j) {
+      if (taken[j] || !ok(j)) continue;
+      bool fits = true;
+      for (size_t g : group)
+        if (!compatible(g, j)) {
+          fits = false;
+          break;
+        }
+      if (fits) group.push_back(j);
+    }
+    uint64_t deadline = enqueued_ms(i) + type.max_wait_ms;
+    bool waited = now_ms >= deadline;
+    if (group.size() >= type.size || (waited && group.size() >= type.min_size)) {
+      for (size_t g : group) taken[g] = true;
+      out.groups.push_back(group);
+    } else if (!waited && (!next_deadline || deadline < *next_deadline)) {
+      next_deadline = deadline;
+    }
+  }
+  // Only a group smaller than `size` waits for a deadline.
+  if (type.min_size < type.size) out.next_deadline_ms = next_deadline;
+  return out;
+}
+
+void InProcessMatchmaker::attach(Eligible eligible, MatchSink sink, std::function<void()>) {
+  eligible_ = std::move(eligible);
+  sink_ = std::move(sink);
+}
+
+void InProcessMatchmaker::enqueue(Ticket ticket, uint64_t now_ms, EnqueueDone done) {
+  auto refusal = enqueue(std::move(ticket), now_ms);
+  if (done) done(std::move(refusal));
+}
+
+void InProcessMatchmaker::form(uint64_t now_ms) {
+  std::vector<Match> matches = form(now_ms, eligible_ ? eligible_ : Eligible([](uint64_t) { return true; }));
+  if (sink_ && !matches.empty()) sink_(std::move(matches));
+}
+
 bool InProcessMatchmaker::define(MatchType type, std::string& error) {
   if (queues_.count(type.room_type)) {
     error = "room type '" + type.room_type + "' already has matchmaking";
@@ -79,49 +135,30 @@ bool InProcessMatchmaker::compatible(Queue& q, Waiting& older, Waiting& newer) {
   return it->second;
 }
 
-void InProcessMatchmaker::form_in(Queue& q, uint64_t now_ms, const std::function<bool(uint64_t)>& eligible,
-                                  std::vector<Match>& out) {
-  const MatchType& type = q.type;
+void InProcessMatchmaker::form_in(Queue& q, uint64_t now_ms, const Eligible& eligible, std::vector<Match>& out) {
+  Grouping g = group_tickets(
+      q.type, q.waiting.size(), now_ms, [&](size_t i) { return q.waiting[i].ticket.enqueued_ms; },
+      [&](size_t i) { return eligible(q.waiting[i].ticket.session_id); },
+      [&](size_t older, size_t newer) { return compatible(q, q.waiting[older], q.waiting[newer]); });
   std::vector<bool> taken(q.waiting.size(), false);
-  std::vector<size_t> group;
-  std::optional<uint64_t> next_deadline;
-  for (size_t i = 0; i < q.waiting.size(); ++i) {
-    if (taken[i] || !eligible(q.waiting[i].ticket.session_id)) continue;
-    group.assign(1, i);
-    for (size_t j = i + 1; j < q.waiting.size() && group.size() < type.size; ++j) {
-      if (taken[j] || !eligible(q.waiting[j].ticket.session_id)) continue;
-      bool fits = true;
-      for (size_t g : group)
-        if (!compatible(q, q.waiting[g], q.waiting[j])) {
-          fits = false;
-          break;
-        }
-      if (fits) group.push_back(j);
+  for (const auto& group : g.groups) {
+    Match m;
+    m.room_type = q.type.room_type;
+    for (size_t i : group) {
+      taken[i] = true;
+      m.participants.push_back(q.waiting[i].ticket);
     }
-    uint64_t deadline = q.waiting[i].ticket.enqueued_ms + type.max_wait_ms;
-    bool waited = now_ms >= deadline;
-    if (group.size() >= type.size || (waited && group.size() >= type.min_size)) {
-      Match m;
-      m.room_type = type.room_type;
-      for (size_t g : group) {
-        taken[g] = true;
-        m.participants.push_back(q.waiting[g].ticket);
-      }
-      out.push_back(std::move(m));
-    } else if (!waited && (!next_deadline || deadline < *next_deadline)) {
-      next_deadline = deadline;
-    }
+    out.push_back(std::move(m));
   }
   std::deque<Waiting> left;
   for (size_t i = 0; i < q.waiting.size(); ++i)
     if (!taken[i]) left.push_back(std::move(q.waiting[i]));
   q.waiting.swap(left);
   q.changed = false;
-  // Only a group smaller than `size` waits for a deadline.
-  q.next_deadline_ms = type.min_size < type.size ? next_deadline : std::nullopt;
+  q.next_deadline_ms = g.next_deadline_ms;
 }
 
-std::vector<Match> InProcessMatchmaker::form(uint64_t now_ms, const std::function<bool(uint64_t)>& eligible) {
+std::vector<Match> InProcessMatchmaker::form(uint64_t now_ms, const Eligible& eligible) {
   std::vector<Match> out;
   // A player waiting for several types plays in one match: once matched it
   // is passed over by the other types in this pass and leaves their queues.

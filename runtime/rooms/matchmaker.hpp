@@ -31,6 +31,9 @@ struct Ticket {
   std::string room_type;
   Value properties;
   uint64_t enqueued_ms = 0;  // the `now_ms` of the enqueue
+  // The server the session is on, for a queue shared by several servers
+  // (its id in the cluster); empty for a session of this server.
+  std::string server;
 };
 
 // A type's `match(a, b)`: whether two waiting players may play together.
@@ -59,55 +62,92 @@ struct Match {
   std::vector<Ticket> participants;
 };
 
+// The grouping rules every matchmaker shares (docs/matchmaking.md "Rules"),
+// over `count` tickets in enqueue order: each pass takes the oldest eligible
+// ticket not yet grouped as the anchor and adds, in order, every later
+// eligible ticket compatible with all of the group so far, until the group
+// has `type.size`; a full group starts, and so does a group of at least
+// `type.min_size` whose anchor has waited `type.max_wait_ms` (anchor's
+// enqueued_ms + max_wait_ms <= now_ms). Otherwise the anchor waits and the
+// next one tries. The callbacks take indexes into the caller's tickets;
+// `compatible(older, newer)` is asked only for older < newer.
+struct Grouping {
+  std::vector<std::vector<size_t>> groups;  // each oldest first, in anchor order
+  // The earliest max_wait deadline of an anchor that waits (only when
+  // min_size < size), or nullopt.
+  std::optional<uint64_t> next_deadline_ms;
+};
+Grouping group_tickets(const MatchType& type, size_t count, uint64_t now_ms,
+                       const std::function<uint64_t(size_t)>& enqueued_ms,
+                       const std::function<bool(size_t)>& eligible,
+                       const std::function<bool(size_t older, size_t newer)>& compatible);
+
+// How the room manager drives a queue. The calls that may need a queue
+// elsewhere (Redis) answer through callbacks: an in-process queue calls them
+// before returning, a shared one later, from the loop.
 class Matchmaker {
  public:
+  using EnqueueDone = std::function<void(std::optional<std::string> refusal)>;
+  using Eligible = std::function<bool(uint64_t session_id)>;
+  using MatchSink = std::function<void(std::vector<Match> matches)>;
+
   virtual ~Matchmaker() = default;
+  // Where results go, set once by the owner before anything is queued:
+  // `eligible(session)` says whether one of this server's sessions may be
+  // matched now (a session whose link is down waits, passed over); `sink`
+  // gets the matches formed (from form(), or later); `wake` is called when
+  // next_due_ms changed outside a call (an answer from elsewhere arrived).
+  virtual void attach(Eligible eligible, MatchSink sink, std::function<void()> wake) = 0;
   // False with `error` when the type is already defined.
   virtual bool define(MatchType type, std::string& error) = 0;
   virtual const MatchType* find_type(std::string_view room_type) const = 0;
-  // Queues `ticket` (its serial and enqueued_ms are set here); the refusal
-  // when it is not queued: "not a matchmaking room type", "already queued",
-  // "queue full".
-  virtual std::optional<std::string> enqueue(Ticket ticket, uint64_t now_ms) = 0;
+  // Queues `ticket` (its serial and enqueued_ms are set by the queue);
+  // `done(refusal)` is called exactly once: nullopt when queued, else "not a
+  // matchmaking room type", "already queued", "queue full" (or, for a queue
+  // elsewhere, "cluster_unavailable").
+  virtual void enqueue(Ticket ticket, uint64_t now_ms, EnqueueDone done) = 0;
   // Removes the session's tickets (of one type, or all when none is named);
-  // returns how many.
+  // returns how many this server had queued.
   virtual size_t dequeue(uint64_t session_id, std::optional<std::string_view> room_type) = 0;
+  // This server's sessions waiting for the type.
   virtual size_t queued(std::string_view room_type) const = 0;
   virtual bool is_queued(uint64_t session_id, std::string_view room_type) const = 0;
-  // Forms the matches that can start at `now_ms`, removing their tickets; a
-  // session is in at most one of them and, once matched, leaves every queue.
-  // `eligible(session)` says whether a session may be matched now (a
-  // session whose link is down waits in the queue, passed over).
-  virtual std::vector<Match> form(uint64_t now_ms, const std::function<bool(uint64_t)>& eligible) = 0;
+  // Forms the matches that can start at `now_ms` and hands them to the sink,
+  // removing their tickets; a session is in at most one match and, once
+  // matched, leaves every queue.
+  virtual void form(uint64_t now_ms) = 0;
   // When form() next has work: `now_ms` when a queue changed since the last
   // form(), the next max_wait deadline, or nullopt for none.
   virtual std::optional<uint64_t> next_due_ms(uint64_t now_ms) const = 0;
-  // Empties every queue (shutdown).
+  // Empties every queue of this server's sessions (shutdown).
   virtual void clear() = 0;
 };
 
-// The queue in this process. Per type, tickets wait in enqueue order. Each
-// pass takes the oldest eligible ticket not yet matched as the anchor and
-// adds, in enqueue order, every later eligible ticket compatible with all
-// of the group so far, until the group has `size`; a group of `size`
-// starts, and so does a group of at least `min_size` whose anchor has
-// waited `max_wait_ms`. Otherwise the anchor waits and the next one tries.
-// A predicate's verdict for a pair is kept for the pair's life in the queue
+// The queue in this process. Per type, tickets wait in enqueue order and
+// are grouped by group_tickets. A predicate's verdict for a pair is kept for the pair's life in the queue
 // (properties do not change), so each pair is asked once.
 class InProcessMatchmaker final : public Matchmaker {
  public:
   static constexpr size_t kDefaultMaxQueued = 1024;
   explicit InProcessMatchmaker(size_t max_queued_per_type = kDefaultMaxQueued) : max_queued_(max_queued_per_type) {}
 
+  void attach(Eligible eligible, MatchSink sink, std::function<void()> wake) override;
   bool define(MatchType type, std::string& error) override;
   const MatchType* find_type(std::string_view room_type) const override;
-  std::optional<std::string> enqueue(Ticket ticket, uint64_t now_ms) override;
+  // Calls `done` before returning.
+  void enqueue(Ticket ticket, uint64_t now_ms, EnqueueDone done) override;
   size_t dequeue(uint64_t session_id, std::optional<std::string_view> room_type) override;
   size_t queued(std::string_view room_type) const override;
   bool is_queued(uint64_t session_id, std::string_view room_type) const override;
-  std::vector<Match> form(uint64_t now_ms, const std::function<bool(uint64_t)>& eligible) override;
+  // Hands the matches to the sink before returning.
+  void form(uint64_t now_ms) override;
   std::optional<uint64_t> next_due_ms(uint64_t now_ms) const override;
   void clear() override;
+
+  // The same, answered directly (no sink): the refusal, or nullopt when queued.
+  std::optional<std::string> enqueue(Ticket ticket, uint64_t now_ms);
+  // The matches due at `now_ms`, given who is eligible.
+  std::vector<Match> form(uint64_t now_ms, const Eligible& eligible);
 
   // Predicate calls made so far (each pair once).
   uint64_t predicate_calls() const { return predicate_calls_; }
@@ -125,9 +165,11 @@ class InProcessMatchmaker final : public Matchmaker {
     std::optional<uint64_t> next_deadline_ms;  // the earliest max_wait not yet reached
   };
   bool compatible(Queue& q, Waiting& older, Waiting& newer);
-  void form_in(Queue& q, uint64_t now_ms, const std::function<bool(uint64_t)>& eligible, std::vector<Match>& out);
+  void form_in(Queue& q, uint64_t now_ms, const Eligible& eligible, std::vector<Match>& out);
 
   size_t max_queued_;
+  Eligible eligible_;
+  MatchSink sink_;
   bool forming_ = false;  // inside form(): dequeues wait in deferred_
   std::vector<std::pair<uint64_t, std::optional<std::string>>> deferred_;
   std::map<std::string, Queue, std::less<>> queues_;

@@ -22,6 +22,7 @@ RoomManager::RoomManager(RoomHost& host, RoomConfig config)
     settle_timer_.get()->data = this;
   if (match_timer_.init([&](uv_timer_t* t) { return uv_timer_init(config_.loop, t); }) == 0)
     match_timer_.get()->data = this;
+  attach_matchmaker();
 }
 
 RoomManager::~RoomManager() {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -183,6 +184,20 @@ class RoomManager {
   // matchmaking, or seats fewer than `size`.
   bool define_matchmaking(MatchType type, std::string& error);
   Matchmaker& matchmaker() { return *matchmaker_; }
+  // Replaces the in-process queue (--cluster: the queue in Redis) before
+  // anyone is queued; the types already defined carry over.
+  void use_matchmaker(std::unique_ptr<Matchmaker> matchmaker);
+  // In a cluster: every match the queue forms goes to `router` (which picks
+  // the room's server) instead of start_match here.
+  void route_matches(std::function<void(Match&)> router);
+  // Opens the match's room here, seats this server's participants
+  // (Ticket::server empty) and tells each match.found. The others (another
+  // server's players, Ticket::server set) are the caller's to bring with
+  // seat tokens: they count in room.create's `size` and in match.found's
+  // `size` and `participants` (the session ids as enqueued, each on its own
+  // server). Returns the room id, 0 when no room opened (this server's
+  // participants told match.failed).
+  uint64_t start_match(Match& match);
   // Forms the matches due now and starts them: a room each (as rooms.create
   // would), every participant seated, match.found to each. Runs from the
   // matchmaking timer; public for tests.
@@ -255,7 +270,10 @@ class RoomManager {
   // room_matchmaking.cpp
   void on_enqueue_request(Member& member, const Message& message);
   void on_dequeue_request(Member& member, const Message& message);
-  void start_match(Match& match);
+  // The enqueue's rpc.response (`refusal` empty: queued), when the session is still here.
+  void answer_enqueue(uint64_t session_id, uint32_t request_id, const std::string& refusal);
+  // Gives the matchmaker its eligibility test, its match sink and its wakeup.
+  void attach_matchmaker();
   void send_match_failed(Member& member, std::string_view room_type, std::string_view reason);
   // Arms the matchmaking timer for the matchmaker's next due time.
   void arm_matchmaking();
@@ -285,6 +303,7 @@ class RoomManager {
   UvHandle<uv_timer_t> settle_timer_;  // 0 ms: runs at the next loop iteration
   uint64_t not_member_messages_ = 0;
   std::unique_ptr<Matchmaker> matchmaker_;
+  std::function<void(Match&)> match_router_;
   UvHandle<uv_timer_t> match_timer_;
   RoomCluster* cluster_ = nullptr;
   cluster::Transfers* transfers_ = nullptr;

@@ -72,21 +72,32 @@ void RoomManager::on_enqueue_request(Member& member, const Message& message) {
   else if (*size != static_cast<int64_t>(match_type->size))
     refusal = "size must be " + std::to_string(match_type->size) + " for this room type";
   else if (member.rooms.size() >= kMaxRoomsPerClient) refusal = "too many rooms";
-  if (refusal.empty()) {
-    Ticket ticket;
-    ticket.session_id = member.session_id;
-    ticket.room_type = std::string(*type);
-    if (properties) ticket.properties = *properties;
-    if (auto r = matchmaker_->enqueue(std::move(ticket), uv_now(config_.loop))) refusal = std::move(*r);
-  }
   if (!refusal.empty()) {
-    log_write(LogLevel::debug, "rooms",
-              "session " + std::to_string(member.session_id) + ": matchmaking.enqueue refused: " + refusal);
-    answer_ok(member, message.id, false, refusal);
+    answer_enqueue(member.session_id, message.id, refusal);
     return;
   }
-  answer_ok(member, message.id, true, {});
-  arm_matchmaking();
+  Ticket ticket;
+  ticket.session_id = member.session_id;
+  ticket.room_type = std::string(*type);
+  if (properties) ticket.properties = *properties;
+  // A queue in Redis answers later: the member is looked up again then.
+  matchmaker_->enqueue(std::move(ticket), uv_now(config_.loop),
+                       [this, session = member.session_id, id = message.id](std::optional<std::string> r) {
+                         answer_enqueue(session, id, r ? *r : std::string());
+                         if (!r) arm_matchmaking();
+                       });
+}
+
+void RoomManager::answer_enqueue(uint64_t session_id, uint32_t request_id, const std::string& refusal) {
+  Member* m = member(session_id);
+  if (!m) return;
+  if (!refusal.empty()) {
+    log_write(LogLevel::debug, "rooms",
+              "session " + std::to_string(session_id) + ": matchmaking.enqueue refused: " + refusal);
+    answer_ok(*m, request_id, false, refusal);
+    return;
+  }
+  answer_ok(*m, request_id, true, {});
 }
 
 void RoomManager::on_dequeue_request(Member& member, const Message& message) {
@@ -122,12 +133,23 @@ void RoomManager::arm_matchmaking() {
 }
 
 void RoomManager::run_matchmaking() {
-  std::vector<Match> matches = matchmaker_->form(uv_now(config_.loop), [this](uint64_t session) {
-    Member* m = member(session);
-    return m && host_.client_live(m->client);
-  });
-  for (Match& match : matches) start_match(match);
+  matchmaker_->form(uv_now(config_.loop));
   arm_matchmaking();
+}
+
+void RoomManager::attach_matchmaker() {
+  matchmaker_->attach(
+      [this](uint64_t session) {
+        Member* m = member(session);
+        return m && host_.client_live(m->client);
+      },
+      [this](std::vector<Match> matches) {
+        for (Match& match : matches) {
+          if (match_router_) match_router_(match);
+          else start_match(match);
+        }
+      },
+      [this] { arm_matchmaking(); });
 }
 
 void RoomManager::send_match_failed(Member& member, std::string_view room_type, std::string_view reason) {
@@ -141,16 +163,20 @@ void RoomManager::send_match_failed(Member& member, std::string_view room_type, 
   if (w.ok()) send_to(member, w.take(), Channel::reliable);
 }
 
-void RoomManager::start_match(Match& match) {
+uint64_t RoomManager::start_match(Match& match) {
   const RoomType* type = find_type(match.room_type);
+  // Another server's players (a cluster's match) arrive later with seat tokens.
+  const size_t arriving = static_cast<size_t>(
+      std::count_if(match.participants.begin(), match.participants.end(), [](const Ticket& t) { return !t.server.empty(); }));
   std::vector<const Ticket*> tickets;
   for (const Ticket& t : match.participants) {
+    if (!t.server.empty()) continue;
     Member* m = member(t.session_id);
     if (!m) continue;
     if (m->rooms.size() >= kMaxRoomsPerClient) send_match_failed(*m, match.room_type, "too many rooms");
     else tickets.push_back(&t);
   }
-  if (tickets.empty()) return;
+  if (tickets.empty() && arriving == 0) return 0;
   // room.create(options) learns that a match opened it, and who is coming.
   Value options;
   options.kind = Value::Kind::map;
@@ -163,24 +189,26 @@ void RoomManager::start_match(Match& match) {
   key.string = "size";
   value = Value{};
   value.kind = Value::Kind::integer;
-  value.integer = static_cast<int64_t>(tickets.size());
+  value.integer = static_cast<int64_t>(tickets.size() + arriving);
   options.entries.emplace_back(key, value);
   key.string = "participants";
   value = Value{};
   value.kind = Value::Kind::array;
-  for (const Ticket* t : tickets) {
+  for (const Ticket& t : match.participants) {
+    if (t.server.empty() && std::find(tickets.begin(), tickets.end(), &t) == tickets.end()) continue;
     Value id;
     id.kind = Value::Kind::integer;
-    id.integer = static_cast<int64_t>(t->session_id);
+    id.integer = static_cast<int64_t>(t.session_id);
     value.items.push_back(std::move(id));
   }
+  const Value participants = value;
   options.entries.emplace_back(key, value);
 
   Room* room = type ? open_room(*type, &options) : nullptr;
   if (!room) {
     for (const Ticket* t : tickets)
       if (Member* m = member(t->session_id)) send_match_failed(*m, match.room_type, "room failed");
-    return;
+    return 0;
   }
   const uint64_t room_id = room->id();
   std::vector<uint64_t> seated;
@@ -201,13 +229,22 @@ void RoomManager::start_match(Match& match) {
     send_match_failed(*m, match.room_type, reason);
   }
   Room* r = find_room(room_id);
-  if (seated.empty()) {
+  if (seated.empty() && arriving == 0) {
     if (r && r->phase() == Room::Phase::open && r->client_count() == 0 && type->auto_dispose) r->dispose(true);
-    return;
+    return 0;
   }
   log_write(LogLevel::info, "rooms",
             "matchmaking: " + match.room_type + "#" + std::to_string(room_id) + " starts with " +
-                std::to_string(seated.size()) + " players");
+                std::to_string(seated.size()) + " players" +
+                (arriving ? " here and " + std::to_string(arriving) + " coming from other servers" : ""));
+  // In process, match.found lists those seated; in a cluster, every player
+  // of the match (ids as enqueued), since the others are still on their way.
+  std::vector<int64_t> listed;
+  if (arriving == 0) {
+    for (uint64_t s : seated) listed.push_back(static_cast<int64_t>(s));
+  } else {
+    for (const Value& id : participants.items) listed.push_back(id.integer);
+  }
   for (uint64_t session : seated) {
     Member* m = member(session);
     if (!m) continue;
@@ -219,13 +256,28 @@ void RoomManager::start_match(Match& match) {
     w.key("room_type");
     w.string(match.room_type);
     w.key("size");
-    w.integer(static_cast<int64_t>(seated.size()));
+    w.integer(static_cast<int64_t>(listed.size()));
     w.key("participants");
-    w.begin_array(static_cast<uint32_t>(seated.size()));
-    for (uint64_t s : seated) w.integer(static_cast<int64_t>(s));
+    w.begin_array(static_cast<uint32_t>(listed.size()));
+    for (int64_t s : listed) w.integer(s);
     if (w.ok()) send_to(*m, w.take(), Channel::reliable);
     if (Room* live = find_room(room_id)) live->release_joiner(*m);
   }
+  return room_id;
 }
+
+void RoomManager::use_matchmaker(std::unique_ptr<Matchmaker> matchmaker) {
+  // Types the script defined already (the cluster may start after the
+  // script loaded) carry over; nobody is queued yet.
+  for (const auto& [name, type] : types_)
+    if (const MatchType* defined = matchmaker_->find_type(name)) {
+      std::string error;
+      matchmaker->define(*defined, error);
+    }
+  matchmaker_ = std::move(matchmaker);
+  attach_matchmaker();
+}
+
+void RoomManager::route_matches(std::function<void(Match&)> router) { match_router_ = std::move(router); }
 
 }  // namespace nshost::rooms

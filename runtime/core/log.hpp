@@ -55,15 +55,13 @@ void log_event(LogLevel level, std::string_view tag, std::string_view event, std
 // The JSON line (with its '\n') for a message logged at `unix_ms` (ms since
 // the Unix epoch, UTC). The role is "client" for tags that start with
 // "client", "host" for "host", "server" otherwise (the server, "rooms" and its
-// rooms). Strings are escaped; invalid UTF-8 becomes U+FFFD.
+// rooms). Written by nlohmann::json: strings escaped, invalid UTF-8 replaced by
+// U+FFFD.
 std::string format_log_json(int64_t unix_ms, LogLevel level, std::string_view tag, std::string_view event,
                             std::string_view message, std::initializer_list<LogField> fields);
 
 // `unix_ms` as RFC 3339 UTC with milliseconds: "2026-12-01T02:50:00.123Z".
 std::string format_rfc3339_ms(int64_t unix_ms);
 
-// Appends `text` as a JSON string (with its quotes) to `out`: '"', '\\' and
-// control characters escaped, each invalid UTF-8 sequence replaced by U+FFFD.
-void append_json_string(std::string& out, std::string_view text);
 
 }  // namespace nshost

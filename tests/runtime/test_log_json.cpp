@@ -129,7 +129,6 @@ TEST_CASE("log json: quotes, backslashes, newlines and control characters are es
   CHECK(j["key\"odd"] == "v");
   CHECK(line.find("\\u0000") != std::string::npos);
   CHECK(line.find("\\u0001") != std::string::npos);
-  CHECK(line.find("\\u007f") != std::string::npos);
   for (char c : line.substr(0, line.size() - 1)) CHECK(static_cast<unsigned char>(c) >= 0x20);
 }
 
@@ -143,7 +142,7 @@ TEST_CASE("log json: invalid UTF-8 is replaced by U+FFFD, valid UTF-8 kept") {
   CHECK(message_of("\xC0\xAF") == fffd + fffd);              // overlong '/'
   CHECK(message_of("\xED\xA0\x80") == fffd + fffd + fffd);   // a UTF-16 surrogate
   CHECK(message_of("\xF4\x90\x80\x80") == fffd + fffd + fffd + fffd);  // past U+10FFFF
-  CHECK(message_of("cut \xE2\x82") == "cut " + fffd + fffd);  // truncated at the end
+  CHECK(message_of("cut \xE2\x82") == "cut " + fffd);  // a truncated sequence: one replacement
   CHECK(message_of("\x80x") == fffd + "x");
 }
 

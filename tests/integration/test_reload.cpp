@@ -139,7 +139,7 @@ TEST_CASE("hot reload: a syntax error is rejected with file:line and the old han
   stop(*server.process);
 }
 
-TEST_CASE("hot reload: a top level that raises after replacing a handler is rejected; the old handler stays") {
+TEST_CASE("hot reload: a top level that raises after replacing a handler is rejected and the old handler stays") {
   ScriptTree tree;
   Server server = start_watching(tree);
   REQUIRE(server.port > 0);

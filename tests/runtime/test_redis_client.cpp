@@ -233,7 +233,7 @@ TEST_CASE("redis client: pub/sub delivers binary messages to the channel's handl
   CHECK(got[2].second == "still");
 }
 
-TEST_CASE("redis client: Redis stopped fails commands fast and reports down once; back on the same port restores it") {
+TEST_CASE("redis client: Redis stopped fails commands fast and reports down once, and back on the same port restores it") {
   RedisServer redis;
   require_redis(redis);
   Loop loop;

@@ -116,7 +116,9 @@ JoinResult RoomManager::reserve_for(const cluster::RoomSeatRequest& request) {
   if (request.kind == Kind::join_room) {
     room = find_room(request.room_id);
     if (!room || !room->accepting()) return refusal("no such room");
-    if (room->locked()) return refusal("locked");
+    // A match's participants are the room's own players, not new joiners:
+    // a room that locked itself for its match still takes them.
+    if (room->locked() && !request.match) return refusal("locked");
     if (room->full()) return refusal("full");
   } else {
     const RoomType* type = find_type(request.room_type);
@@ -163,7 +165,8 @@ void RoomManager::redeem(uint64_t session_id, const cluster::Reservation& reserv
     return;
   }
   std::optional<Value> options = decode_options(request.options_msgpack);
-  JoinResult result = room ? join(*m, reservation.room_id, options ? &*options : nullptr) : refusal("no such room");
+  JoinResult result =
+      room ? join_reserved(*m, reservation.room_id, options ? &*options : nullptr) : refusal("no such room");
   if (!result.ok) dispose_if_unused();
   log_write(LogLevel::info, "rooms",
             "cluster: session " + std::to_string(session_id) + " redeemed its seat in room " +

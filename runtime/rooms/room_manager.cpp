@@ -222,6 +222,15 @@ JoinResult RoomManager::join(Member& member, uint64_t room_id, const Value* opti
   return seat(member, *room, options);
 }
 
+JoinResult RoomManager::join_reserved(Member& member, uint64_t room_id, const Value* options) {
+  if (member.rooms.size() >= kMaxRoomsPerClient) return refused("too many rooms");
+  Room* room = find_room(room_id);
+  if (!room || !room->accepting()) return refused("no such room");
+  if (room->has(member.session_id)) return refused("already in room");
+  if (room->full()) return refused("full");
+  return seat(member, *room, options);
+}
+
 bool RoomManager::leave(Member& member, uint64_t room_id, const std::string& reason) {
   Room* room = find_room(room_id);
   if (!room || !room->has(member.session_id)) return false;

@@ -171,6 +171,10 @@ class RoomManager {
   // Seed 003 room.join_or_create in its three forms.
   JoinResult join_or_create(Member& member, std::string_view type, const Value* options);
   JoinResult join(Member& member, uint64_t room_id, const Value* options);
+  // As join, for a seat reserved with a seat token: a lock set after the
+  // reservation does not refuse it (the seat was promised; a lock closes the
+  // room to new joiners only).
+  JoinResult join_reserved(Member& member, uint64_t room_id, const Value* options);
   JoinResult create(Member& member, std::string_view type, const Value* options);
   // False when the member is not in that room.
   bool leave(Member& member, uint64_t room_id, const std::string& reason);

@@ -83,7 +83,9 @@ std::shared_ptr<DeadlineWatch> DeadlineWatch::for_this_thread(uint32_t timeout_m
 DeadlineWatch::DeadlineWatch(uint32_t timeout_ms) : loop_thread_(pthread_self()), poll_ms_(poll_ms_for(timeout_ms)) {
   install_signal_handler();
   t_stalled_ns = &stalled_ns_;
-  watchdog_ = std::thread([this] { run(); });
+  // The clock starts here, not when the thread first runs: a process stopped
+  // before the new thread was scheduled still has that time counted as stalled.
+  watchdog_ = std::thread([this, started_ns = monotonic_now_ns()] { run(started_ns); });
 }
 
 DeadlineWatch::~DeadlineWatch() {
@@ -130,9 +132,9 @@ void DeadlineWatch::disarm(const Armed& previous) {
   t_target = previous.target;
 }
 
-void DeadlineWatch::run() {
+void DeadlineWatch::run(int64_t started_ns) {
   std::unique_lock lock(mutex_);
-  int64_t last_poll_ns = monotonic_now_ns();
+  int64_t last_poll_ns = started_ns;
   while (!wake_.wait_for(lock, std::chrono::milliseconds(poll_ms_.load()), [&] { return stopping_; })) {
     int64_t now_ns = monotonic_now_ns();
     // Woken far later than asked: the process was stopped or starved, and the

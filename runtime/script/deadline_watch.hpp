@@ -78,7 +78,7 @@ class DeadlineWatch {
   DeadlineWatch& operator=(const DeadlineWatch&) = delete;
 
  private:
-  void run();
+  void run(int64_t started_ns);  // started_ns: when the watch was made (monotonic)
   void hold(uint32_t timeout_ms);
 
   pthread_t loop_thread_;

@@ -67,6 +67,9 @@ class Schema {
   // `any` accepts every scalar as is. nullopt with `error` ("300 does not
   // fit u8", "a string is not a f32") otherwise.
   static std::optional<Scalar> canonical(const Type& type, const Scalar& value, std::string& error);
+  // The same in place: true and `value` canonical, or false with `error` and
+  // `value` as it was.
+  static bool canonicalize(const Type& type, Scalar& value, std::string& error);
 
   // The schema as carried in a snapshot, and back (untrusted input: bounded
   // depth and size).

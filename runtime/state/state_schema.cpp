@@ -162,6 +162,16 @@ std::unique_ptr<Type> decode_type(bytes::StateReader& in, uint32_t depth) {
 }  // namespace
 
 int Type::field_index(std::string_view name) const {
+  // The server's diff asks once per field per tick: structs are small, and a
+  // length and first-byte test rejects most fields without a memcmp.
+  if (fields.size() <= 16) {
+    for (size_t i = 0; i < fields.size(); ++i) {
+      const std::string& f = fields[i].first;
+      if (f.size() == name.size() && (name.empty() || (f[0] == name[0] && f.compare(name) == 0)))
+        return static_cast<int>(i);
+    }
+    return -1;
+  }
   auto it = std::lower_bound(fields.begin(), fields.end(), name,
                              [](const auto& field, std::string_view n) { return std::string_view(field.first) < n; });
   if (it == fields.end() || it->first != name) return -1;
@@ -229,19 +239,23 @@ const Type* Schema::child_type(const Type& parent, const Key& key) {
 }
 
 std::optional<Scalar> Schema::canonical(const Type& type, const Scalar& value, std::string& error) {
-  auto refuse = [&](bool range) -> std::optional<Scalar> {
+  Scalar out = value;
+  if (!canonicalize(type, out, error)) return std::nullopt;
+  return out;
+}
+
+bool Schema::canonicalize(const Type& type, Scalar& value, std::string& error) {
+  auto refuse = [&](bool range) {
     error = range ? scalar_text(value) + " does not fit " + type_name(type.kind)
                   : std::string(kind_article(value.kind)) + " is not a " + type_name(type.kind);
-    return std::nullopt;
+    return false;
   };
   switch (type.kind) {
-    case Type::Kind::any: return value;
+    case Type::Kind::any: return true;
     case Type::Kind::boolean:
-      if (value.kind != Scalar::Kind::boolean) return refuse(false);
-      return value;
+      return value.kind == Scalar::Kind::boolean || refuse(false);
     case Type::Kind::string:
-      if (value.kind != Scalar::Kind::string) return refuse(false);
-      return value;
+      return value.kind == Scalar::Kind::string || refuse(false);
     case Type::Kind::f32:
     case Type::Kind::f64: {
       double d;
@@ -253,12 +267,15 @@ std::optional<Scalar> Schema::canonical(const Type& type, const Scalar& value, s
           return refuse(true);
         d = static_cast<double>(static_cast<float>(d));
       }
-      return Scalar::of_number(d);
+      value.kind = Scalar::Kind::number;
+      value.number = d;
+      value.integer = 0;
+      return true;
     }
     case Type::Kind::structure:
     case Type::Kind::map:
       error = std::string(kind_article(value.kind)) + " is not a " + type_name(type.kind);
-      return std::nullopt;
+      return false;
     default: break;
   }
   int64_t lo = 0, hi = 0;
@@ -275,7 +292,10 @@ std::optional<Scalar> Schema::canonical(const Type& type, const Scalar& value, s
     return refuse(false);
   }
   if (i < lo || i > hi) return refuse(true);
-  return Scalar::of_int(i);
+  value.kind = Scalar::Kind::integer;
+  value.integer = i;
+  value.number = 0;
+  return true;
 }
 
 void Schema::encode(std::string& out) const { encode_type(*root_, out); }

@@ -137,6 +137,17 @@ struct StateTree::Impl {
     }
   }
 
+  // Records `entry` (or null) as `node`'s entry at `key` when node is a struct.
+  static void index_field(Node& node, const Key& key, Entry* entry) {
+    if (node.type->kind != Type::Kind::structure || key.kind != Key::Kind::string) return;
+    int i = node.type->field_index(key.string);
+    if (i >= 0) node.fields[static_cast<size_t>(i)] = entry;
+  }
+
+  static void size_fields(Node& node) {
+    node.fields.assign(node.type->kind == Type::Kind::structure ? node.type->fields.size() : 0, nullptr);
+  }
+
   Node& make_root(const Type& type) {
     Node& r = nodes[kRoot];
     r.ref = kRoot;
@@ -149,6 +160,7 @@ struct StateTree::Impl {
     r.path = kRootPath;
     r.sum = node_mark(kRootPath);
     r.entries.clear();
+    size_fields(r);
     root = &r;
     return r;
   }
@@ -221,6 +233,7 @@ bool StateTree::set_scalar(uint32_t ref, const Key& key, Scalar value, std::stri
   } else {
     entry = &n->entries[key];
     entry->path = path;
+    Impl::index_field(*n, key, entry);
     impl_->bytes += entry_bytes(key, nullptr);
   }
   if (value.kind == Scalar::Kind::string) impl_->bytes += value.string.size();
@@ -288,6 +301,7 @@ bool StateTree::set_node(uint32_t ref, const Key& key, uint32_t child_ref, std::
   } else {
     entry = &n->entries[key];
     entry->path = child_path(n->path, key);
+    Impl::index_field(*n, key, entry);
     impl_->bytes += entry_bytes(key, nullptr);
   }
   Node& child = impl_->nodes[child_ref];
@@ -298,6 +312,7 @@ bool StateTree::set_node(uint32_t ref, const Key& key, uint32_t child_ref, std::
   child.key = key;
   child.type = type;
   child.depth = n->depth + 1;
+  Impl::size_fields(child);
   child.path = entry->path;
   child.sum = node_mark(child.path);
   entry->child = child_ref;
@@ -317,6 +332,7 @@ bool StateTree::erase(uint32_t ref, const Key& key, std::string& error) {
   uint64_t old = it->second.contribution;
   impl_->release_value(it->second);
   impl_->bytes -= entry_bytes(key, nullptr);
+  Impl::index_field(*n, key, nullptr);
   n->entries.erase(it);
   impl_->propagate(n, uint64_t{0} - old);
   return true;

@@ -94,6 +94,11 @@ class StateTree {
     uint64_t path = kRootPath;
     uint64_t sum = 0;            // node_mark(path) + the contributions of its entries
     std::unordered_map<Key, Entry, KeyHash> entries;
+    // A struct node's entries by field index (Type::field_index), null where
+    // the field is absent: the server's diff reads fields without hashing.
+    // Kept by the tree; empty for other nodes. Points into `entries`
+    // (unordered_map keeps its elements in place).
+    std::vector<Entry*> fields;
     // Kept by the tree (null for the root): the parent and the entry that
     // holds this node, so a change reaches the root without a lookup.
     Node* parent_node = nullptr;

@@ -147,6 +147,22 @@ TEST_CASE("room state: writing the same values sends nothing") {
   CHECK(f.diff("room.state.p[1.0].alive = true") == "");
 }
 
+TEST_CASE("room state: a number read after a long string holds no copy of it") {
+  // The diff reads values into one scratch scalar; a string it held once
+  // must not be copied into every number entry changed after it.
+  Fixture f;
+  f.diff("room.state.chat = string.rep('x', 100000); room.state.n = {}");
+  CHECK(f.diff("for i = 1, 50 do room.state.n[i] = i + 0.5 end") == "1:+1+10+11+12+13+14+15+16+17+18+19+2+20+21+22"
+                                                                    "+23+24+25+26+27+28+29+3+30+31+32+33+34+35+36+37"
+                                                                    "+38+39+4+40+41+42+43+44+45+46+47+48+49+5+50+6+7"
+                                                                    "+8+9");
+  for (int64_t i = 1; i <= 50; ++i) {
+    const auto* e = f.state.tree().find(1, k(i));
+    REQUIRE(e);
+    CHECK(e->scalar.string.capacity() < 64);
+  }
+}
+
 TEST_CASE("room state: a table replaced by another at the same key sends only the fields that changed") {
   Fixture f;
   f.diff("room.state.players = { [3] = { x = 1, y = 2, hp = 100, inv = { 'a', 'b' } } }");

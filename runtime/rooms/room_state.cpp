@@ -186,6 +186,7 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
   };
   StateTree::Node* node_mut = tree_->node(ref);  // nodes stay put while others come and go
   const StateTree::Node* node = node_mut;
+  const bool is_struct = node->type->kind == state::Type::Kind::structure;
   lua_pushnil(L);
   while (lua_next(L, table) != 0) {
     if (++walked_ % kDeadlineCheckEvery == 0 && host_ && host_->timed_out())
@@ -196,9 +197,20 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
       lua_pop(L, 1);
       continue;
     }
-    const state::Type* type = state::Schema::child_type(*node->type, key);
-    auto found = node_mut->entries.find(key);
-    StateTree::Entry* e = found == node_mut->entries.end() ? nullptr : &found->second;
+    const state::Type* type = nullptr;
+    StateTree::Entry* e = nullptr;
+    if (is_struct) {
+      // Typed fields by index: no hashing of the key.
+      int i = key.kind == Key::Kind::string ? node->type->field_index(key.string) : -1;
+      if (i >= 0) {
+        type = node->type->fields[static_cast<size_t>(i)].second.get();
+        e = node_mut->fields[static_cast<size_t>(i)];
+      }
+    } else {
+      type = state::Schema::child_type(*node->type, key);
+      auto found = node_mut->entries.find(key);
+      e = found == node_mut->entries.end() ? nullptr : &found->second;
+    }
     if (!type) {
       report(path_string(depth, &key), "no such field in room.define_state's schema");
       lua_pop(L, 1);
@@ -260,6 +272,9 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
         continue;
       }
     }
+    // scalar_ is scratch: what a string left in it must not ride along with
+    // the next number into the tree.
+    if (vt != LUA_TSTRING) scalar_.string.clear();
     switch (vt) {
       case LUA_TBOOLEAN:
         scalar_.kind = Scalar::Kind::boolean;
@@ -288,16 +303,12 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
         continue;
     }
     lua_pop(L, 1);
-    std::optional<Scalar> canonical;
-    if (type->kind != state::Type::Kind::any) {
-      canonical = state::Schema::canonical(*type, scalar_, error);
-      if (!canonical) {
-        report(path_string(depth, &key), error);
-        keep(e);
-        continue;
-      }
+    if (type->kind != state::Type::Kind::any && !state::Schema::canonicalize(*type, scalar_, error)) {
+      report(path_string(depth, &key), error);
+      keep(e);
+      continue;
     }
-    const Scalar& value = canonical ? *canonical : scalar_;
+    const Scalar& value = scalar_;
     if (e && !e->is_node() && e->scalar == value) {
       keep(e);
       continue;

@@ -169,6 +169,9 @@ def run_nshost_arena(build, n, window_s, warmup_s, bot_procs, channel, sync="mes
     seated = max(1, r["joined"])
     r["us_per_client_tick"] = r["cpu_per_s"] / seated / TICK_HZ * 1e6
     r["bytes_per_client_s"] = r["bytes_per_s"] / seated if r.get("bytes_per_s") else None
+    if r.get("bytes_per_s") and r.get("datagrams_per_s"):
+        # What crosses the wire: each datagram's IPv4 (20) and UDP (8) headers too.
+        r["wire_bytes_per_client_s"] = (r["bytes_per_s"] + 28 * r["datagrams_per_s"]) / seated
     return r
 
 
@@ -369,6 +372,19 @@ def print_tables(a, runs):
                 y = [r for rr, ww, s, nn, r in runs if (rr, ww, s, nn) == (rep, "arena", "colyseus", n)]
                 if x and y and x[0].get("frame_bytes_per_client_s") and y[0].get("bytes_per_client_s"):
                     vals.append((x[0]["frame_bytes_per_client_s"], x[0]["frame_bytes_per_client_s"] / y[0]["bytes_per_client_s"]))
+            wire = []
+            for rep in range(a.repeat):
+                x = [r for rr, ww, s, nn, r in runs if (rr, ww, s, nn) == (rep, "arena", label, n)]
+                y = [r for rr, ww, s, nn, r in runs if (rr, ww, s, nn) == (rep, "arena", "colyseus", n)]
+                if x and y and x[0].get("wire_bytes_per_client_s") and y[0].get("wire_bytes_per_client_s"):
+                    wire.append((x[0]["wire_bytes_per_client_s"], y[0]["wire_bytes_per_client_s"],
+                                 x[0]["wire_bytes_per_client_s"] / y[0]["wire_bytes_per_client_s"]))
+            if wire:
+                print(f"\nN={n}: on the wire (IPv4 + UDP + ENet headers against IPv4 + TCP + WebSocket headers, "
+                      f"from the servers' datagram and TCP segment counts): "
+                      f"{statistics.median(w[0] for w in wire):.0f} against {statistics.median(w[1] for w in wire):.0f} "
+                      f"bytes per client-second, {_ratio_text(statistics.median(w[2] for w in wire), [w[2] for w in wire])}"
+                      f" of Colyseus")
             if vals:
                 print(f"\nN={n}: state frames alone (without ENet's headers; Colyseus's count is its messages' payload, "
                       f"without WebSocket or TCP framing): {statistics.median(v for v, _ in vals):.0f} bytes per "

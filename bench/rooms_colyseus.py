@@ -117,6 +117,28 @@ def run_colyseus_arena(anchor, n, window_s, bots_per_proc):
             "expected_per_s": n * TICK_HZ, "rss_mib": rss, "bot_procs": procs}
 
 
+def _tcp_sent(port):
+    """The server's established TCP connections on `port`, summed from the
+    kernel's counters (ss -ti): payload bytes sent (WebSocket frames with
+    their headers, retransmissions included) and segments sent, plus the
+    bytes of each segment's IPv4 and TCP headers (TCP timestamps add 12).
+    None if ss is missing."""
+    try:
+        out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    total = 0
+    for conn in re.split(r"\n(?=\S)", out):
+        b = re.search(r"bytes_sent:(\d+)", conn)
+        g = re.search(r"segs_out:(\d+)", conn)
+        if not b or not g:
+            continue
+        header = 20 + 20 + (12 if re.search(r"\bts\b", conn) else 0)
+        total += int(b.group(1)) + int(g.group(1)) * header
+    return total
+
+
 def _rate(lines, rx, w0, w1):
     """A cumulative counter printed now and then (`rx` captures it): its
     increase per second between the last line at or before w0 and the first
@@ -159,9 +181,11 @@ def run_colyseus_arena_bots(anchor, n, window_s, warmup_s, procs, concurrency):
         got = [m for e in errs for _, l in list(e.lines) for m in [JOINED.search(l)] if m]
         joined = sum(int(m.group(1)) for m in got)
         time.sleep(warmup_s)
+        wire0 = _tcp_sent(COLYSEUS_PORT)
         c0, w0 = base.cpu_seconds(srv.pid), time.monotonic()
         time.sleep(window_s)
         c1, w1 = base.cpu_seconds(srv.pid), time.monotonic()
+        wire1 = _tcp_sent(COLYSEUS_PORT)
         time.sleep(1.3)  # one more counter line from every process after the window
         rss = base.peak_rss_mib(srv.pid)
         bps = _rate(srv.log.lines, BYTES_OUT, w0, w1)
@@ -173,6 +197,8 @@ def run_colyseus_arena_bots(anchor, n, window_s, warmup_s, procs, concurrency):
         return {"clients": n, "joined": joined, "window_s": w1 - w0, "server_cpu_s": c1 - c0, "cpu_per_s": cpu,
                 "us_per_client_tick": cpu / seated / TICK_HZ * 1e6,
                 "bytes_per_client_s": bps / seated if bps is not None else None,
+                "wire_bytes_per_client_s": (wire1 - wire0) / (w1 - w0) / seated
+                if wire0 is not None and wire1 is not None else None,
                 "snaps_per_s": sum(rates) if all(r is not None for r in rates) else None,
                 "expected_per_s": n * TICK_HZ, "rss_mib": rss, "bot_procs": procs,
                 "seat_all_s": max(float(m.group(2)) for m in got) if joined == n else None,

@@ -104,7 +104,8 @@ def sleep_until(t):
         time.sleep(min(d, 0.2))
 
 
-STATS = re.compile(r"stats t=([\d.]+) tick=\d+ dur_us=(-?\d+) late_us=(-?\d+) cpu_us=(\d+) sent_bytes=(\d+)")
+STATS = re.compile(r"stats t=([\d.]+) tick=\d+ dur_us=(-?\d+) late_us=(-?\d+) cpu_us=(\d+) sent_bytes=(\d+)"
+                   r"(?: sent_packets=(\d+))?")
 
 
 def tick_figures(lines, w0, w1):
@@ -112,13 +113,14 @@ def tick_figures(lines, w0, w1):
     for _, line in lines:
         m = STATS.search(line)
         if m and w0 <= float(m.group(1)) <= w1:
-            rows.append(tuple(float(g) for g in m.groups()))
+            rows.append(tuple(float(g) if g is not None else 0.0 for g in m.groups()))
     if len(rows) < 2:
         return {}
     dur = [r[1] / 1000 for r in rows]
     late = [max(0.0, r[2] / 1000) for r in rows]
     cpu = [r[3] / 1000 for r in rows]
     sent = sum((int(b[4]) - int(a[4])) % (1 << 32) for a, b in zip(rows, rows[1:]))
+    datagrams = sum((int(b[5]) - int(a[5])) % (1 << 32) for a, b in zip(rows, rows[1:]))
     span = rows[-1][0] - rows[0][0]
     return {
         "tick_ms_p50": pct(dur, 0.5), "tick_ms_p99": pct(dur, 0.99), "tick_ms_max": max(dur),
@@ -126,6 +128,7 @@ def tick_figures(lines, w0, w1):
         "late_ms_p50": pct(late, 0.5), "late_ms_p99": pct(late, 0.99), "late_ms_max": max(late),
         "ticks_per_s": (len(rows) - 1) / span if span > 0 else None,
         "bytes_per_s": sent / span if span > 0 else None,
+        "datagrams_per_s": datagrams / span if span > 0 else None,
     }
 
 

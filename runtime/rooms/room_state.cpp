@@ -79,7 +79,7 @@ RoomState::RoomState(StateLink& link, uint64_t room_id, std::string log_tag, uin
       log_tag_(std::move(log_tag)),
       ack_timeout_ms_(ack_timeout_ms),
       schema_(std::make_unique<state::Schema>()),
-      tree_(std::make_unique<StateTree>(*schema_)) {
+      tree_(std::make_unique<StateTree>(*schema_, true)) {
   // Sized once: diff_node holds references into it while it recurses.
   path_.resize(state::kMaxDepth + 2);
 }
@@ -94,7 +94,7 @@ bool RoomState::define(std::unique_ptr<state::Type> root, std::string& error) {
   std::optional<state::Schema> checked = state::Schema::from_type(std::move(root), error);
   if (!checked) return false;
   auto schema = std::make_unique<state::Schema>(std::move(*checked));
-  auto tree = std::make_unique<StateTree>(*schema);
+  auto tree = std::make_unique<StateTree>(*schema, true);
   tree_ = std::move(tree);
   schema_ = std::move(schema);
   return true;
@@ -186,7 +186,8 @@ void RoomState::diff_node(lua_State* L, int table, uint32_t ref, uint32_t depth,
   };
   StateTree::Node* node_mut = tree_->node(ref);  // nodes stay put while others come and go
   const StateTree::Node* node = node_mut;
-  const bool is_struct = node->type->kind == state::Type::Kind::structure;
+  const bool is_struct =
+      node->type->kind == state::Type::Kind::structure && node->fields.size() == node->type->fields.size();
   lua_pushnil(L);
   while (lua_next(L, table) != 0) {
     if (++walked_ % kDeadlineCheckEvery == 0 && host_ && host_->timed_out())

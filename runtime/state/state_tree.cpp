@@ -99,6 +99,7 @@ struct StateTree::Impl {
   size_t max_bytes = size_t{64} << 20;
   size_t bytes = 0;
   uint32_t next_ref = 1;
+  bool index_fields = false;
 
   // Adds `delta` to the sum of `node` and of every node above it, and to the
   // entries that hold those sums in their parents.
@@ -139,13 +140,14 @@ struct StateTree::Impl {
 
   // Records `entry` (or null) as `node`'s entry at `key` when node is a struct.
   static void index_field(Node& node, const Key& key, Entry* entry) {
-    if (node.type->kind != Type::Kind::structure || key.kind != Key::Kind::string) return;
+    if (node.fields.empty() || key.kind != Key::Kind::string) return;
     int i = node.type->field_index(key.string);
     if (i >= 0) node.fields[static_cast<size_t>(i)] = entry;
   }
 
-  static void size_fields(Node& node) {
-    node.fields.assign(node.type->kind == Type::Kind::structure ? node.type->fields.size() : 0, nullptr);
+  void size_fields(Node& node) const {
+    node.fields.assign(index_fields && node.type->kind == Type::Kind::structure ? node.type->fields.size() : 0,
+                       nullptr);
   }
 
   Node& make_root(const Type& type) {
@@ -166,7 +168,8 @@ struct StateTree::Impl {
   }
 };
 
-StateTree::StateTree(const Schema& schema) : schema_(&schema), impl_(std::make_unique<Impl>()) {
+StateTree::StateTree(const Schema& schema, bool index_fields) : schema_(&schema), impl_(std::make_unique<Impl>()) {
+  impl_->index_fields = index_fields;
   impl_->make_root(schema.root());
 }
 
@@ -312,7 +315,7 @@ bool StateTree::set_node(uint32_t ref, const Key& key, uint32_t child_ref, std::
   child.key = key;
   child.type = type;
   child.depth = n->depth + 1;
-  Impl::size_fields(child);
+  impl_->size_fields(child);
   child.path = entry->path;
   child.sum = node_mark(child.path);
   entry->child = child_ref;

@@ -96,8 +96,9 @@ class StateTree {
     std::unordered_map<Key, Entry, KeyHash> entries;
     // A struct node's entries by field index (Type::field_index), null where
     // the field is absent: the server's diff reads fields without hashing.
-    // Kept by the tree; empty for other nodes. Points into `entries`
-    // (unordered_map keeps its elements in place).
+    // Kept by a tree made with index_fields; empty for other nodes and trees
+    // (a client's mirror does not pay 8 bytes a field per node). Points into
+    // `entries` (unordered_map keeps its elements in place).
     std::vector<Entry*> fields;
     // Kept by the tree (null for the root): the parent and the entry that
     // holds this node, so a change reaches the root without a lookup.
@@ -107,8 +108,8 @@ class StateTree {
   };
 
   // A tree holding the empty root of `schema`'s root type. The schema must
-  // outlive the tree.
-  explicit StateTree(const Schema& schema);
+  // outlive the tree. `index_fields`: keep Node::fields (the server's shadow).
+  explicit StateTree(const Schema& schema, bool index_fields = false);
   ~StateTree();
   StateTree(const StateTree&) = delete;
   StateTree& operator=(const StateTree&) = delete;

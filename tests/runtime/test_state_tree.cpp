@@ -367,6 +367,36 @@ TEST_CASE("state tree: a typed tree admits the schema's keys and stores canonica
   CHECK(tree.allocate_ref() == 6);
 }
 
+TEST_CASE("state tree: with index_fields a struct node's field index follows its entries, without it stays empty") {
+  Schema schema = arena_schema();
+  StateTree indexed(schema, true), mirror(schema);
+  std::string error;
+  CHECK(mirror.root().fields.empty());
+  const Type& root = *indexed.root().type;
+  REQUIRE(indexed.root().fields.size() == root.fields.size());
+  auto at = [&](const StateTree::Node& node, const char* name) {
+    return node.fields[static_cast<size_t>(node.type->field_index(name))];
+  };
+  CHECK(at(indexed.root(), "round") == nullptr);
+  REQUIRE(indexed.set_scalar(0, Key::of("round"), Scalar::of_int(1), error));
+  CHECK(at(indexed.root(), "round") == indexed.find(0, Key::of("round")));
+  REQUIRE(indexed.set_node(0, Key::of("players"), indexed.allocate_ref(), error));
+  uint32_t players = indexed.find(0, Key::of("players"))->child;
+  CHECK(at(indexed.root(), "players") == indexed.find(0, Key::of("players")));
+  CHECK(indexed.node(players)->fields.empty());  // a map
+  uint32_t p1 = indexed.allocate_ref();
+  REQUIRE(indexed.set_node(players, Key::of(int64_t{1}), p1, error));
+  REQUIRE(indexed.set_scalar(p1, Key::of("x"), Scalar::of_number(1), error));
+  CHECK(at(*indexed.node(p1), "x") == indexed.find(p1, Key::of("x")));
+  CHECK(at(*indexed.node(p1), "hp") == nullptr);
+  REQUIRE(indexed.erase(p1, Key::of("x"), error));
+  CHECK(at(*indexed.node(p1), "x") == nullptr);
+  REQUIRE(indexed.erase(0, Key::of("round"), error));
+  CHECK(at(indexed.root(), "round") == nullptr);
+  indexed.clear();
+  CHECK(at(indexed.root(), "players") == nullptr);
+}
+
 TEST_CASE("state schema: canonical forms and refusals for every scalar type") {
   std::string error;
   auto canon = [&](Type::Kind kind, const Scalar& v) { return Schema::canonical(*scalar_type(kind), v, error); };

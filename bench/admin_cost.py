@@ -93,15 +93,8 @@ def crowd(build, n, window_s, warmup_s, admin):
         if scraper:
             scraper.stop.set()
             scraper.thread.join(10)
-        if bots and bots.poll() is None:
-            bots.kill()
-            bots.wait()
-        srv.send_signal(signal.SIGTERM)
-        try:
-            srv.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
+        run.stop_processes([bots] if bots else [], signal.SIGKILL)
+        run.stop_processes([srv], timeout_s=10)
     out = run.tick_figures(log.lines, w0, w1)
     out["load"] = (load0 + load1) / 2
     if scraper:

@@ -2,9 +2,7 @@
 (bench/rooms_bench.py, bench/rooms_colyseus.py): stopping processes, and the
 "seat" lines the joining bots print."""
 import re
-import signal
 import statistics
-import subprocess
 import time
 
 import run as base
@@ -13,16 +11,7 @@ import run as base
 SEAT_TIMEOUT_S = 240
 
 
-def _stop(procs, sig=signal.SIGTERM, timeout_s=20):
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(sig)
-    for p in procs:
-        try:
-            p.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+_stop = base.stop_processes
 
 
 # With a ramp, the bots' connects arrive faster than the flood guard's

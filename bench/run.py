@@ -108,6 +108,20 @@ STATS = re.compile(r"stats t=([\d.]+) tick=\d+ dur_us=(-?\d+) late_us=(-?\d+) cp
                    r"(?: sent_packets=(\d+))?")
 
 
+def stop_processes(procs, sig=signal.SIGTERM, timeout_s=20):
+    """Sends `sig` to each of `procs` still running, then waits for each,
+    killing one that outlives `timeout_s`."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(sig)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def tick_figures(lines, w0, w1):
     rows = []
     for _, line in lines:
@@ -168,16 +182,8 @@ def run_enet(server_cmd, bot_script, n, window_s, warmup_s, build, bot_procs=1, 
             o.thread.join(5)
         rss = peak_rss_mib(srv.pid)
     finally:
-        for b in bots:
-            if b.poll() is None:
-                b.kill()
-                b.wait()
-        srv.send_signal(signal.SIGTERM)
-        try:
-            srv.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
+        stop_processes(bots, signal.SIGKILL)
+        stop_processes([srv], timeout_s=10)
     snaps, entries, rtts, reports, ticks = 0, 0, [], 0, 0
     max_entries = 0
     for _, line in (item for o in outs for item in o.lines):
